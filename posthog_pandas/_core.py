@@ -1,0 +1,275 @@
+"""The connection core: credentials attached, project discovered, generic paged access."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Self
+
+import pandas as pd
+import requests
+
+from posthog_pandas import _config, _credentials
+from posthog_pandas._credentials import Credentials
+from posthog_pandas._fetcher import CacheTTL, Fetcher
+from posthog_pandas._http import HttpClient
+from posthog_pandas._pagination import Page, iter_pages
+from posthog_pandas.cache import CacheStore
+from posthog_pandas.exceptions import (
+    CacheError,
+    CredentialsError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from posthog_pandas.frames import FrameOptions, records_to_frame
+
+log = logging.getLogger("posthog_pandas")
+
+
+@dataclass(frozen=True)
+class Project:
+    """The project the connector reads, and how it was chosen."""
+
+    id: int | None
+    name: str | None
+    source: str
+
+
+class Core:
+    """Connection state and generic access: login, project discovery, pages, the cache."""
+
+    def __init__(
+        self,
+        *,
+        settings: _config.Settings,
+        store: CacheStore | None,
+        session: requests.Session | None,
+        cache_ttl: CacheTTL,
+        offline: bool,
+        progress: bool | None,
+        legacy: bool | None,
+        host_source: str = "argument",
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._session = session
+        self._cache_ttl = cache_ttl
+        self._offline = offline
+        self.progress = progress
+        self._legacy = legacy
+        self._host_source = host_source
+        self._credentials: Credentials | None = None
+        self._http: HttpClient | None = None
+        self._fetcher: Fetcher | None = None
+        self._me: dict[str, Any] | None = None
+        self._project = Project(settings.project_id, None, "argument/environment")
+        self.frame_options = FrameOptions()
+
+    # -- connecting ------------------------------------------------------------------------
+
+    def login(
+        self,
+        api_key: str | None = None,
+        *,
+        credentials: Credentials | None = None,
+        project_id: int | str | None = None,
+        host: str | None = None,
+    ) -> Self:
+        """Attach credentials (used by connect() and by the notebook login form)."""
+        if credentials is None:
+            if not api_key:
+                raise CredentialsError("login() needs a personal API key (phx_...).")
+            credentials = Credentials(
+                api_key=_credentials.check_api_key(api_key, source="login form"),
+                source="login form",
+            )
+        if host is not None:
+            self.settings = replace(self.settings, host=_config.normalize_host(host))
+        if project_id not in (None, ""):
+            pid = _config.parse_project_id(project_id, source="login")
+            self.settings = replace(self.settings, project_id=pid)
+            self._project = Project(pid, None, "login")
+        self._credentials = credentials
+        self._http = HttpClient(self.settings, credentials, session=self._session)
+        self._fetcher = Fetcher(
+            self._http,
+            self._store,
+            scope=self._scope(credentials),
+            ttl=self._cache_ttl,
+            offline=self._offline,
+        )
+        self._me = None
+        self._discover()
+        return self
+
+    def _scope(self, credentials: Credentials) -> str:
+        fingerprint = self._store.fingerprint(*credentials.secrets) if self._store else "-"
+        return f"{self.settings.host}|{fingerprint}"
+
+    def _discover(self) -> None:
+        """Read the user once: it checks the key and picks the project when none was given."""
+        if self._legacy:
+            return
+        try:
+            me = self.me()
+        except NotFoundError:
+            if self._legacy is False:
+                raise
+            log.info("no /api/users/@me/ on %s: using the legacy API", self.settings.host)
+            self._legacy = True
+            return
+        except PermissionDeniedError:
+            if self.settings.project_id is None:
+                raise
+            return  # a key without user:read can still read its project
+        team = me.get("team") or {}
+        if self.settings.project_id is None:
+            pid = team.get("project_id") or team.get("id")
+            if pid is None:
+                raise CredentialsError(
+                    "Your PostHog user has no current project; pass project_id=... "
+                    "(ph.projects() lists them)."
+                )
+            self.settings = replace(self.settings, project_id=int(pid))
+            self._project = Project(int(pid), team.get("name"), "your user's current project")
+            log.info("using project %s (%s), your current project", pid, team.get("name"))
+        elif team.get("project_id") == self.settings.project_id:
+            self._project = Project(self.settings.project_id, team.get("name"), "argument")
+
+    @property
+    def fetcher(self) -> Fetcher:
+        if self._fetcher is None:
+            raise CredentialsError(
+                "Not connected yet: enter your personal API key in the login form shown by "
+                "connect() (or run %posthog login), or call ph.login('phx_...')."
+            )
+        return self._fetcher
+
+    @property
+    def http(self) -> HttpClient:
+        self.fetcher  # noqa: B018 - raises the not-connected message
+        assert self._http is not None
+        return self._http
+
+    @property
+    def project_id(self) -> int:
+        self.fetcher  # noqa: B018 - not connected yet: say how to connect, first
+        if self.settings.project_id is None:
+            raise CredentialsError(
+                "No project selected: pass project_id=... to connect() or set POSTHOG_PROJECT_ID."
+            )
+        return self.settings.project_id
+
+    @property
+    def legacy(self) -> bool:
+        return bool(self._legacy)
+
+    @property
+    def cache(self) -> CacheStore:
+        """The on-disk cache: `ph.cache.info()`, `ph.cache.clear(resource=..., older_than=...)`."""
+        if self._store is None:
+            raise CacheError("The cache is off for this connection (connect(cache=False)).")
+        return self._store
+
+    def project_path(self, resource: str) -> str:
+        return f"/api/projects/{self.project_id}/{resource.strip('/')}/"
+
+    # -- generic access ----------------------------------------------------------------------
+
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        resource: str | None = None,
+        cache: bool = True,
+        refresh: bool = False,
+    ) -> Any:
+        """GET one URL on the PostHog origin and return its JSON (cached like every GET)."""
+        return self.fetcher.get(
+            path, params, resource=resource or _resource_of(path), cache=cache, refresh=refresh
+        )
+
+    def iter_pages(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        resource: str | None = None,
+        cache: bool = True,
+        refresh: bool = False,
+        progress: bool | None = None,
+        desc: str | None = None,
+    ) -> Iterator[Page]:
+        """Every page of a list endpoint, following `next` (or `has_next`) to the end."""
+        name = resource or _resource_of(path)
+
+        def fetch(url: str, page_params: Mapping[str, Any] | None) -> Any:
+            return self.fetcher.get(url, page_params, resource=name, cache=cache, refresh=refresh)
+
+        pages = iter_pages(fetch, self.http.url_for(path), params)
+        yield from self._with_progress(pages, desc or name, progress)
+
+    def iter_records(
+        self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Every row of a list endpoint, page by page (bounded memory)."""
+        for page in self.iter_pages(path, params, **kwargs):
+            yield from page.results
+
+    def fetch(
+        self,
+        path: str,
+        *,
+        cache: bool = True,
+        refresh: bool = False,
+        progress: bool | None = None,
+        **params: Any,
+    ) -> pd.DataFrame:
+        """All pages of any list endpoint as a DataFrame, e.g. ph.fetch("annotations").
+
+        A bare resource name is taken as relative to the project (/api/projects/<id>/<name>/);
+        a path starting with / is used as it is.
+        """
+        url = path if path.startswith(("/", "http")) else self.project_path(path)
+        records: list[dict[str, Any]] = []
+        for page in self.iter_pages(url, params, cache=cache, refresh=refresh, progress=progress):
+            records.extend(page.results)
+        return records_to_frame(records, None, self.frame_options)
+
+    def _with_progress(
+        self, pages: Iterator[Page], desc: str, progress: bool | None
+    ) -> Iterator[Page]:
+        show = self.progress if progress is None else progress
+        if show is False:
+            yield from pages
+            return
+        from tqdm.auto import tqdm
+
+        bar = None
+        try:
+            for page in pages:
+                if bar is None:
+                    bar = tqdm(total=page.count, desc=desc, unit="rows", leave=False)
+                bar.update(len(page.results))
+                yield page
+        finally:
+            if bar is not None:
+                bar.close()
+
+    # -- who and where -------------------------------------------------------------------------
+
+    def me(self, *, refresh: bool = False) -> dict[str, Any]:
+        """The authenticated user (/api/users/@me/), as a dict."""
+        if self._me is None or refresh:
+            data = self.get("/api/users/@me/", resource="me", refresh=refresh)
+            self._me = data if isinstance(data, dict) else {}
+        return self._me
+
+
+def _resource_of(path: str) -> str:
+    parts = [p for p in path.split("?")[0].split("/") if p and p != "api"]
+    if len(parts) >= 3 and parts[0] in ("projects", "environments"):
+        return parts[2]
+    return parts[-1] if parts else "root"

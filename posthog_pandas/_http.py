@@ -1,0 +1,537 @@
+"""HTTP transport: authentication, the origin guard, retries, pacing and error mapping.
+
+Everything that touches the network goes through `HttpClient.send`. It:
+- sends only to the configured origin (never follows a redirect or link elsewhere with the key);
+- puts the key where the auth mode says (Bearer header, JSON body, or HTTP Basic) and nowhere else;
+- retries 429, 5xx, connection resets and malformed bodies for idempotent calls, with urllib3's
+  Retry for the backoff and Retry-After rules, capped by RetrySettings.max_wait;
+- paces requests under PostHog's documented rate limits;
+- turns every failure into one exception of `posthog_pandas.exceptions`, with the secret scrubbed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import orjson
+import requests
+from urllib3.exceptions import MaxRetryError, ProtocolError
+from urllib3.util.retry import Retry
+
+from posthog_pandas import _config
+from posthog_pandas._credentials import CREATE_KEY_HELP, Credentials
+from posthog_pandas.exceptions import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PaginationError,
+    PermissionDeniedError,
+    PostHogError,
+    QueryError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    TransportError,
+)
+
+log = logging.getLogger("posthog_pandas.http")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Parameters PostHog reads as credentials or as a silent project switch (posthog-api.md §1.6).
+FORBIDDEN_PARAMS = frozenset({"personal_api_key", "token", "api_key"})
+# Endpoints PostHog throttles at the ClickHouse rate (240/min); the rest get 480/min.
+ANALYTICS_PATHS = ("/persons", "/events", "/query", "/insights", "/session_recordings", "/person")
+_EXPECTED_AVAILABLE = re.compile(r"Expected available in (\d+(?:\.\d+)?) seconds?")
+_MISSING_SCOPE = re.compile(r"missing required scope '([^']+)'")
+
+
+@dataclass
+class Response:
+    """A parsed 2xx answer: its JSON, raw size and headers."""
+
+    data: Any
+    content: bytes
+    status: int
+    url: str
+    headers: Mapping[str, str]
+    nbytes: int
+
+
+@dataclass
+class RequestStats:
+    """Counters a benchmark or test can read: requests sent, retries, bytes received."""
+
+    requests: int = 0
+    retries: int = 0
+    bytes: int = 0
+    waits: list[float] = field(default_factory=list)
+
+
+class RateLimiter:
+    """A token bucket: `rate` requests per minute, bursting up to one minute's worth."""
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.tokens = self.capacity
+        self.clock = clock
+        self.sleep = sleep
+        self.updated = clock()
+        self.lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Take one token, sleeping until one is free; return the seconds waited."""
+        with self.lock:
+            now = self.clock()
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            wait = 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+            self.tokens -= 1
+        if wait:
+            self.sleep(wait)
+        return wait
+
+
+class HttpClient:
+    """Sends requests to one PostHog origin with one set of credentials."""
+
+    def __init__(
+        self,
+        settings: _config.Settings,
+        credentials: Credentials,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.credentials = credentials
+        self.origin = settings.host
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = _config.USER_AGENT
+        self.sleep = sleep
+        self.stats = RequestStats()
+        pacing = settings.pacing
+        self._analytics = RateLimiter(pacing.analytics_per_minute, sleep=sleep)
+        self._other = RateLimiter(pacing.other_per_minute, sleep=sleep)
+        self._query_slots = threading.BoundedSemaphore(pacing.max_concurrent_queries)
+        if settings.verify is False:
+            warnings.warn(
+                "TLS certificate verification is off (verify=False): anyone on the network "
+                "path can read your PostHog key. Use it only against a test server.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    # -- URLs ------------------------------------------------------------------------------
+
+    def url_for(self, path_or_url: str) -> str:
+        """An absolute URL on the configured origin; raises if it points anywhere else."""
+        url = urljoin(self.origin + "/", path_or_url)
+        if origin_of(url) != self.origin:
+            raise PaginationError(
+                f"Refusing to send a request to {redact_url(url)}: it is outside the configured "
+                f"PostHog origin {self.origin}, and following it would send your key there. "
+                "If PostHog lives at that address, pass host=... (or POSTHOG_HOST) accordingly."
+            )
+        params = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+        if FORBIDDEN_PARAMS & params.keys():
+            raise PaginationError(
+                f"Refusing to send {redact_url(url)}: it carries a credential or project-switching "
+                f"parameter ({', '.join(sorted(FORBIDDEN_PARAMS & params.keys()))})."
+            )
+        return url
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def send(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Response:
+        """Send one request (with retries) and return its parsed JSON answer."""
+        method = method.upper()
+        url = self.url_for(path_or_url)
+        if params and FORBIDDEN_PARAMS & set(params):
+            bad = ", ".join(sorted(FORBIDDEN_PARAMS & set(params)))
+            raise PaginationError(f"Refusing to send the parameter(s) {bad} in a URL.")
+        retryable = method == "GET" if idempotent is None else idempotent
+        is_query = method == "POST" and urlsplit(url).path.rstrip("/").endswith("/query")
+        with self._query_slot(is_query):
+            return self._send_with_retries(method, url, params, json, retryable)
+
+    @contextmanager
+    def _query_slot(self, is_query: bool) -> Iterator[None]:
+        if not is_query:
+            yield
+            return
+        with self._query_slots:
+            yield
+
+    def _send_with_retries(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        retryable: bool,
+    ) -> Response:
+        retry = self._new_retry(retryable)
+        while True:
+            self._pace(url)
+            try:
+                return self._send_once(method, url, params, json_body)
+            except (TransportError, ResponseFormatError, RateLimitError, ServerError) as exc:
+                if not getattr(exc, "retryable", True):
+                    raise
+                retry = self._increment(retry, method, url, exc)
+                wait = self._wait_for(retry, exc)
+                self.stats.retries += 1
+                self.stats.waits.append(wait)
+                log.debug("retrying %s %s in %.2fs after: %s", method, redact_url(url), wait, exc)
+                self.sleep(wait)
+
+    def _new_retry(self, retryable: bool) -> Retry:
+        cfg = self.settings.retry
+        return Retry(
+            total=cfg.attempts if retryable else 0,
+            connect=None,
+            read=None,
+            backoff_factor=cfg.backoff_factor,
+            backoff_max=cfg.backoff_max,
+            backoff_jitter=cfg.jitter,
+            allowed_methods=frozenset({"GET", "POST"}),
+            status_forcelist=RETRY_STATUSES,
+            raise_on_status=False,
+        )
+
+    def _increment(self, retry: Retry, method: str, url: str, exc: PostHogError) -> Retry:
+        """Count one failure against the budget; re-raise `exc` once the budget is spent."""
+        try:
+            return retry.increment(
+                method=method, url=redact_url(url), error=ProtocolError(str(exc))
+            )
+        except (MaxRetryError, ProtocolError):
+            attempts = len(retry.history) + 1
+            if attempts > 1:
+                exc.args = (f"{exc.args[0]} (gave up after {attempts} attempts)",)
+            raise exc from None
+
+    def _wait_for(self, retry: Retry, exc: PostHogError) -> float:
+        """Honour the server's requested wait when it gave one; else backoff with jitter."""
+        requested = getattr(exc, "retry_after", None)
+        if requested is None:
+            return float(retry.get_backoff_time())
+        if requested > self.settings.retry.max_wait:
+            assert isinstance(exc, RateLimitError)
+            exc.args = (
+                f"{exc.args[0]} PostHog asked to wait {requested:.0f} s, longer than the "
+                f"configured maximum of {self.settings.retry.max_wait:.0f} s; try again later "
+                "or raise RetrySettings.max_wait.",
+            )
+            raise exc
+        return float(requested)
+
+    def _pace(self, url: str) -> None:
+        path = urlsplit(url).path
+        limiter = self._analytics if any(p in path for p in ANALYTICS_PATHS) else self._other
+        waited = limiter.acquire()
+        if waited:
+            log.debug("paced %.2fs to stay within PostHog's rate limits", waited)
+
+    def _send_once(
+        self, method: str, url: str, params: Mapping[str, Any] | None, json_body: Any
+    ) -> Response:
+        headers, body, auth = self._auth_parts(json_body)
+        self.stats.requests += 1
+        log.debug("%s %s", method, redact_url(url))
+        try:
+            raw = self.session.request(
+                method,
+                url,
+                params=_encode_params(params),
+                data=body,
+                headers=headers,
+                auth=auth,
+                timeout=self.settings.timeout,
+                verify=self.settings.verify,
+                allow_redirects=False,
+            )
+            content = raw.content  # a reset mid-body surfaces here
+        except requests.Timeout as exc:
+            raise TransportError(
+                f"{method} {redact_url(url)} timed out after {self._timeout_text()}. PostHog may "
+                "be slow or unreachable; try again, or pass timeout=... to connect().",
+                method=method,
+                url=redact_url(url),
+            ) from exc
+        except requests.RequestException as exc:
+            reason = self.credentials.scrub(str(exc))
+            raise TransportError(
+                f"{method} {redact_url(url)} failed before PostHog answered: "
+                f"{type(exc).__name__}: {reason}. Check your network and POSTHOG_HOST.",
+                method=method,
+                url=redact_url(url),
+            ) from exc
+        self.stats.bytes += len(content)
+        return self._parse(method, raw, content)
+
+    def _timeout_text(self) -> str:
+        connect, read = self.settings.timeout
+        return f"{connect:g} s (connect) / {read:g} s (read)"
+
+    def _auth_parts(self, json_body: Any) -> tuple[dict[str, str], bytes | None, Any]:
+        """Headers, encoded body and requests auth for this request's auth mode."""
+        creds = self.credentials
+        headers: dict[str, str] = {}
+        auth: Any = None
+        if creds.mode == "bearer":
+            headers["Authorization"] = f"Bearer {creds.api_key}"
+        elif creds.mode == "basic":
+            auth = (creds.username or "", creds.password or "")
+        elif creds.mode == "body":
+            # PostHog parses a JSON body on every method, GET included (posthog-api.md §1.1).
+            json_body = {**(json_body or {}), "personal_api_key": creds.api_key}
+        body = None if json_body is None else orjson.dumps(json_body)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        return headers, body, auth
+
+    def _parse(self, method: str, raw: requests.Response, content: bytes) -> Response:
+        url = redact_url(raw.url)
+        if 300 <= raw.status_code < 400:
+            return self._follow_redirect(method, raw)
+        data = _decode_json(content)
+        if raw.status_code >= 400:
+            raise error_from_response(
+                method, url, raw.status_code, data, content, raw.headers, self.credentials
+            )
+        if data is _NOT_JSON:
+            raise ResponseFormatError(
+                _not_json_message(method, url, raw.headers.get("Content-Type", ""), content),
+                method=method,
+                url=url,
+                status=raw.status_code,
+            )
+        return Response(data, content, raw.status_code, raw.url, raw.headers, len(content))
+
+    def _follow_redirect(self, method: str, raw: requests.Response) -> Response:
+        target = urljoin(raw.url, raw.headers.get("Location", ""))
+        exc = TransportError(
+            f"{method} {redact_url(raw.url)} was redirected ({raw.status_code}) to "
+            f"{redact_url(target)}. posthog-pandas does not follow redirects, so your key stays "
+            f"on {self.origin}; set POSTHOG_HOST to the final address instead.",
+            method=method,
+            url=redact_url(raw.url),
+        )
+        exc.retryable = False  # type: ignore[attr-defined]  # the same request redirects again
+        raise exc
+
+
+_NOT_JSON = object()
+
+
+def _decode_json(content: bytes) -> Any:
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return _NOT_JSON
+
+
+def _encode_params(params: Mapping[str, Any] | None) -> dict[str, str] | None:
+    if not params:
+        return None
+    return {k: _param_value(v) for k, v in params.items() if v is not None}
+
+
+def _param_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def _not_json_message(method: str, url: str, content_type: str, content: bytes) -> str:
+    head = content[:200].decode("utf-8", "replace").lower()
+    if "html" in content_type or "<html" in head or "<!doctype" in head:
+        return (
+            f"{method} {url} returned an HTML page instead of PostHog's JSON (often a login "
+            "page or a proxy's error page). Check POSTHOG_HOST points at the PostHog app "
+            "(https://us.posthog.com or https://eu.posthog.com, not the .i. ingestion host)."
+        )
+    return (
+        f"{method} {url} returned a body that is not valid JSON ({len(content)} bytes; it may "
+        "have been cut off). Nothing was cached; run the call again."
+    )
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    netloc = (parts.hostname or "").lower()
+    if port is not None and port != default:
+        netloc = f"{netloc}:{port}"
+    return f"{parts.scheme}://{netloc}"
+
+
+def redact_url(url: str) -> str:
+    """The URL with credential-like query parameters and any userinfo removed."""
+    parts = urlsplit(url)
+    query = [
+        (k, "********" if k.lower() in FORBIDDEN_PARAMS | {"password"} else v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
+
+
+# -- error mapping ---------------------------------------------------------------------------
+
+
+def error_from_response(
+    method: str,
+    url: str,
+    status: int,
+    data: Any,
+    content: bytes,
+    headers: Mapping[str, str],
+    credentials: Credentials,
+) -> APIError:
+    """Map one error answer to the most specific exception, with advice on what to do."""
+    body = data if isinstance(data, dict) else {}
+    code = _str_or_none(body.get("code"))
+    detail = _str_or_none(body.get("detail"))
+    if detail is None and data is _NOT_JSON:
+        detail = _text_excerpt(content, headers)
+    error_cls, advice = _classify(status, code, detail or "", url, credentials)
+    message = f"{method} {url} → {status}"
+    if detail:
+        message += f": {detail}"
+    if advice:
+        message += f"\n{advice}"
+    exc = error_cls(
+        credentials.scrub(message),
+        status=status,
+        method=method,
+        url=url,
+        error_type=_str_or_none(body.get("type")),
+        code=code,
+        detail=credentials.scrub(detail) if detail else None,
+        attr=_str_or_none(body.get("attr")),
+        request_id=headers.get("X-Request-Id") or headers.get("X-Request-ID"),
+        body=body or None,
+    )
+    if isinstance(exc, RateLimitError):
+        exc.retry_after = retry_after_seconds(headers, detail)
+    if isinstance(exc, PermissionDeniedError) and detail:
+        match = _MISSING_SCOPE.search(detail)
+        exc.scope = match.group(1) if match else None
+    return exc
+
+
+def _classify(
+    status: int, code: str | None, detail: str, url: str, credentials: Credentials
+) -> tuple[type[APIError], str]:
+    """Pick the exception class by PostHog's code first (auth can come back as 403), then status."""
+    if code in ("authentication_failed", "not_authenticated") or status == 401:
+        return AuthenticationError, _auth_advice(code, credentials)
+    if status == 403 or code == "permission_denied":
+        return PermissionDeniedError, _permission_advice(detail)
+    if status == 404:
+        return NotFoundError, _not_found_advice(detail)
+    if status == 429 or code == "throttled":
+        return RateLimitError, "PostHog is rate limiting this key; wait and retry."
+    if status >= 500:
+        return ServerError, "PostHog had a server-side problem; try again in a minute."
+    if status == 400 and urlsplit(url).path.rstrip("/").endswith("/query"):
+        return QueryError, "Fix the HogQL query and run it again."
+    if status == 400:
+        return BadRequestError, "Check the filters and arguments you passed."
+    return APIError, ""
+
+
+def _auth_advice(code: str | None, credentials: Credentials) -> str:
+    if credentials.mode == "basic":
+        return (
+            "This PostHog did not accept a username and password (HTTP Basic). Current PostHog "
+            "versions accept only personal API keys for the API. " + CREATE_KEY_HELP
+        )
+    if code == "not_authenticated":
+        return "PostHog received no credentials. " + CREATE_KEY_HELP
+    return (
+        f"The personal API key {credentials.masked} (from {credentials.source}) was not "
+        "accepted. Check that it is a personal API key (phx_…) that has not been deleted, and "
+        "that POSTHOG_HOST is the region it was created in: US (https://us.posthog.com) and EU "
+        "(https://eu.posthog.com) are separate, and a key from one fails on the other."
+    )
+
+
+def _permission_advice(detail: str) -> str:
+    match = _MISSING_SCOPE.search(detail)
+    if match:
+        return (
+            f"Add the '{match.group(1)}' scope to this key in PostHog (Settings → Personal API "
+            "keys → edit the key), or create a key with it."
+        )
+    if "requested project" in detail:
+        return "The key is limited to other projects; set POSTHOG_PROJECT_ID to one it may read."
+    return "Your key or user lacks access; check the key's scopes and project access."
+
+
+def _not_found_advice(detail: str) -> str:
+    if "Project not found" in detail:
+        return (
+            "Check POSTHOG_PROJECT_ID (the number in your PostHog URL, /project/<id>/); "
+            "ph.projects() lists the projects your key can see."
+        )
+    if "Endpoint not found" in detail:
+        return "This PostHog does not have that endpoint (it may be an older version)."
+    return ""
+
+
+def retry_after_seconds(headers: Mapping[str, str], detail: str | None) -> float | None:
+    """The wait PostHog asked for: Retry-After (seconds or HTTP date), else the body's text."""
+    header = headers.get("Retry-After")
+    if header:
+        try:
+            return float(Retry().parse_retry_after(header))
+        except Exception:  # noqa: BLE001 - a bad header is no reason to fail; fall back
+            log.debug("ignoring unparseable Retry-After header")
+    if detail:
+        match = _EXPECTED_AVAILABLE.search(detail)
+        if match:
+            return float(match.group(1))
+    return None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _text_excerpt(content: bytes, headers: Mapping[str, str]) -> str:
+    text = content[:300].decode("utf-8", "replace")
+    if "html" in headers.get("Content-Type", "") or "<html" in text.lower():
+        title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+        return f"an HTML page{f' ({title.group(1).strip()})' if title else ''}, not PostHog's JSON"
+    return re.sub(r"\s+", " ", text).strip()[:200] or "(empty body)"

@@ -1,0 +1,121 @@
+"""Pagination: a generator over the pages of any PostHog list endpoint, and nothing else.
+
+Shapes handled (posthog-api.md §4), all by one rule: follow what the server says.
+- `next` link (limit/offset with `count`, persons without `count`, events' `before` cursor,
+  groups' opaque `cursor`, the legacy `/api/person/?cursor=`): follow `next` until it is null.
+  A short page is never taken as the end (PostHog's persons endpoint returns short pages
+  mid-stream).
+- `has_next` without `next` (session recordings): advance `offset` by the rows received.
+- no envelope: a single page.
+A `next` that repeats an earlier URL, or that leaves the configured origin, raises
+PaginationError (the HTTP layer checks the origin before any credential is attached).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from posthog_pandas.exceptions import PaginationError, ResponseFormatError
+
+
+@dataclass
+class Page:
+    """One page of a list: its rows, the total if the server said, and the URL it came from."""
+
+    results: list[Any]
+    count: int | None
+    url: str
+    raw: dict[str, Any]
+
+
+# fetch(url, params) -> parsed JSON body of one page
+FetchPage = Callable[[str, Mapping[str, Any] | None], Any]
+
+
+def iter_pages(
+    fetch: FetchPage,
+    url: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    max_pages: int | None = None,
+) -> Iterator[Page]:
+    """Yield every page of a list endpoint, starting at `url` with `params`."""
+    seen: set[str] = set()
+    current_url, current_params = url, dict(params or {})
+    pages = 0
+    while True:
+        marker = canonical_url(current_url, current_params)
+        if marker in seen:
+            raise PaginationError(
+                f"PostHog returned a `next` link that repeats an earlier page ({marker}); "
+                "stopping instead of looping forever. The rows fetched so far are incomplete."
+            )
+        seen.add(marker)
+        body = fetch(current_url, current_params or None)
+        page = to_page(body, current_url)
+        yield page
+        pages += 1
+        if max_pages is not None and pages >= max_pages:
+            return
+        following = next_request(body, current_url, current_params, len(page.results))
+        if following is None:
+            return
+        current_url, current_params = following
+
+
+def to_page(body: Any, url: str) -> Page:
+    """Validate one page's envelope; a list body is a page on its own."""
+    if isinstance(body, list):
+        return Page(results=body, count=len(body), url=url, raw={"results": body})
+    if not isinstance(body, dict):
+        raise ResponseFormatError(
+            f"Expected a JSON object or list from {url}, got {type(body).__name__}."
+        )
+    if "results" not in body:
+        return Page(results=[body], count=1, url=url, raw=body)
+    results = body["results"]
+    if not isinstance(results, list):
+        raise ResponseFormatError(
+            f"`results` from {url} is a {type(results).__name__}, not a list."
+        )
+    count = body.get("count")
+    return Page(
+        results=results,
+        count=count if isinstance(count, int) and not isinstance(count, bool) else None,
+        url=url,
+        raw=body,
+    )
+
+
+def next_request(
+    body: Any, url: str, params: Mapping[str, Any], received: int
+) -> tuple[str, dict[str, Any]] | None:
+    """Where the following page is, or None when the server says there is none."""
+    if not isinstance(body, dict):
+        return None
+    if "next" in body:
+        nxt = body["next"]
+        if not nxt:
+            return None
+        if not isinstance(nxt, str):
+            raise ResponseFormatError(f"`next` from {url} is not a URL: {nxt!r}.")
+        # `next` carries every parameter itself; a relative link resolves against this page.
+        return urljoin(url, nxt), {}
+    if body.get("has_next") and received:
+        merged = {**dict(parse_qsl(urlsplit(url).query)), **params}
+        offset = int(merged.get("offset", 0) or 0) + received
+        base = urlunsplit(urlsplit(url)._replace(query=""))
+        return base, {**merged, "offset": offset}
+    return None
+
+
+def canonical_url(url: str, params: Mapping[str, Any] | None) -> str:
+    """The URL with its query merged with `params` and sorted: equal requests, equal strings."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query.update({k: str(v) for k, v in (params or {}).items() if v is not None})
+    path = parts.path.rstrip("/") + "/"
+    return urlunsplit((parts.scheme, parts.netloc, path, urlencode(sorted(query.items())), ""))

@@ -1,0 +1,374 @@
+"""HogQL: `ph.query()`, keyset paging of large results, and the bulk events puller.
+
+PostHog's query API silently cuts results: 100 rows without LIMIT, 50,000 at most, and OFFSET is
+refused for personal keys (posthog-api.md §5). So:
+- `ph.query()` never returns a cut result. When `hasMore` is set it pages by keyset if the query
+  orders by a unique key (`ORDER BY timestamp, uuid`), else raises QueryError saying how to fix it.
+- Events are pulled with `ORDER BY timestamp, uuid` and `WHERE (timestamp, uuid) > (last)`,
+  50,000 rows a page inside a fixed time range: ties at a page boundary are neither lost nor
+  repeated, unlike the events list's `before` cursor.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from posthog_pandas._core import Core
+from posthog_pandas._dates import hogql_literal
+from posthog_pandas.exceptions import ConfigurationError, QueryError, ResponseFormatError
+from posthog_pandas.frames import FrameOptions, hogql_to_frame
+
+MAX_PAGE_ROWS = 50_000
+POLL_INTERVAL = 0.5
+EVENT_COLUMNS = (
+    "uuid",
+    "event",
+    "distinct_id",
+    "timestamp",
+    "properties",
+    "elements_chain",
+    "person_id",
+)
+_LIMIT = re.compile(r"\blimit\s+(\d+)\s*(?:,\s*\d+\s*)?;?\s*$", re.I)
+_ORDER_BY = re.compile(r"\border\s+by\s+(.+?)\s*(?:\blimit\s+\d+\s*)?;?\s*$", re.I | re.S)
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_UNIQUE_KEYS = ("uuid", "id")
+_PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_$]+$")
+
+
+@dataclass
+class QueryPage:
+    """One answer of the query API: column names, ClickHouse types and rows."""
+
+    columns: list[str]
+    types: list[str]
+    results: list[list[Any]]
+    has_more: bool = False
+    limit: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class QueryMixin(Core):
+    """`ph.query()` and the query machinery the accessors use."""
+
+    def query(
+        self,
+        hogql: str,
+        values: Mapping[str, Any] | None = None,
+        *,
+        cache: bool = True,
+        refresh: bool = False,
+        name: str | None = None,
+        dtype_backend: str | None = None,
+    ) -> pd.DataFrame:
+        """Run a HogQL query and return every row as a typed DataFrame.
+
+        `values` fills `{name}` placeholders safely (PostHog binds them; nothing is pasted into
+        the SQL). Columns are typed from PostHog's ClickHouse types. A result PostHog cut short
+        (no LIMIT → 100 rows; at most 50,000 a query) is paged by keyset when the query ends
+        in `ORDER BY <...>, uuid` (or `id`); otherwise QueryError explains how to fix it.
+        """
+        if not isinstance(hogql, str) or not hogql.strip():
+            raise ConfigurationError("query() needs a HogQL SELECT statement as a string.")
+        pages = list(self.iter_query_pages(hogql, values, cache=cache, refresh=refresh, name=name))
+        columns, types = pages[0].columns, pages[0].types
+        rows = [row for page in pages for row in page.results]
+        options = self.frame_options
+        if dtype_backend is not None:
+            options = FrameOptions(**{**options.__dict__, "dtype_backend": dtype_backend})
+        return hogql_to_frame(columns, types, rows, options)
+
+    def iter_query_pages(
+        self,
+        hogql: str,
+        values: Mapping[str, Any] | None = None,
+        *,
+        cache: bool = True,
+        refresh: bool = False,
+        name: str | None = None,
+    ) -> Iterator[QueryPage]:
+        """The pages of one query: the answer itself, then keyset pages while `hasMore`."""
+        first = self.run_query(hogql, values, cache=cache, refresh=refresh, name=name)
+        yield first
+        if not first.has_more:
+            return
+        keys = keyset_columns(hogql, first.columns)
+        if keys is None:
+            raise QueryError(truncation_message(hogql, first), status=200)
+        wanted = user_limit(hogql)
+        got = len(first.results)
+        last = first
+        while last.has_more and (wanted is None or got < wanted) and last.results:
+            page_limit = MAX_PAGE_ROWS if wanted is None else min(MAX_PAGE_ROWS, wanted - got)
+            sql, page_values = keyset_query(hogql, keys, last, page_limit, values)
+            last = self.run_query(sql, page_values, cache=cache, refresh=refresh, name=name)
+            got += len(last.results)
+            yield last
+
+    def run_query(
+        self,
+        hogql: str,
+        values: Mapping[str, Any] | None = None,
+        *,
+        cache: bool = True,
+        refresh: bool = False,
+        name: str | None = None,
+    ) -> QueryPage:
+        """POST one HogQL query; poll if PostHog answers asynchronously."""
+        node: dict[str, Any] = {"kind": "HogQLQuery", "query": hogql}
+        if values:
+            node["values"] = dict(values)
+        body: dict[str, Any] = {"query": node}
+        if name:
+            body["name"] = name[:128]
+        url = f"/api/projects/{self.project_id}/query/"
+        data = self.fetcher.post_query(url, body, cache=cache, refresh=refresh)
+        data = self._await_completion(url, data)
+        return parse_query_response(data, url)
+
+    def _await_completion(self, url: str, data: Any) -> Any:
+        status = data.get("query_status") if isinstance(data, dict) else None
+        while isinstance(status, dict) and status.get("complete") is False:
+            time.sleep(POLL_INTERVAL)
+            polled = self.fetcher.get(f"{url}{status['id']}/", resource="query", cache=False)
+            status = polled.get("query_status") if isinstance(polled, dict) else None
+            if isinstance(status, dict) and status.get("error"):
+                raise QueryError(
+                    f"The query failed on PostHog: {status.get('error_message') or 'unknown'}",
+                    status=400,
+                )
+            if isinstance(status, dict) and status.get("complete"):
+                data = status.get("results") or polled
+        return data
+
+
+def parse_query_response(data: Any, url: str) -> QueryPage:
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise ResponseFormatError(f"The query API at {url} answered without a `results` list.")
+    columns = [str(c) for c in data.get("columns") or []]
+    types = [_type_name(t) for t in data.get("types") or []]
+    if len(types) != len(columns):
+        types = ["String"] * len(columns) if not types else types[: len(columns)]
+    return QueryPage(
+        columns=columns,
+        types=types,
+        results=data["results"],
+        has_more=bool(data.get("hasMore")),
+        limit=data.get("limit"),
+        raw=data,
+    )
+
+
+def _type_name(value: Any) -> str:
+    # Some PostHog versions send [name, type] pairs in `types`.
+    if isinstance(value, list) and len(value) == 2:
+        return str(value[1])
+    return str(value)
+
+
+def user_limit(hogql: str) -> int | None:
+    match = _LIMIT.search(hogql.strip())
+    return int(match.group(1)) if match else None
+
+
+def keyset_columns(hogql: str, columns: Sequence[str]) -> list[str] | None:
+    """The ORDER BY keys when they allow keyset paging: ascending, output columns, unique last."""
+    match = _ORDER_BY.search(hogql.strip())
+    if not match:
+        return None
+    keys = []
+    for part in match.group(1).split(","):
+        tokens = part.strip().split()
+        if not tokens or len(tokens) > 2 or (len(tokens) == 2 and tokens[1].upper() != "ASC"):
+            return None
+        name = tokens[0].strip('`"')
+        if not _IDENT.match(name) or name not in columns:
+            return None
+        keys.append(name)
+    return keys if keys and keys[-1] in _UNIQUE_KEYS else None
+
+
+def keyset_query(
+    hogql: str,
+    keys: Sequence[str],
+    last: QueryPage,
+    limit: int,
+    values: Mapping[str, Any] | None,
+) -> tuple[str, dict[str, Any]]:
+    """Wrap the query so it continues after the last row of the previous page."""
+    inner = _LIMIT.sub("", hogql.strip().rstrip(";")).strip()
+    inner = _ORDER_BY.sub("", inner).strip()
+    last_row = last.results[-1]
+    bound_values = dict(values or {})
+    literals = []
+    for i, key in enumerate(keys):
+        index = last.columns.index(key)
+        placeholder = f"__keyset_{i}"
+        bound_values[placeholder] = last_row[index]
+        literals.append(_typed_placeholder(placeholder, last.types[index]))
+    key_list = ", ".join(keys)
+    sql = (
+        f"SELECT * FROM ({inner}) WHERE ({key_list}) > ({', '.join(literals)}) "
+        f"ORDER BY {key_list} LIMIT {limit}"
+    )
+    return sql, bound_values
+
+
+def _typed_placeholder(name: str, ch_type: str) -> str:
+    """A placeholder cast to the column's type, so the comparison is exact on PostHog too."""
+    if "DateTime" in ch_type:
+        return f"toDateTime64({{{name}}}, 6, 'UTC')"
+    if "UUID" in ch_type:
+        return f"toUUID({{{name}}})"
+    return f"{{{name}}}"
+
+
+def truncation_message(hogql: str, page: QueryPage) -> str:
+    shown = len(page.results)
+    if user_limit(hogql) is None:
+        why = f"queries without LIMIT return only {shown} rows"
+    else:
+        why = f"PostHog returns at most {page.limit or MAX_PAGE_ROWS:,} rows per query"
+    return (
+        f"PostHog cut this query's result at {shown:,} rows ({why}); posthog-pandas will not "
+        "hand you a silently truncated table. Either aggregate or add LIMIT n (n ≤ 50,000), or "
+        "end the query with ORDER BY <column(s)>, uuid (a unique key that is in the SELECT "
+        "list) so that posthog-pandas can page through every row by keyset."
+    )
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """The server-side part of an events pull, rendered as HogQL with bound values."""
+
+    after: datetime
+    before: datetime
+    event: str | Sequence[str] | None = None
+    distinct_id: str | None = None
+    person_id: str | None = None
+    properties: Sequence[Mapping[str, Any]] | None = None
+    where: str | None = None
+    columns: Sequence[str] | None = None
+
+    def select_list(self) -> list[str]:
+        if not self.columns:
+            return list(EVENT_COLUMNS)
+        chosen = ["uuid", "timestamp"]
+        for column in self.columns:
+            expression = _column_expression(column)
+            if expression not in chosen:
+                chosen.append(expression)
+        return chosen
+
+    def conditions(self) -> tuple[list[str], dict[str, Any]]:
+        clauses = [
+            "timestamp >= toDateTime64({__after}, 6, 'UTC')",
+            "timestamp < toDateTime64({__before}, 6, 'UTC')",
+        ]
+        values: dict[str, Any] = {
+            "__after": hogql_literal(self.after),
+            "__before": hogql_literal(self.before),
+        }
+        if self.event is not None:
+            events = [self.event] if isinstance(self.event, str) else list(self.event)
+            clauses.append("event IN {__events}")
+            values["__events"] = events
+        if self.distinct_id is not None:
+            clauses.append("distinct_id = {__distinct_id}")
+            values["__distinct_id"] = self.distinct_id
+        if self.person_id is not None:
+            clauses.append("person_id = {__person_id}")
+            values["__person_id"] = str(self.person_id)
+        for i, prop in enumerate(self.properties or ()):
+            clause, prop_values = property_condition(prop, i)
+            clauses.append(clause)
+            values.update(prop_values)
+        if self.where:
+            clauses.append(f"({self.where})")
+        return clauses, values
+
+
+def _column_expression(column: str) -> str:
+    """`properties.$browser` → HogQL selecting it under that name; plain names as they are."""
+    if column.startswith("properties."):
+        key = column[len("properties.") :]
+        access = f"properties.{key}" if _PROPERTY_NAME.match(key) else f"properties.`{key}`"
+        return f"{access} AS `{column}`"
+    if not _IDENT.match(column):
+        raise ConfigurationError(
+            f"columns: {column!r} is not an events column; use names like 'event', "
+            "'timestamp', 'distinct_id' or 'properties.$browser'."
+        )
+    return column
+
+
+_OPERATORS = {
+    "exact": "{field} IN {value}",
+    "is_not": "{field} NOT IN {value}",
+    "icontains": "{field} ILIKE concat('%', {value}, '%')",
+    "not_icontains": "NOT ({field} ILIKE concat('%', {value}, '%'))",
+    "gt": "toFloat({field}) > {value}",
+    "gte": "toFloat({field}) >= {value}",
+    "lt": "toFloat({field}) < {value}",
+    "lte": "toFloat({field}) <= {value}",
+    "is_set": "{field} IS NOT NULL",
+    "is_not_set": "{field} IS NULL",
+}
+
+
+def property_condition(prop: Mapping[str, Any], index: int) -> tuple[str, dict[str, Any]]:
+    """One PostHog property filter ({key, value, operator, type}) as a HogQL condition."""
+    if not isinstance(prop, Mapping) or "key" not in prop:
+        raise ConfigurationError(
+            f"properties[{index}] must be a dict like {{'key': '$browser', 'value': 'Chrome'}}; "
+            f"got {prop!r}."
+        )
+    operator = str(prop.get("operator") or "exact")
+    if operator not in _OPERATORS:
+        raise ConfigurationError(
+            f"properties[{index}]: operator {operator!r} is not supported; use one of "
+            f"{', '.join(_OPERATORS)}."
+        )
+    key = str(prop["key"])
+    owner = "person.properties" if prop.get("type") == "person" else "properties"
+    field_expr = f"{owner}.{key}" if _PROPERTY_NAME.match(key) else f"{owner}.`{key}`"
+    placeholder = f"__prop_{index}"
+    value = prop.get("value")
+    if operator in ("exact", "is_not"):
+        value = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    clause = _OPERATORS[operator].format(field=field_expr, value="{" + placeholder + "}")
+    return clause, ({} if operator in ("is_set", "is_not_set") else {placeholder: value})
+
+
+def events_query(
+    flt: EventFilter, page_size: int, last: tuple[Any, Any] | None
+) -> tuple[str, dict[str, Any]]:
+    """The HogQL for one keyset page of events; `last` is the previous page's (timestamp, uuid)."""
+    clauses, values = flt.conditions()
+    if last is not None:
+        clauses.append(
+            "(timestamp, uuid) > (toDateTime64({__last_ts}, 6, 'UTC'), toUUID({__last_uuid}))"
+        )
+        values["__last_ts"] = _hogql_timestamp(last[0])
+        values["__last_uuid"] = str(last[1])
+    sql = (
+        f"SELECT {', '.join(flt.select_list())} FROM events WHERE {' AND '.join(clauses)} "
+        f"ORDER BY timestamp, uuid LIMIT {page_size}"
+    )
+    return sql, values
+
+
+def _hogql_timestamp(value: Any) -> str:
+    """A timestamp from a result row ("2024-01-01T10:00:00.123Z") in toDateTime64's format."""
+    text = str(value).replace("T", " ").replace("Z", "")
+    return text.split("+")[0]

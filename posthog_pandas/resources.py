@@ -1,0 +1,664 @@
+"""Accessors: one method per PostHog resource, each "fetch every page, then build the frame".
+
+Every accessor takes the resource's real filters as keyword-only arguments, plus the common
+options in `CallOptions` (cache, refresh, progress, flatten, max_depth, dtype_backend, dtypes).
+Finished frames are kept in the cache beside the raw pages, so a rerun is a file read.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, TypedDict, Unpack
+
+import orjson
+import pandas as pd
+
+from posthog_pandas import _dates
+from posthog_pandas._dates import DateLike
+from posthog_pandas.exceptions import ConfigurationError, NotFoundError, PermissionDeniedError
+from posthog_pandas.frames import (
+    SCHEMAS,
+    FrameOptions,
+    hogql_events_to_frame,
+    records_to_frame,
+)
+from posthog_pandas.query import MAX_PAGE_ROWS, EventFilter, QueryMixin, QueryPage, events_query
+
+
+class CallOptions(TypedDict, total=False):
+    """Options every accessor accepts."""
+
+    cache: bool
+    refresh: bool
+    progress: bool | None
+    flatten: bool
+    max_depth: int
+    dtype_backend: str | None
+    dtypes: Mapping[str, str] | None
+
+
+_OPTION_NAMES = tuple(CallOptions.__annotations__)
+_FRAME_OPTION_NAMES = ("flatten", "max_depth", "dtype_backend", "dtypes")
+DEFAULT_EVENTS_WINDOW = "-30d"
+INCREMENTAL_TTL = 10 * 365 * 86400.0  # the accumulated table is the user's data: keep it
+
+# Accessor name → (project sub-path, frames schema). Used by fetch_resource/read_posthog.
+LIST_RESOURCES: dict[str, tuple[str, str]] = {
+    "cohorts": ("cohorts", "cohorts"),
+    "feature_flags": ("feature_flags", "feature_flags"),
+    "insights": ("insights", "insights"),
+    "dashboards": ("dashboards", "dashboards"),
+    "annotations": ("annotations", "annotations"),
+    "actions": ("actions", "actions"),
+    "event_definitions": ("event_definitions", "event_definitions"),
+    "property_definitions": ("property_definitions", "property_definitions"),
+    "experiments": ("experiments", "experiments"),
+    "surveys": ("surveys", "surveys"),
+    "session_recordings": ("session_recordings", "session_recordings"),
+}
+ACCESSORS = (
+    "persons",
+    "events",
+    "cohorts",
+    "cohort_persons",
+    "feature_flags",
+    "insights",
+    "insight",
+    "dashboards",
+    "annotations",
+    "actions",
+    "event_definitions",
+    "property_definitions",
+    "experiments",
+    "surveys",
+    "groups",
+    "session_recordings",
+    "projects",
+    "me",
+    "query",
+)
+
+
+def check_options(options: Mapping[str, Any], accessor: str) -> None:
+    """Unknown keyword arguments fail loudly with a suggestion instead of vanishing."""
+    for name in options:
+        if name not in _OPTION_NAMES:
+            close = difflib.get_close_matches(name, _OPTION_NAMES, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise TypeError(
+                f"{accessor}() got an unexpected keyword argument {name!r}.{hint} "
+                f"Common options: {', '.join(_OPTION_NAMES)}."
+            )
+
+
+def suggest_resource(name: str) -> str:
+    close = difflib.get_close_matches(name, ACCESSORS, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"Unknown PostHog resource {name!r}.{hint} Available: {', '.join(ACCESSORS)}."
+
+
+class ResourcesMixin(QueryMixin):
+    """The accessors, one method per PostHog resource."""
+
+    # -- people ----------------------------------------------------------------------------
+
+    def persons(
+        self,
+        *,
+        search: str | None = None,
+        email: str | None = None,
+        distinct_id: str | None = None,
+        properties: Sequence[Mapping[str, Any]] | None = None,
+        **options: Unpack[CallOptions],
+    ) -> pd.DataFrame:
+        """All persons, newest first (PostHog's order), one row per person.
+
+        Filters: `search` (email or distinct id), `email`, `distinct_id`, and `properties`
+        (PostHog property filters, e.g. [{"key": "plan", "value": "pro"}]).
+        Columns: the person fields, then `properties.<key>` for every property.
+        """
+        check_options(options, "persons")
+        if self.legacy:
+            params: dict[str, Any] = {
+                "search": search,
+                "email": email,
+                "distinct_id": distinct_id,
+                "properties": properties,
+            }
+            return self._list_frame("legacy_persons", "/api/person/", params, options)
+        params = {
+            "search": _opt_str(search, "search"),
+            "email": _opt_str(email, "email"),
+            "distinct_id": _opt_str(distinct_id, "distinct_id"),
+            "properties": _opt_filters(properties),
+            "limit": 1000,
+        }
+        return self._list_frame("persons", self.project_path("persons"), params, options)
+
+    def cohort_persons(self, cohort_id: int, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """The persons in one cohort (same columns as `persons()`)."""
+        check_options(options, "cohort_persons")
+        cid = _positive_int(cohort_id, "cohort_id")
+        path = self.project_path(f"cohorts/{cid}/persons")
+        return self._list_frame("cohort_persons", path, {"limit": 1000}, options)
+
+    def groups(
+        self, group_type_index: int, *, search: str | None = None, **options: Unpack[CallOptions]
+    ) -> pd.DataFrame:
+        """Groups of one group type (0-4; see the group types in PostHog's settings)."""
+        check_options(options, "groups")
+        index = _int_in(group_type_index, "group_type_index", 0, 4)
+        params = {"group_type_index": index, "search": _opt_str(search, "search")}
+        return self._list_frame("groups", self.project_path("groups"), params, options)
+
+    # -- product metadata ---------------------------------------------------------------------
+
+    def cohorts(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """All cohorts."""
+        return self._simple("cohorts", {}, options)
+
+    def feature_flags(
+        self,
+        *,
+        active: bool | None = None,
+        search: str | None = None,
+        **options: Unpack[CallOptions],
+    ) -> pd.DataFrame:
+        """All feature flags; `active` keeps only active (True) or inactive (False) flags."""
+        params = {"active": _opt_bool(active, "active"), "search": _opt_str(search, "search")}
+        return self._simple("feature_flags", params, options)
+
+    def insights(
+        self, *, saved: bool | None = None, **options: Unpack[CallOptions]
+    ) -> pd.DataFrame:
+        """All insights (their definitions; use `insight(id)` for one insight's results)."""
+        return self._simple(
+            "insights", {"saved": _opt_bool(saved, "saved"), "basic": "true"}, options
+        )
+
+    def dashboards(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """All dashboards."""
+        return self._simple("dashboards", {}, options)
+
+    def annotations(
+        self, *, search: str | None = None, **options: Unpack[CallOptions]
+    ) -> pd.DataFrame:
+        """All annotations."""
+        return self._simple("annotations", {"search": _opt_str(search, "search")}, options)
+
+    def actions(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """All actions."""
+        return self._simple("actions", {}, options)
+
+    def event_definitions(
+        self, *, search: str | None = None, **options: Unpack[CallOptions]
+    ) -> pd.DataFrame:
+        """Every event name PostHog has seen, with volumes and dates."""
+        if self.legacy:
+            check_options(options, "event_definitions")
+            names = self._legacy_user().get("event_names") or []
+            return records_to_frame([{"name": n} for n in names], None, self._options(options))
+        return self._simple("event_definitions", {"search": _opt_str(search, "search")}, options)
+
+    def property_definitions(
+        self, *, type: str = "event", search: str | None = None, **options: Unpack[CallOptions]
+    ) -> pd.DataFrame:
+        """Property definitions of one kind: type="event" (default), "person" or "group"."""
+        if type not in ("event", "person", "group", "session"):
+            raise ConfigurationError(
+                f"property_definitions(type={type!r}): use 'event', 'person', 'group' or 'session'."
+            )
+        if self.legacy:
+            check_options(options, "property_definitions")
+            key = "event_properties" if type == "event" else "person_properties"
+            names = self._legacy_user().get(key) or []
+            return records_to_frame([{"name": n} for n in names], None, self._options(options))
+        params = {"type": type, "search": _opt_str(search, "search")}
+        return self._simple("property_definitions", params, options)
+
+    def experiments(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """All experiments."""
+        return self._simple("experiments", {}, options)
+
+    def surveys(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """All surveys."""
+        return self._simple("surveys", {}, options)
+
+    def session_recordings(
+        self,
+        *,
+        date_from: DateLike | None = None,
+        date_to: DateLike | None = None,
+        **options: Unpack[CallOptions],
+    ) -> pd.DataFrame:
+        """Session recordings (metadata, not the recordings themselves)."""
+        params = {
+            "date_from": _opt_iso(date_from, "date_from"),
+            "date_to": _opt_iso(date_to, "date_to"),
+            "limit": 100,
+        }
+        return self._simple("session_recordings", params, options)
+
+    def projects(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """The projects of your organization that the key can see."""
+        check_options(options, "projects")
+        return self._list_frame("projects", "/api/projects/", {}, options)
+
+    def insight(self, insight_id: int | str, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """One insight's result as a tidy table: one row per series and date.
+
+        Columns: `series` (the series label), `breakdown_value`, `date` (UTC), `value`.
+        Results that are not time series (funnels, retention) come back one row per item.
+        """
+        check_options(options, "insight")
+        path = self.project_path(f"insights/{insight_id}")
+        data = self.fetcher.get(
+            path,
+            {"refresh": "force_cache"},
+            resource="insights",
+            cache=options.get("cache", True),
+            refresh=options.get("refresh", False),
+        )
+        result = (data or {}).get("result") or []
+        return insight_result_frame(result, self._options(options))
+
+    def fetch_resource(self, name: str, **filters: Any) -> pd.DataFrame:
+        """Any accessor by name: fetch_resource("persons", email=...). Used by read_posthog."""
+        method = getattr(self, name, None) if name in ACCESSORS else None
+        if method is None:
+            raise ConfigurationError(suggest_resource(name))
+        result: pd.DataFrame = method(**filters)
+        return result
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        after: DateLike | None = None,
+        before: DateLike | None = None,
+        event: str | Sequence[str] | None = None,
+        person_id: str | None = None,
+        distinct_id: str | None = None,
+        properties: Sequence[Mapping[str, Any]] | None = None,
+        where: str | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+        incremental: bool = False,
+        **options: Unpack[CallOptions],
+    ) -> pd.DataFrame:
+        """Events in [after, before), oldest first, every row (no 1,000-row clamp, no lost ties).
+
+        Pulled through the query API by keyset on (timestamp, uuid), 50,000 rows a page.
+        `after` defaults to 30 days ago ("-30d"); `before` to now, pinned at the first call so
+        that an interrupted pull resumes from the cached pages. `columns` and `where` (a HogQL
+        condition) are evaluated by PostHog, so only what you need crosses the network.
+        `incremental=True` fetches only events newer than the newest one already cached for the
+        same filters and appends them (de-duplicated by uuid).
+        """
+        check_options(options, "events")
+        if self.legacy:
+            return self._legacy_events(after, before, event, distinct_id, limit, options)
+        flt = self._event_filter(
+            after, before, event, person_id, distinct_id, properties, where, columns, options
+        )
+        cap = None if limit is None else _positive_int(limit, "limit")
+        if incremental:
+            return self._incremental_events(flt, options)
+        key = self._frame_key("events", _filter_params(flt, cap), options)
+        return self._cached_frame(
+            key, "events", options, lambda: self._events_frame(flt, cap, options)
+        )
+
+    def iter_events(
+        self,
+        *,
+        after: DateLike | None = None,
+        before: DateLike | None = None,
+        event: str | Sequence[str] | None = None,
+        where: str | None = None,
+        columns: Sequence[str] | None = None,
+        **options: Unpack[CallOptions],
+    ) -> Iterator[pd.DataFrame]:
+        """Events as a stream of DataFrames, one per 50,000-row page (bounded memory)."""
+        check_options(options, "iter_events")
+        flt = self._event_filter(after, before, event, None, None, None, where, columns, options)
+        fopts = self._options(options)
+        for page in self._event_pages(flt, None, options):
+            yield hogql_events_to_frame(page.columns, page.types, page.results, fopts)
+
+    def _event_filter(
+        self,
+        after: DateLike | None,
+        before: DateLike | None,
+        event: str | Sequence[str] | None,
+        person_id: str | None,
+        distinct_id: str | None,
+        properties: Sequence[Mapping[str, Any]] | None,
+        where: str | None,
+        columns: Sequence[str] | None,
+        options: Mapping[str, Any],
+    ) -> EventFilter:
+        start = _dates.to_utc(after if after is not None else DEFAULT_EVENTS_WINDOW, name="after")
+        end = _dates.to_utc(before, name="before")
+        if end is None:
+            end = self._pinned_now(
+                {"after": start, "event": event, "where": where}, options.get("refresh", False)
+            )
+        assert start is not None
+        if start >= end:
+            raise ConfigurationError(
+                f"after ({_dates.iso(start)}) must be earlier than before ({_dates.iso(end)})."
+            )
+        if event is not None and not isinstance(event, (str, list, tuple)):
+            raise ConfigurationError(f"event must be a name or a list of names, got {event!r}.")
+        if where is not None and not isinstance(where, str):
+            raise ConfigurationError("where must be a HogQL condition string.")
+        return EventFilter(
+            after=start,
+            before=end,
+            event=event,
+            distinct_id=_opt_str(distinct_id, "distinct_id"),
+            person_id=_opt_str(person_id, "person_id"),
+            properties=_opt_filter_list(properties),
+            where=where,
+            columns=list(columns) if columns is not None else None,
+        )
+
+    def _event_pages(
+        self, flt: EventFilter, cap: int | None, options: Mapping[str, Any]
+    ) -> Iterator[QueryPage]:
+        last: tuple[Any, Any] | None = None
+        got = 0
+        bar = _progress_bar(options.get("progress"), getattr(self, "progress", None), "events")
+        try:
+            while True:
+                size = MAX_PAGE_ROWS if cap is None else min(MAX_PAGE_ROWS, cap - got)
+                sql, values = events_query(flt, size, last)
+                page = self.run_query(
+                    sql,
+                    values,
+                    cache=options.get("cache", True),
+                    refresh=options.get("refresh", False),
+                    name="posthog-pandas events",
+                )
+                got += len(page.results)
+                if bar is not None:
+                    bar.update(len(page.results))
+                yield page
+                if len(page.results) < size or (cap is not None and got >= cap):
+                    return
+                ts, uuid = page.columns.index("timestamp"), page.columns.index("uuid")
+                last = (page.results[-1][ts], page.results[-1][uuid])
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _events_frame(
+        self, flt: EventFilter, cap: int | None, options: Mapping[str, Any]
+    ) -> pd.DataFrame:
+        pages = list(self._event_pages(flt, cap, options))
+        rows = [row for page in pages for row in page.results]
+        return hogql_events_to_frame(pages[0].columns, pages[0].types, rows, self._options(options))
+
+    def _incremental_events(self, flt: EventFilter, options: Mapping[str, Any]) -> pd.DataFrame:
+        """Append only events newer than the newest cached one; keyed without `before`."""
+        store = self._store
+        key = self._frame_key(
+            "events-incremental", _filter_params(replace(flt, before=flt.after), None), options
+        )
+        previous = None
+        if store is not None and key is not None and not options.get("refresh"):
+            previous = store.get_frame(key)
+        if previous is not None and len(previous):
+            newest = previous["timestamp"].max().to_pydatetime()
+            flt = replace(flt, after=max(flt.after, newest), before=datetime.now(UTC))
+        new = self._events_frame(flt, None, {**options, "cache": False})
+        frame = new if previous is None else _append_unique(previous, new)
+        if store is not None and key is not None and options.get("cache", True):
+            store.put_frame(key, frame, resource="events", ttl=INCREMENTAL_TTL)
+        return frame
+
+    def _legacy_events(
+        self,
+        after: DateLike | None,
+        before: DateLike | None,
+        event: str | Sequence[str] | None,
+        distinct_id: str | None,
+        limit: int | None,
+        options: Mapping[str, Any],
+    ) -> pd.DataFrame:
+        params = {
+            "after": _opt_iso(after, "after"),
+            "before": _opt_iso(before, "before"),
+            "event": event if isinstance(event, str) or event is None else None,
+            "distinct_id": distinct_id,
+            "limit": 1000 if limit is None else min(limit, 1000),
+        }
+        return self._list_frame("events", "/api/event/", params, options)
+
+    # -- shared machinery ----------------------------------------------------------------------
+
+    def _simple(
+        self, resource: str, params: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> pd.DataFrame:
+        check_options(options, resource)
+        sub_path, schema = LIST_RESOURCES[resource]
+        return self._list_frame(schema, self.project_path(sub_path), params, options)
+
+    def _list_frame(
+        self, schema: str, path: str, params: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> pd.DataFrame:
+        clean = {k: v for k, v in params.items() if v is not None}
+        key = self._frame_key(schema, {"path": path, **clean}, options)
+
+        def build() -> pd.DataFrame:
+            records: list[Any] = []
+            for page in self.iter_pages(
+                path,
+                clean,
+                resource=schema,
+                cache=options.get("cache", True),
+                refresh=options.get("refresh", False),
+                progress=options.get("progress"),
+            ):
+                records.extend(page.results)
+            return records_to_frame(records, SCHEMAS.get(schema), self._options(options))
+
+        try:
+            return self._cached_frame(key, schema, options, build)
+        except PermissionDeniedError as exc:
+            exc.args = (f"{exc.args[0]}\n(raised by ph.{_accessor_name(schema)}())",)
+            raise
+        except NotFoundError as exc:
+            if self.legacy or schema not in SCHEMAS:
+                raise
+            exc.args = (f"{exc.args[0]}\n(raised by ph.{_accessor_name(schema)}())",)
+            raise
+
+    def _cached_frame(
+        self,
+        key: str | None,
+        resource: str,
+        options: Mapping[str, Any],
+        build: Callable[[], pd.DataFrame],
+    ) -> pd.DataFrame:
+        """The finished frame from the cache when fresh; else build it and keep a copy."""
+        store = self._store if options.get("cache", True) else None
+        if store is None or key is None:
+            return build()
+        if not options.get("refresh"):
+            cached = store.get_frame(key)
+            if cached is not None:
+                self.fetcher.stats.hits += 1
+                return cached
+        frame = build()
+        store.put_frame(key, frame, resource=resource, ttl=self.fetcher.ttl.frames)
+        return frame
+
+    def _frame_key(
+        self, resource: str, params: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> str | None:
+        if self._store is None:
+            return None
+        shape = {k: options.get(k) for k in _FRAME_OPTION_NAMES if options.get(k) is not None}
+        blob = orjson.dumps(
+            {
+                "scope": self.fetcher.scope,
+                "project": self.project_id,
+                "resource": resource,
+                "params": params,
+                "frame": shape,
+                "defaults": repr(self.frame_options),
+            },
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+            default=str,
+        )
+        return "frame-" + hashlib.sha256(blob).hexdigest()
+
+    def _pinned_now(self, params: Mapping[str, Any], refresh: bool) -> datetime:
+        """`before` for an open-ended pull, fixed at the first call so cached pages stay valid."""
+        now = datetime.now(UTC).replace(microsecond=0)
+        store = self._store
+        if store is None:
+            return now
+        key = self._frame_key("events-pin", params, {})
+        assert key is not None
+        pinned = None if refresh else store.get_json(key)
+        if isinstance(pinned, dict) and "before" in pinned:
+            return datetime.fromisoformat(pinned["before"])
+        store.put_json(
+            key, {"before": now.isoformat()}, resource="events", ttl=self.fetcher.ttl.queries
+        )
+        return now
+
+    def _options(self, options: Mapping[str, Any]) -> FrameOptions:
+        changes = {k: options[k] for k in _FRAME_OPTION_NAMES if options.get(k) is not None}
+        return replace(self.frame_options, **changes) if changes else self.frame_options
+
+    def _legacy_user(self) -> dict[str, Any]:
+        data = self.fetcher.get("/api/user/", resource="user")
+        return data if isinstance(data, dict) else {}
+
+
+def insight_result_frame(result: Any, options: FrameOptions) -> pd.DataFrame:
+    """Trends results (series with `days`/`data`) to one row per series and date."""
+    if not isinstance(result, list) or not result:
+        return pd.DataFrame(
+            {
+                "series": pd.Series([], dtype="string"),
+                "breakdown_value": pd.Series([], dtype="string"),
+                "date": pd.Series([], dtype="datetime64[ns, UTC]"),
+                "value": pd.Series([], dtype="Float64"),
+            }
+        )
+    if not all(isinstance(s, dict) and "data" in s and "days" in s for s in result):
+        return records_to_frame(
+            [r if isinstance(r, dict) else {"value": r} for r in result], None, options
+        )
+    series, breakdown, dates, values = [], [], [], []
+    for s in result:
+        label = s.get("label") or (s.get("action") or {}).get("name")
+        value = s.get("breakdown_value")
+        for day, point in zip(s["days"], s["data"], strict=False):
+            series.append(label)
+            breakdown.append(None if value is None else str(value))
+            dates.append(day)
+            values.append(point)
+    return pd.DataFrame(
+        {
+            "series": pd.Series(series, dtype="string"),
+            "breakdown_value": pd.Series(breakdown, dtype="string"),
+            "date": pd.to_datetime(pd.Series(dates), utc=True, format="ISO8601"),
+            "value": pd.Series(values, dtype="Float64"),
+        }
+    )
+
+
+def _append_unique(previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    if not len(new):
+        return previous
+    combined = pd.concat([previous, new], ignore_index=True)
+    combined = combined.drop_duplicates(subset="uuid", keep="last")
+    return combined.sort_values(["timestamp", "uuid"], kind="stable").reset_index(drop=True)
+
+
+def _filter_params(flt: EventFilter, cap: int | None) -> dict[str, Any]:
+    return {
+        "after": _dates.iso(flt.after),
+        "before": _dates.iso(flt.before),
+        "event": flt.event,
+        "distinct_id": flt.distinct_id,
+        "person_id": flt.person_id,
+        "properties": flt.properties,
+        "where": flt.where,
+        "columns": flt.columns,
+        "limit": cap,
+    }
+
+
+def _progress_bar(option: bool | None, default: bool | None, desc: str) -> Any:
+    show = default if option is None else option
+    if show is False:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(desc=desc, unit="rows", leave=False)
+
+
+def _accessor_name(schema: str) -> str:
+    return "persons" if schema == "legacy_persons" else schema
+
+
+def _opt_str(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a string, got {type(value).__name__} {value!r}.")
+    return value
+
+
+def _opt_bool(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be True or False, got {value!r}.")
+    return "true" if value else "false"
+
+
+def _opt_iso(value: DateLike | None, name: str) -> str | None:
+    parsed = _dates.to_utc(value, name=name)
+    return None if parsed is None else _dates.iso(parsed)
+
+
+def _opt_filter_list(value: Any) -> list[Mapping[str, Any]] | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigurationError(
+            "properties must be a list of filters like [{'key': 'plan', 'value': 'pro'}]."
+        )
+    return list(value)
+
+
+def _opt_filters(value: Any) -> str | None:
+    filters = _opt_filter_list(value)
+    return None if filters is None else orjson.dumps(filters).decode()
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}.")
+    return value
+
+
+def _int_in(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigurationError(f"{name} must be an integer from {low} to {high}, got {value!r}.")
+    return value

@@ -1,0 +1,474 @@
+"""The transport: where the key goes, retries, Retry-After, pacing and status → exception."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+import requests
+import requests_mock
+
+from posthog_pandas import _config
+from posthog_pandas._credentials import Credentials
+from posthog_pandas._http import HttpClient, RateLimiter, redact_url, retry_after_seconds
+from posthog_pandas.exceptions import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PaginationError,
+    PermissionDeniedError,
+    QueryError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    TransportError,
+)
+
+HOST = "https://ph.test"
+KEY = "phx_unit_test_key_0123456789abcdefghijklmnop"
+PATH = "/api/projects/1/persons/"
+
+
+def make_client(
+    mode: str = "bearer", *, attempts: int = 3, max_wait: float = 120.0, **creds: Any
+) -> tuple[HttpClient, requests_mock.Adapter, list[float]]:
+    session = requests.Session()
+    adapter = requests_mock.Adapter()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    if mode == "basic":
+        credentials = Credentials(username="ann", password="pw-secret-77", mode="basic")
+    else:
+        credentials = Credentials(api_key=KEY, mode=mode, **creds)  # type: ignore[arg-type]
+    settings = _config.Settings(
+        host=HOST,
+        retry=_config.RetrySettings(attempts=attempts, jitter=0.0, max_wait=max_wait),
+    )
+    sleeps: list[float] = []
+    client = HttpClient(settings, credentials, session=session, sleep=sleeps.append)
+    return client, adapter, sleeps
+
+
+def error_body(status: int, code: str, detail: str, kind: str = "authentication_error") -> dict:
+    return {"type": kind, "code": code, "detail": detail, "attr": None}
+
+
+# -- where the key goes ------------------------------------------------------------------------
+
+
+def test_bearer_mode_sends_the_key_only_in_the_authorization_header() -> None:
+    client, adapter, _ = make_client()
+    adapter.register_uri("GET", HOST + PATH, json={"results": []})
+    client.send("GET", PATH, params={"limit": 10})
+    request = adapter.request_history[0]
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+    assert request.body is None
+    assert KEY not in request.url
+    assert request.qs == {"limit": ["10"]}
+    assert request.headers["User-Agent"] == _config.USER_AGENT
+
+
+def test_body_mode_sends_the_key_in_a_json_body_on_get_and_post() -> None:
+    client, adapter, _ = make_client("body")
+    adapter.register_uri("GET", HOST + PATH, json={"results": []})
+    adapter.register_uri("POST", HOST + "/api/projects/1/query/", json={"results": []})
+    client.send("GET", PATH)
+    client.send("POST", "/api/projects/1/query/", json={"query": {"kind": "HogQLQuery"}})
+    get, post = adapter.request_history
+    assert "Authorization" not in get.headers
+    assert json.loads(get.body) == {"personal_api_key": KEY}
+    assert get.headers["Content-Type"] == "application/json"
+    assert json.loads(post.body) == {"query": {"kind": "HogQLQuery"}, "personal_api_key": KEY}
+    assert KEY not in get.url and KEY not in post.url
+
+
+def test_basic_mode_sends_http_basic_only() -> None:
+    client, adapter, _ = make_client("basic")
+    adapter.register_uri("GET", HOST + "/api/person/", json={"results": []})
+    client.send("GET", "/api/person/")
+    request = adapter.request_history[0]
+    expected = base64.b64encode(b"ann:pw-secret-77").decode()
+    assert request.headers["Authorization"] == f"Basic {expected}"
+    assert request.body is None
+
+
+def test_basic_rejected_by_current_posthog_points_to_personal_keys() -> None:
+    client, adapter, _ = make_client("basic")
+    adapter.register_uri(
+        "GET",
+        HOST + "/api/person/",
+        status_code=401,
+        json=error_body(401, "not_authenticated", "Authentication credentials were not provided."),
+    )
+    with pytest.raises(AuthenticationError) as info:
+        client.send("GET", "/api/person/")
+    message = str(info.value)
+    assert "did not accept a username and password (HTTP Basic)" in message
+    assert "accept only personal API keys" in message
+    assert "pw-secret-77" not in message
+
+
+@pytest.mark.parametrize("param", ["token", "api_key", "personal_api_key"])
+def test_credential_and_project_switching_params_are_never_sent(param: str) -> None:
+    client, adapter, _ = make_client()
+    with pytest.raises(PaginationError, match=param):
+        client.send("GET", PATH, params={param: "phc_x"})
+    with pytest.raises(PaginationError, match=param):
+        client.send("GET", f"{PATH}?{param}=phc_x")
+    assert adapter.call_count == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://evil.test/api/projects/1/persons/", "http://ph.test/api/", "https://ph.test:8443/x"],
+)
+def test_other_origins_are_refused_before_sending(url: str) -> None:
+    client, adapter, _ = make_client()
+    with pytest.raises(PaginationError, match="outside the configured PostHog origin"):
+        client.send("GET", url)
+    assert adapter.call_count == 0
+
+
+def test_redirects_are_not_followed() -> None:
+    client, adapter, _ = make_client()
+    adapter.register_uri(
+        "GET", HOST + PATH, status_code=302, headers={"Location": "https://elsewhere.test/x"}
+    )
+    with pytest.raises(TransportError, match="does not follow redirects"):
+        client.send("GET", PATH)
+    assert adapter.call_count == 1
+
+
+def test_tls_off_warns() -> None:
+    with pytest.warns(UserWarning, match="TLS certificate verification is off"):
+        HttpClient(_config.Settings(host=HOST, verify=False), Credentials(api_key=KEY))
+
+
+# -- status → exception -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cls", "fragment"),
+    [
+        (
+            401,
+            error_body(
+                401,
+                "authentication_failed",
+                "Personal API key found in request Authorization header is invalid.",
+            ),
+            AuthenticationError,
+            "US (https://us.posthog.com) and EU",
+        ),
+        (
+            401,
+            error_body(401, "not_authenticated", "Authentication credentials were not provided."),
+            AuthenticationError,
+            "PostHog received no credentials",
+        ),
+        # /query/ answers auth failures as 403: the code decides
+        (
+            403,
+            error_body(
+                403,
+                "authentication_failed",
+                "Personal API key found in request Authorization header is invalid.",
+            ),
+            AuthenticationError,
+            "was not accepted",
+        ),
+        (
+            403,
+            error_body(403, "permission_denied", "API key missing required scope 'person:read'"),
+            PermissionDeniedError,
+            "Add the 'person:read' scope",
+        ),
+        (
+            403,
+            error_body(
+                403,
+                "permission_denied",
+                "API key does not have access to the requested project: ID 2.",
+            ),
+            PermissionDeniedError,
+            "limited to other projects",
+        ),
+        (
+            404,
+            {
+                "type": "invalid_request",
+                "code": "not_found",
+                "detail": "Project not found.",
+                "attr": None,
+            },
+            NotFoundError,
+            "ph.projects() lists",
+        ),
+        (
+            400,
+            {
+                "type": "validation_error",
+                "code": "invalid_input",
+                "detail": "bad filter",
+                "attr": "properties",
+            },
+            BadRequestError,
+            "Check the filters",
+        ),
+        (
+            402,
+            {"type": "invalid_request", "code": "payment_required", "detail": "pay", "attr": None},
+            APIError,
+            "pay",
+        ),
+    ],
+)
+def test_status_and_code_map_to_exceptions(
+    status: int, body: dict, cls: type[APIError], fragment: str
+) -> None:
+    client, adapter, _ = make_client(attempts=0)
+    adapter.register_uri(
+        "GET", HOST + PATH, status_code=status, json=body, headers={"X-Request-Id": "req-42"}
+    )
+    with pytest.raises(APIError) as info:
+        client.send("GET", PATH)
+    exc = info.value
+    assert type(exc) is cls
+    assert fragment in str(exc)
+    assert exc.status == status and exc.method == "GET" and exc.url == HOST + PATH
+    assert exc.code == body["code"] and exc.type == body["type"] and exc.detail == body["detail"]
+    assert exc.attr == body["attr"] and exc.request_id == "req-42"
+    assert KEY not in str(exc) and KEY not in repr(exc)
+
+
+def test_missing_scope_is_named_on_the_exception() -> None:
+    client, adapter, _ = make_client()
+    adapter.register_uri(
+        "GET",
+        HOST + PATH,
+        status_code=403,
+        json=error_body(403, "permission_denied", "API key missing required scope 'query:read'"),
+    )
+    with pytest.raises(PermissionDeniedError) as info:
+        client.send("GET", PATH)
+    assert info.value.scope == "query:read"
+
+
+def test_bad_hogql_is_a_query_error() -> None:
+    client, adapter, _ = make_client()
+    adapter.register_uri(
+        "POST",
+        HOST + "/api/projects/1/query/",
+        status_code=400,
+        json={
+            "type": "validation_error",
+            "code": "invalid_input",
+            "detail": "Unable to resolve field: nope",
+            "attr": None,
+        },
+    )
+    with pytest.raises(QueryError, match="Unable to resolve field: nope") as info:
+        client.send("POST", "/api/projects/1/query/", json={"query": {}}, idempotent=True)
+    assert "Fix the HogQL query" in str(info.value)
+
+
+def test_the_key_is_scrubbed_even_when_the_server_echoes_it() -> None:
+    client, adapter, _ = make_client()
+    adapter.register_uri(
+        "GET",
+        HOST + PATH,
+        status_code=400,
+        json={
+            "type": "validation_error",
+            "code": "invalid_input",
+            "detail": f"bad key {KEY}",
+            "attr": None,
+        },
+    )
+    with pytest.raises(BadRequestError) as info:
+        client.send("GET", PATH)
+    assert KEY not in str(info.value) and KEY not in (info.value.detail or "")
+    assert "bad key ********" in str(info.value)
+
+
+# -- retries -------------------------------------------------------------------------------------
+
+
+def test_429_honours_retry_after_seconds_then_succeeds() -> None:
+    client, adapter, sleeps = make_client()
+    adapter.register_uri(
+        "GET",
+        HOST + PATH,
+        [
+            {
+                "status_code": 429,
+                "json": error_body(429, "throttled", "Request was throttled.", "throttled_error"),
+                "headers": {"Retry-After": "7"},
+            },
+            {"status_code": 200, "json": {"results": [1]}},
+        ],
+    )
+    assert client.send("GET", PATH).data == {"results": [1]}
+    assert adapter.call_count == 2
+    assert sleeps == [7.0]
+    assert client.stats.retries == 1
+
+
+def test_retry_after_as_http_date() -> None:
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    seconds = retry_after_seconds({"Retry-After": format_datetime(when, usegmt=True)}, None)
+    assert seconds is not None and 28 <= seconds <= 30
+
+
+def test_retry_after_from_posthogs_detail_text() -> None:
+    client, adapter, sleeps = make_client()
+    adapter.register_uri(
+        "GET",
+        HOST + PATH,
+        [
+            {
+                "status_code": 429,
+                "json": error_body(
+                    429,
+                    "throttled",
+                    "Request was throttled. Expected available in 12 seconds.",
+                    "throttled_error",
+                ),
+            },
+            {"status_code": 200, "json": {"results": []}},
+        ],
+    )
+    client.send("GET", PATH)
+    assert sleeps == [12.0]
+
+
+def test_a_wait_longer_than_allowed_raises_with_the_wait() -> None:
+    client, adapter, sleeps = make_client(max_wait=60)
+    adapter.register_uri(
+        "GET",
+        HOST + PATH,
+        status_code=429,
+        headers={"Retry-After": "3600"},
+        json=error_body(429, "throttled", "Request was throttled.", "throttled_error"),
+    )
+    with pytest.raises(RateLimitError) as info:
+        client.send("GET", PATH)
+    assert info.value.retry_after == 3600.0
+    assert "asked to wait 3600 s, longer than the configured maximum of 60 s" in str(info.value)
+    assert sleeps == [] and adapter.call_count == 1
+
+
+def test_5xx_backs_off_exponentially_and_gives_up_after_the_budget() -> None:
+    client, adapter, sleeps = make_client(attempts=3)
+    adapter.register_uri(
+        "GET",
+        HOST + PATH,
+        status_code=503,
+        text="<html><title>503 Service Unavailable</title></html>",
+        headers={"Content-Type": "text/html"},
+    )
+    with pytest.raises(ServerError) as info:
+        client.send("GET", PATH)
+    assert adapter.call_count == 4
+    assert sleeps == [0.0, 1.0, 2.0]  # urllib3 Retry: first retry at once, then factor * 2^n
+    assert "gave up after 4 attempts" in str(info.value)
+    assert "an HTML page (503 Service Unavailable)" in str(info.value)
+
+
+def test_connection_errors_and_resets_are_retried() -> None:
+    client, adapter, _ = make_client()
+    adapter.register_uri(
+        "GET",
+        HOST + PATH,
+        [
+            {"exc": requests.exceptions.ConnectionError("reset by peer")},
+            {"exc": requests.exceptions.ChunkedEncodingError("cut mid-body")},
+            {"status_code": 200, "json": {"results": ["ok"]}},
+        ],
+    )
+    assert client.send("GET", PATH).data == {"results": ["ok"]}
+    assert adapter.call_count == 3
+
+
+def test_malformed_json_and_html_login_pages_are_retried_then_explained() -> None:
+    client, adapter, _ = make_client(attempts=2)
+    adapter.register_uri(
+        "GET",
+        HOST + PATH,
+        [
+            {"status_code": 200, "text": '{"results": [1, 2'},
+            {
+                "status_code": 200,
+                "text": "<!DOCTYPE html><html><title>Log in</title></html>",
+                "headers": {"Content-Type": "text/html"},
+            },
+            {
+                "status_code": 200,
+                "text": "<!DOCTYPE html><html><title>Log in</title></html>",
+                "headers": {"Content-Type": "text/html"},
+            },
+        ],
+    )
+    with pytest.raises(ResponseFormatError, match="HTML page instead of PostHog's JSON"):
+        client.send("GET", PATH)
+    assert adapter.call_count == 3
+
+
+def test_timeouts_become_transport_errors_naming_url_and_timeout() -> None:
+    client, adapter, _ = make_client(attempts=1)
+    adapter.register_uri("GET", HOST + PATH, exc=requests.exceptions.ReadTimeout("slow"))
+    with pytest.raises(TransportError) as info:
+        client.send("GET", PATH)
+    assert f"GET {HOST}{PATH} timed out after 10 s (connect) / 120 s (read)" in str(info.value)
+    assert adapter.call_count == 2
+
+
+def test_non_idempotent_calls_are_not_retried() -> None:
+    client, adapter, _ = make_client()
+    adapter.register_uri("POST", HOST + "/api/projects/1/annotations/", status_code=503, json={})
+    with pytest.raises(ServerError):
+        client.send("POST", "/api/projects/1/annotations/", json={"content": "x"})
+    assert adapter.call_count == 1
+
+
+def test_query_post_is_retried_as_a_read() -> None:
+    client, adapter, _ = make_client()
+    adapter.register_uri(
+        "POST",
+        HOST + "/api/projects/1/query/",
+        [
+            {"status_code": 502, "text": "<html>Bad gateway</html>"},
+            {"status_code": 200, "json": {"results": []}},
+        ],
+    )
+    client.send("POST", "/api/projects/1/query/", json={"query": {}}, idempotent=True)
+    assert adapter.call_count == 2
+
+
+# -- pacing and redaction ------------------------------------------------------------------------
+
+
+def test_rate_limiter_waits_once_the_burst_is_spent() -> None:
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    limiter = RateLimiter(60, clock=lambda: now[0], sleep=sleep)
+    waits = [limiter.acquire() for _ in range(62)]
+    assert waits[:60] == [0.0] * 60
+    assert waits[60] == pytest.approx(1.0) and waits[61] == pytest.approx(1.0)
+
+
+def test_redact_url_masks_credential_params_and_userinfo() -> None:
+    assert redact_url("https://u:p@ph.test/a?personal_api_key=phx_1&limit=5&token=t") == (
+        "https://ph.test/a?personal_api_key=%2A%2A%2A%2A%2A%2A%2A%2A&limit=5&"
+        "token=%2A%2A%2A%2A%2A%2A%2A%2A"
+    )

@@ -1,0 +1,167 @@
+"""Pagination over every PostHog list shape, driven by literal pages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from posthog_pandas._pagination import canonical_url, iter_pages
+from posthog_pandas.exceptions import PaginationError, ResponseFormatError
+
+BASE = "https://ph.test/api/projects/1"
+
+
+class FakeServer:
+    """Answers fetch(url, params) from a dict keyed by canonical URL; records every call."""
+
+    def __init__(self, pages: dict[str, Any]) -> None:
+        self.pages = {canonical_url(url, None): body for url, body in pages.items()}
+        self.calls: list[str] = []
+
+    def __call__(self, url: str, params: Mapping[str, Any] | None) -> Any:
+        key = canonical_url(url, params)
+        self.calls.append(key)
+        return self.pages[key]
+
+
+def rows(pages: list[Any]) -> list[Any]:
+    return [r for p in pages for r in p.results]
+
+
+def test_limit_offset_with_count() -> None:
+    server = FakeServer(
+        {
+            f"{BASE}/cohorts/": {
+                "count": 3,
+                "next": f"{BASE}/cohorts/?limit=2&offset=2",
+                "previous": None,
+                "results": [{"id": 1}, {"id": 2}],
+            },
+            f"{BASE}/cohorts/?limit=2&offset=2": {
+                "count": 3,
+                "next": None,
+                "previous": f"{BASE}/cohorts/?limit=2",
+                "results": [{"id": 3}],
+            },
+        }
+    )
+    pages = list(iter_pages(server, f"{BASE}/cohorts/"))
+    assert rows(pages) == [{"id": 1}, {"id": 2}, {"id": 3}]
+    assert [p.count for p in pages] == [3, 3]
+    assert len(server.calls) == 2
+
+
+def test_persons_short_pages_with_next_are_followed_to_the_end() -> None:
+    server = FakeServer(
+        {
+            f"{BASE}/persons/?limit=3": {
+                "next": f"{BASE}/persons/?limit=3&offset=3",
+                "results": [{"id": "a"}],
+            },
+            f"{BASE}/persons/?limit=3&offset=3": {
+                "next": f"{BASE}/persons/?limit=3&offset=6",
+                "results": [],
+            },
+            f"{BASE}/persons/?limit=3&offset=6": {
+                "next": None,
+                "results": [{"id": "b"}, {"id": "c"}],
+            },
+        }
+    )
+    pages = list(iter_pages(server, f"{BASE}/persons/", {"limit": 3}))
+    assert rows(pages) == [{"id": "a"}, {"id": "b"}, {"id": "c"}]
+    assert pages[0].count is None
+
+
+def test_events_before_cursor_and_relative_next() -> None:
+    server = FakeServer(
+        {
+            f"{BASE}/events/?limit=2": {
+                "next": "/api/projects/1/events/?limit=2&before=2024-01-02T00%3A00%3A00Z",
+                "results": [{"id": "e1"}, {"id": "e2"}],
+            },
+            f"{BASE}/events/?limit=2&before=2024-01-02T00:00:00Z": {
+                "next": None,
+                "results": [{"id": "e3"}],
+            },
+        }
+    )
+    assert rows(list(iter_pages(server, f"{BASE}/events/", {"limit": 2}))) == [
+        {"id": "e1"},
+        {"id": "e2"},
+        {"id": "e3"},
+    ]
+
+
+def test_groups_opaque_cursor() -> None:
+    server = FakeServer(
+        {
+            f"{BASE}/groups/?group_type_index=0": {
+                "next": f"{BASE}/groups/?cursor=cD0yMDI0&group_type_index=0",
+                "previous": None,
+                "results": [{"group_key": "g1"}],
+            },
+            f"{BASE}/groups/?cursor=cD0yMDI0&group_type_index=0": {
+                "next": None,
+                "previous": None,
+                "results": [{"group_key": "g2"}],
+            },
+        }
+    )
+    pages = list(iter_pages(server, f"{BASE}/groups/", {"group_type_index": 0}))
+    assert rows(pages) == [{"group_key": "g1"}, {"group_key": "g2"}]
+
+
+def test_session_recordings_has_next_pages_by_offset() -> None:
+    server = FakeServer(
+        {
+            f"{BASE}/session_recordings/?limit=2": {
+                "results": [{"id": 1}, {"id": 2}],
+                "has_next": True,
+                "version": 3,
+            },
+            f"{BASE}/session_recordings/?limit=2&offset=2": {
+                "results": [{"id": 3}],
+                "has_next": False,
+                "version": 3,
+            },
+        }
+    )
+    pages = list(iter_pages(server, f"{BASE}/session_recordings/", {"limit": 2}))
+    assert rows(pages) == [{"id": 1}, {"id": 2}, {"id": 3}]
+
+
+def test_a_single_object_or_a_bare_list_is_one_page() -> None:
+    server = FakeServer({f"{BASE}/x/": {"id": 9}, f"{BASE}/y/": [1, 2]})
+    assert rows(list(iter_pages(server, f"{BASE}/x/"))) == [{"id": 9}]
+    assert rows(list(iter_pages(server, f"{BASE}/y/"))) == [1, 2]
+
+
+def test_repeated_next_raises_instead_of_looping() -> None:
+    server = FakeServer(
+        {
+            f"{BASE}/cohorts/": {"next": f"{BASE}/cohorts/?offset=2", "results": [1, 2]},
+            f"{BASE}/cohorts/?offset=2": {"next": f"{BASE}/cohorts/?offset=2", "results": [3]},
+        }
+    )
+    with pytest.raises(PaginationError, match="repeats an earlier page"):
+        list(iter_pages(server, f"{BASE}/cohorts/"))
+    assert len(server.calls) == 2
+
+
+def test_bad_envelopes_are_format_errors() -> None:
+    server = FakeServer(
+        {f"{BASE}/a/": {"results": {"x": 1}}, f"{BASE}/b/": {"results": [], "next": 5}}
+    )
+    with pytest.raises(ResponseFormatError, match="not a list"):
+        list(iter_pages(server, f"{BASE}/a/"))
+    with pytest.raises(ResponseFormatError, match="not a URL"):
+        list(iter_pages(server, f"{BASE}/b/"))
+
+
+def test_canonical_url_ignores_param_order_and_trailing_slash() -> None:
+    assert canonical_url("https://h/a?b=1&a=2", None) == canonical_url(
+        "https://h/a/", {"a": 2, "b": 1}
+    )
