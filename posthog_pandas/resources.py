@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,7 +20,12 @@ import pandas as pd
 
 from posthog_pandas import _dates
 from posthog_pandas._dates import DateLike
-from posthog_pandas.exceptions import ConfigurationError, NotFoundError, PermissionDeniedError
+from posthog_pandas.exceptions import (
+    CacheError,
+    ConfigurationError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from posthog_pandas.frames import (
     SCHEMAS,
     FrameOptions,
@@ -40,6 +46,8 @@ class CallOptions(TypedDict, total=False):
     dtype_backend: str | None
     dtypes: Mapping[str, str] | None
 
+
+log = logging.getLogger("posthog_pandas")
 
 _OPTION_NAMES = tuple(CallOptions.__annotations__)
 _FRAME_OPTION_NAMES = ("flatten", "max_depth", "dtype_backend", "dtypes")
@@ -497,7 +505,11 @@ class ResourcesMixin(QueryMixin):
                 self.fetcher.stats.hits += 1
                 return cached
         frame = build()
-        store.put_frame(key, frame, resource=resource, ttl=self.fetcher.ttl.frames)
+        try:
+            store.put_frame(key, frame, resource=resource, ttl=self.fetcher.ttl.frames)
+        except CacheError as exc:
+            # The pages are cached already; a frame Parquet cannot hold only costs a rebuild.
+            log.warning("not keeping the %s frame in the cache: %s", resource, exc)
         return frame
 
     def _frame_key(
