@@ -109,7 +109,12 @@ class Core:
 
     def _discover(self) -> None:
         """Read the user once: it checks the key and picks the project when none was given."""
+        assert self._credentials is not None
+        if self._legacy is None and self._credentials.mode == "basic":
+            # HTTP Basic exists only on old self-hosted PostHog, which has only the old API.
+            self._legacy = True
         if self._legacy:
+            self._discover_legacy()
             return
         try:
             me = self.me()
@@ -118,12 +123,31 @@ class Core:
                 raise
             log.info("no /api/users/@me/ on %s: using the legacy API", self.settings.host)
             self._legacy = True
+            self._discover_legacy()
             return
         except PermissionDeniedError:
             if self.settings.project_id is None:
                 raise
             return  # a key without user:read can still read its project
-        team = me.get("team") or {}
+        self._choose_project(me.get("team") or {})
+
+    def _discover_legacy(self) -> None:
+        """Old PostHog: /api/user/ checks the credentials and names the current team."""
+        try:
+            user = self.get("/api/user/", resource="user")
+        except NotFoundError:
+            # No legacy API here: current PostHog. Its @me answer explains what is wrong
+            # (for HTTP Basic: that only personal API keys are accepted).
+            self._legacy = False
+            self._choose_project(self.me().get("team") or {})
+            return
+        self._me = user if isinstance(user, dict) else {}
+        team = self._me.get("team") or {}
+        if self.settings.project_id is None and team.get("id") is not None:
+            self.settings = replace(self.settings, project_id=int(team["id"]))
+            self._project = Project(int(team["id"]), team.get("name"), "your user's team")
+
+    def _choose_project(self, team: dict[str, Any]) -> None:
         if self.settings.project_id is None:
             pid = team.get("project_id") or team.get("id")
             if pid is None:

@@ -451,6 +451,11 @@ def _restore_dtypes(df: pd.DataFrame, codes: list[Any]) -> pd.DataFrame:
         column = df.iloc[:, i]
         if column.dtype != target:
             df.isetitem(i, column.astype(target).array)
+    # Column labels come back as an object Index; rebuild it the way a fresh frame gets it
+    # (pandas 3 infers its string dtype) so a cached frame equals the fetched one exactly.
+    import pandas as pd
+
+    df.columns = pd.Index(list(df.columns))
     return df
 
 
