@@ -1,0 +1,398 @@
+"""LocalPostHog: HTTP listeners (main and foreign origin), request log, gzip, fault delivery."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from posthog_pandas.server.auth import ApiKey
+from posthog_pandas.server.data import Dataset
+from posthog_pandas.server.faults import Faults
+from posthog_pandas.server.routes import dispatch
+from posthog_pandas.server.state import ServerState, default_key
+from posthog_pandas.server.web import ApiError, Request, Response, dumps
+
+__all__ = ["ForeignRequest", "LocalPostHog", "LoggedRequest"]
+
+_GZIP_MIN_BYTES = 200  # Django's GZipMiddleware skips tiny bodies
+_HANG_SECONDS = 60.0
+_REDACTED = "[redacted]"
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request the main listener answered; `key_fingerprint` is sha256[:12], never the key."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    auth: Literal["bearer", "body", "query", "basic"] | None
+    key_fingerprint: str | None
+    status: int  # 0 when the server hung instead of answering
+    project_id: int | None
+    hogql: str | None = None  # the HogQL text of /query/ requests
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # without Authorization
+
+
+@dataclass(frozen=True)
+class ForeignRequest:
+    """A request that reached the foreign-origin listener (it should never carry credentials)."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    had_credentials: bool
+
+
+def _redacted_params(query: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in parse_qsl(query, keep_blank_values=True):
+        out.setdefault(k, _REDACTED if k in ("personal_api_key", "token", "api_key") else v)
+    return out
+
+
+def _read_request(handler: BaseHTTPRequestHandler) -> Request:
+    length = int(handler.headers.get("Content-Length") or 0)
+    body = handler.rfile.read(length) if length > 0 else b""
+    split = urlsplit(handler.path)
+    headers = {k.lower(): v for k, v in handler.headers.items()}
+    return Request(handler.command, split.path, split.query, headers, body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.open_sockets: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        self.owner: LocalPostHog | None = None
+
+    def close_open_sockets(self) -> None:
+        with self.lock:
+            socks = list(self.open_sockets)
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _BaseHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive; every response carries Content-Length
+    server_version = "LocalPostHog/1.0"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.lock:
+            self.server.open_sockets.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.lock:
+            self.server.open_sockets.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # the request log replaces stderr noise
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def _serve(self) -> None:
+        raise NotImplementedError
+
+    def _send(self, response: Response, fault: str | None = None) -> None:
+        body = response.body
+        gz = (
+            "gzip" in self.headers.get("Accept-Encoding", "")
+            and len(body) >= _GZIP_MIN_BYTES
+            and fault != "malformed"
+        )
+        if gz:
+            body = gzip.compress(body, compresslevel=1)
+        declared = len(body)
+        if fault == "malformed":
+            body = body[: max(1, len(body) // 2)]
+            declared = len(body)
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(declared))
+        if gz:
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Vary", "Accept-Encoding")
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if fault == "reset":
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        self.wfile.write(body)
+
+
+class _MainHandler(_BaseHandler):
+    def _serve(self) -> None:
+        owner = self.server.owner
+        assert owner is not None
+        request = _read_request(self)
+        owner._handle(self, request)
+
+
+class _ForeignHandler(_BaseHandler):
+    def _serve(self) -> None:
+        owner = self.server.owner
+        assert owner is not None
+        request = _read_request(self)
+        body = request.json
+        had = (
+            "authorization" in request.headers
+            or (isinstance(body, dict) and "personal_api_key" in body)
+            or "personal_api_key" in request.params
+        )
+        owner._log_foreign(
+            ForeignRequest(request.method, request.path, _redacted_params(request.query), had)
+        )
+        page: dict[str, Any] = {"count": 0, "next": None, "previous": None, "results": []}
+        self._send(Response(200, dumps(page)))
+
+
+def _parse_start(start: str | datetime) -> datetime:
+    value = start if isinstance(start, datetime) else datetime.fromisoformat(start)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class LocalPostHog:
+    """An embedded PostHog-compatible HTTP server with deterministic demo data.
+
+    >>> with LocalPostHog(persons=500, events=5000) as srv:  # doctest: +SKIP
+    ...     requests.get(f"{srv.url}/api/projects/1/persons/",
+    ...                  headers={"Authorization": f"Bearer {srv.api_key}"})
+    """
+
+    def __init__(
+        self,
+        persons: int = 2000,
+        events: int = 20000,
+        seed: int = 42,
+        keys: list[ApiKey] | None = None,
+        faults: Faults | None = None,
+        legacy: bool = False,
+        users: dict[str, str] | None = None,
+        start: str | datetime = "2024-01-01",
+        days: int = 30,
+        *,
+        port: int = 0,
+    ) -> None:
+        self.api_key = default_key(seed)
+        self.project_id = 1
+        self._port = port
+        all_keys = [ApiKey(self.api_key), *(keys or [])]
+        self._state = ServerState(
+            seed=seed,
+            persons=persons,
+            events=events,
+            start=_parse_start(start),
+            days=days,
+            keys=all_keys,
+            users=users or {},
+            legacy=legacy,
+            faults=faults,
+        )
+        self._log: list[LoggedRequest] = []
+        self._foreign_log: list[ForeignRequest] = []
+        self._log_lock = threading.Lock()
+        self._servers: list[_Server] = []
+        self._threads: list[threading.Thread] = []
+        self.url = ""
+        self.foreign_url = ""
+        self.server_errors: list[str] = []  # tracebacks of unexpected handler exceptions
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> LocalPostHog:
+        """Generate project 1's data, bind 127.0.0.1 (main + foreign ports) and serve."""
+        if self._servers:
+            return self
+        self._state.stopping.clear()
+        _ = self._state.projects[1].dataset  # build before the first request, not during it
+        main = _Server(("127.0.0.1", self._port), _MainHandler)
+        foreign = _Server(("127.0.0.1", 0), _ForeignHandler)
+        for server in (main, foreign):
+            server.owner = self
+            thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
+            thread.start()
+            self._servers.append(server)
+            self._threads.append(thread)
+        self.url = f"http://127.0.0.1:{main.server_address[1]}"
+        self.foreign_url = f"http://127.0.0.1:{foreign.server_address[1]}"
+        self._state.foreign_url = self.foreign_url
+        return self
+
+    def stop(self) -> None:
+        """Stop both listeners, cut open keep-alive connections and release hung requests."""
+        self._state.stopping.set()
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+            server.close_open_sockets()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._servers.clear()
+        self._threads.clear()
+
+    def close(self) -> None:
+        """Stop and release the DuckDB connections."""
+        self.stop()
+        for store in self._state.projects.values():
+            store.close()
+
+    def __enter__(self) -> LocalPostHog:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- inspection -------------------------------------------------------------------------
+
+    def dataset(self, project_id: int = 1) -> Dataset:
+        """The generated data of a project (pandas frames + record lists) for exact-row tests."""
+        store = self._state.projects.get(project_id)
+        if store is None:
+            raise KeyError(f"no project {project_id}; projects: {sorted(self._state.projects)}")
+        return store.dataset
+
+    def time_range(self, project_id: int = 1) -> tuple[datetime, datetime]:
+        """[start, end) of the generated events (UTC), i.e. `start` and `start + days`."""
+        ds = self.dataset(project_id)
+        return ds.start, ds.start + timedelta(days=ds.days)
+
+    @property
+    def project_ids(self) -> list[int]:
+        return sorted(self._state.projects)
+
+    def project_token(self, project_id: int = 1) -> str:
+        """The project's public `phc_` token (what /api/users/@me/ shows as `api_token`)."""
+        return self._state.project_token(project_id)
+
+    @property
+    def requests(self) -> list[LoggedRequest]:
+        with self._log_lock:
+            return list(self._log)
+
+    @property
+    def foreign_requests(self) -> list[ForeignRequest]:
+        with self._log_lock:
+            return list(self._foreign_log)
+
+    def clear_log(self) -> None:
+        with self._log_lock:
+            self._log.clear()
+            self._foreign_log.clear()
+
+    def set_faults(self, faults: Faults | None) -> None:
+        """Switch failure modes at run time (resets the fault RNG and the hang counter)."""
+        self._state.set_faults(faults)
+
+    def reset_rate_limits(self) -> None:
+        self._state.limiter.reset()
+
+    # --- request handling -------------------------------------------------------------------
+
+    def _log_foreign(self, entry: ForeignRequest) -> None:
+        with self._log_lock:
+            self._foreign_log.append(entry)
+
+    def _record(self, request: Request, outcome_status: int, **fields: Any) -> None:
+        body = request.json
+        hogql = None
+        if isinstance(body, dict) and isinstance(body.get("query"), dict):
+            text = body["query"].get("query")
+            hogql = text if isinstance(text, str) else None
+        headers = {k: v for k, v in request.headers.items() if k != "authorization"}
+        entry = LoggedRequest(
+            method=request.method,
+            path=request.path,
+            params=_redacted_params(request.query),
+            status=outcome_status,
+            hogql=hogql,
+            headers=headers,
+            **fields,
+        )
+        with self._log_lock:
+            self._log.append(entry)
+
+    def _handle(self, handler: _BaseHandler, request: Request) -> None:
+        state = self._state
+        injector = state.injector  # one snapshot per request, even if faults switch meanwhile
+        from posthog_pandas.server.auth import find_credentials
+
+        if injector.should_hang(request.path):
+            creds = find_credentials(request)
+            self._record(
+                request, 0, auth=creds.source, key_fingerprint=creds.fingerprint, project_id=None
+            )
+            state.stopping.wait(_HANG_SECONDS)
+            handler.close_connection = True
+            return
+        faults_on = injector.applies(request.path)
+        if faults_on and injector.faults.slow > 0:
+            state.stopping.wait(injector.faults.slow)
+        early = injector.early_response(request.path)
+        if early is not None:
+            creds = find_credentials(request)
+            self._record(
+                request,
+                early.status,
+                auth=creds.source,
+                key_fingerprint=creds.fingerprint,
+                project_id=None,
+            )
+            handler._send(early)
+            return
+        try:
+            outcome = dispatch(state, request, faults_on)
+            response = outcome.response
+        except Exception:  # a bug in a handler must still produce PostHog's 500 JSON
+            with self._log_lock:
+                self.server_errors.append(traceback.format_exc())
+            response = ApiError(500, "server_error", "error", "A server error occurred.").response()
+            outcome = None
+        creds = outcome.credentials if outcome else find_credentials(request)
+        self._record(
+            request,
+            response.status,
+            auth=creds.source,
+            key_fingerprint=creds.fingerprint,
+            project_id=outcome.project_id if outcome else None,
+        )
+        fault = injector.body_fault(request.path) if response.status == 200 else None
+        handler._send(response, fault)

@@ -1,0 +1,97 @@
+"""The `/query/` endpoint: HogQLQuery requests, 3 concurrent queries per project, PostHog's JSON."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import duckdb
+
+from posthog_pandas.server.state import Context
+from posthog_pandas.server.web import ApiError, Response, json_response
+
+__all__ = ["create_engine", "query_endpoint"]
+
+SLOT_WAIT_SECONDS = 0.5  # PostHog queues for up to 30 s; a local test server should fail fast
+
+
+class _Result(Protocol):
+    columns: list[str]
+    types: list[str]
+    results: list[list[Any]]
+    has_more: bool
+    limit: int
+    hogql: str
+    clickhouse: str
+
+
+class _Engine(Protocol):
+    def run(self, query: str, values: dict[str, Any] | None = None) -> _Result: ...
+
+
+def create_engine(conn: duckdb.DuckDBPyConnection) -> _Engine:
+    """The HogQL engine over one DuckDB cursor (tests may monkeypatch this factory)."""
+    from posthog_pandas.server.hogql import HogQLEngine
+
+    engine: _Engine = HogQLEngine(conn)
+    return engine
+
+
+def _validate(body: Any) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "parse_error", "JSON parse error.")
+    node = body.get("query")
+    if not isinstance(node, dict):
+        raise ApiError.validation("This field is required.", attr="query", code="required")
+    kind = node.get("kind")
+    if kind != "HogQLQuery":
+        raise ApiError.validation(
+            f"Unsupported query kind: {kind!r}. This local server answers HogQLQuery only.",
+            attr="query",
+        )
+    text = node.get("query")
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError.validation("Field required: query.query", attr="query")
+    values = node.get("values")
+    if values is not None and not isinstance(values, dict):
+        raise ApiError.validation("`values` must be an object.", attr="query")
+    return node, text, values
+
+
+def query_endpoint(ctx: Context) -> Response:
+    """POST /api/projects/{id}/query/ with {"query": {"kind": "HogQLQuery", ...}}."""
+    node, text, values = _validate(ctx.request.json)
+    pid = ctx.store.project_id
+    slot = ctx.state.query_slots[pid]
+    if not slot.acquire(timeout=SLOT_WAIT_SECONDS):
+        detail = f"Exceeded maximum concurrency limit: 3 for key: api-query-per-team:{pid}"
+        raise ApiError(429, "throttled_error", "throttled", detail)
+    from posthog_pandas.server.hogql import HogQLError  # lazy: sqlglot is slow to import
+
+    try:
+        cur = ctx.store.cursor()
+        try:
+            result = create_engine(cur).run(text, values)
+        except HogQLError as exc:
+            raise ApiError(400, "validation_error", exc.code, exc.detail) from None
+        finally:
+            cur.close()
+    finally:
+        slot.release()
+    return json_response(
+        {
+            "results": result.results,
+            "columns": result.columns,
+            "types": result.types,
+            "hasMore": result.has_more,
+            "limit": result.limit,
+            "offset": 0,
+            "hogql": result.hogql,
+            "clickhouse": result.clickhouse,
+            "timings": [],
+            "modifiers": {},
+            "query": node,
+            "error": None,
+            "is_cached": False,
+            "query_status": None,
+        }
+    )
