@@ -30,6 +30,7 @@ from posthog_pandas.frames import (
     SCHEMAS,
     FrameOptions,
     hogql_events_to_frame,
+    hogql_to_frame,
     records_to_frame,
 )
 from posthog_pandas.query import MAX_PAGE_ROWS, EventFilter, QueryMixin, QueryPage, events_query
@@ -337,7 +338,7 @@ class ResourcesMixin(QueryMixin):
         flt = self._event_filter(after, before, event, None, None, None, where, columns, options)
         fopts = self._options(options)
         for page in self._event_pages(flt, None, options):
-            yield hogql_events_to_frame(page.columns, page.types, page.results, fopts)
+            yield _events_page_frame(flt, page.columns, page.types, page.results, fopts)
 
     def _event_filter(
         self,
@@ -411,7 +412,8 @@ class ResourcesMixin(QueryMixin):
     ) -> pd.DataFrame:
         pages = list(self._event_pages(flt, cap, options))
         rows = [row for page in pages for row in page.results]
-        return hogql_events_to_frame(pages[0].columns, pages[0].types, rows, self._options(options))
+        first = pages[0]
+        return _events_page_frame(flt, first.columns, first.types, rows, self._options(options))
 
     def _incremental_events(self, flt: EventFilter, options: Mapping[str, Any]) -> pd.DataFrame:
         """Append only events newer than the newest cached one; keyed without `before`."""
@@ -589,6 +591,19 @@ def insight_result_frame(result: Any, options: FrameOptions) -> pd.DataFrame:
             "value": pd.Series(values, dtype="Float64"),
         }
     )
+
+
+def _events_page_frame(
+    flt: EventFilter,
+    columns: list[str],
+    types: list[str],
+    rows: list[list[Any]],
+    options: FrameOptions,
+) -> pd.DataFrame:
+    """Full events get the events schema; a `columns=` projection gets just those columns."""
+    if flt.columns is not None and "properties" not in flt.columns:
+        return hogql_to_frame(columns, types, rows, options)
+    return hogql_events_to_frame(columns, types, rows, options)
 
 
 def _append_unique(previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
