@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import logging
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -311,7 +312,10 @@ class ResourcesMixin(QueryMixin):
         """
         check_options(options, "events")
         if self.legacy:
-            return self._legacy_events(after, before, event, distinct_id, limit, options)
+            params = self._events_list_params(
+                after, before, event, person_id, distinct_id, properties
+            )
+            return self._list_events("/api/event/", params, limit, options)
         flt = self._event_filter(
             after, before, event, person_id, distinct_id, properties, where, columns, options
         )
@@ -319,9 +323,24 @@ class ResourcesMixin(QueryMixin):
         if incremental:
             return self._incremental_events(flt, options)
         key = self._frame_key("events", _filter_params(flt, cap), options)
-        return self._cached_frame(
-            key, "events", options, lambda: self._events_frame(flt, cap, options)
-        )
+        try:
+            return self._cached_frame(
+                key, "events", options, lambda: self._events_frame(flt, cap, options)
+            )
+        except NotFoundError as exc:
+            if "/query" not in exc.url or where is not None or columns is not None:
+                raise
+            warnings.warn(
+                "This PostHog has no query API (/query/ answered 404); falling back to the "
+                "deprecated events list, which can skip events that share a timestamp at a "
+                "page boundary.",
+                UserWarning,
+                stacklevel=2,
+            )
+            params = self._events_list_params(
+                flt.after, flt.before, event, person_id, distinct_id, properties
+            )
+            return self._list_events(self.project_path("events"), params, cap, options)
 
     def iter_events(
         self,
@@ -433,23 +452,43 @@ class ResourcesMixin(QueryMixin):
             store.put_frame(key, frame, resource="events", ttl=INCREMENTAL_TTL)
         return frame
 
-    def _legacy_events(
+    def _list_events(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        limit: int | None,
+        options: Mapping[str, Any],
+    ) -> pd.DataFrame:
+        """The deprecated events list: 1,000 rows a page, newest first, `before` cursor.
+
+        Used only where the query API is missing (old self-hosted PostHog). Its cursor skips
+        events that share the timestamp of a page boundary (posthog-api.md §4.2).
+        """
+        clean = {**params, "limit": 1000}
+        frame = self._list_frame("events", path, clean, options)
+        return frame if limit is None else frame.head(limit).reset_index(drop=True)
+
+    def _events_list_params(
         self,
         after: DateLike | None,
         before: DateLike | None,
         event: str | Sequence[str] | None,
+        person_id: str | None,
         distinct_id: str | None,
-        limit: int | None,
-        options: Mapping[str, Any],
-    ) -> pd.DataFrame:
-        params = {
+        properties: Sequence[Mapping[str, Any]] | None,
+    ) -> dict[str, Any]:
+        if event is not None and not isinstance(event, str):
+            raise ConfigurationError(
+                "This PostHog has no query API, so events() can filter on one event name only."
+            )
+        return {
             "after": _opt_iso(after, "after"),
             "before": _opt_iso(before, "before"),
-            "event": event if isinstance(event, str) or event is None else None,
-            "distinct_id": distinct_id,
-            "limit": 1000 if limit is None else min(limit, 1000),
+            "event": event,
+            "person_id": _opt_str(person_id, "person_id"),
+            "distinct_id": _opt_str(distinct_id, "distinct_id"),
+            "properties": _opt_filters(properties),
         }
-        return self._list_frame("events", "/api/event/", params, options)
 
     # -- shared machinery ----------------------------------------------------------------------
 
@@ -587,7 +626,9 @@ def insight_result_frame(result: Any, options: FrameOptions) -> pd.DataFrame:
         {
             "series": pd.Series(series, dtype="string"),
             "breakdown_value": pd.Series(breakdown, dtype="string"),
-            "date": pd.to_datetime(pd.Series(dates), utc=True, format="ISO8601"),
+            "date": pd.to_datetime(pd.Series(dates), utc=True, format="ISO8601").astype(
+                "datetime64[ns, UTC]"
+            ),
             "value": pd.Series(values, dtype="Float64"),
         }
     )

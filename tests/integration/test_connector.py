@@ -61,8 +61,15 @@ def test_basic_auth_against_current_posthog_explains_itself(connect: Connect) ->
 def test_basic_auth_on_a_legacy_server() -> None:
     users = {"ann@example.com": "correct-horse-battery"}
     with LocalPostHog(persons=250, events=500, seed=3, legacy=True, users=users) as srv:
-        ph = php.connect(username="ann@example.com", password="correct-horse-battery",
-                         host=srv.url, cache=False, progress=False, dotenv=False, prompt=False)
+        ph = php.connect(
+            username="ann@example.com",
+            password="correct-horse-battery",
+            host=srv.url,
+            cache=False,
+            progress=False,
+            dotenv=False,
+            prompt=False,
+        )
         assert ph.legacy
         persons = ph.persons()
         assert sorted(persons["uuid"]) == sorted(srv.dataset().persons["id"])
@@ -72,12 +79,14 @@ def test_basic_auth_on_a_legacy_server() -> None:
 
 
 def test_missing_scope_names_scope_and_accessor(server: LocalPostHog, connect: Connect) -> None:
-    limited = ApiKey("phx_limited_scope_key_aaaaaaaaaaaaaaaaaaaaaaaaa", scopes=("user:read",
-                                                                              "cohort:read"))
+    limited = ApiKey(
+        "phx_limited_scope_key_aaaaaaaaaaaaaaaaaaaaaaaaa", scopes=("user:read", "cohort:read")
+    )
     srv = LocalPostHog(persons=100, events=200, seed=9, keys=[limited])
     with srv:
-        ph = php.connect(limited.key, host=srv.url, cache=False, progress=False, dotenv=False,
-                         prompt=False)
+        ph = php.connect(
+            limited.key, host=srv.url, cache=False, progress=False, dotenv=False, prompt=False
+        )
         assert len(ph.cohorts()) == len(srv.dataset().cohorts)
         with pytest.raises(php.PermissionDeniedError) as info:
             ph.persons()
@@ -90,17 +99,38 @@ def test_two_keys_two_projects_never_share_data_or_cache(tmp_path) -> None:
     other = ApiKey("phx_second_project_key_bbbbbbbbbbbbbbbbbbbbbbbbb", project_ids=(2,))
     with LocalPostHog(persons=120, events=300, seed=11, keys=[other]) as srv:
         cache = tmp_path / "shared-cache"
-        one = php.connect(srv.api_key, host=srv.url, project_id=1, cache_dir=cache,
-                          progress=False, dotenv=False, prompt=False)
-        two = php.connect(other.key, host=srv.url, project_id=2, cache_dir=cache,
-                          progress=False, dotenv=False, prompt=False)
+        one = php.connect(
+            srv.api_key,
+            host=srv.url,
+            project_id=1,
+            cache_dir=cache,
+            progress=False,
+            dotenv=False,
+            prompt=False,
+        )
+        two = php.connect(
+            other.key,
+            host=srv.url,
+            project_id=2,
+            cache_dir=cache,
+            progress=False,
+            dotenv=False,
+            prompt=False,
+        )
         a, b = one.persons(), two.persons()
         assert set(a["uuid"]) == set(srv.dataset(1).persons["id"])
         assert set(b["uuid"]) == set(srv.dataset(2).persons["id"])
         assert not set(a["uuid"]) & set(b["uuid"])
         with pytest.raises(php.PermissionDeniedError, match="ID 1"):
-            php.connect(other.key, host=srv.url, project_id=1, cache_dir=cache,
-                        progress=False, dotenv=False, prompt=False).persons()
+            php.connect(
+                other.key,
+                host=srv.url,
+                project_id=1,
+                cache_dir=cache,
+                progress=False,
+                dotenv=False,
+                prompt=False,
+            ).persons()
 
 
 # -- pages and rows -----------------------------------------------------------------------------
@@ -121,16 +151,16 @@ def test_persons_are_exactly_the_servers(server: LocalPostHog, connect: Connect)
     assert len(pages) == -(-len(expected) // 1000)
 
 
-def test_persons_short_pages_with_next_lose_nothing(server: LocalPostHog, connect: Connect
-                                                   ) -> None:
+def test_persons_short_pages_with_next_lose_nothing(server: LocalPostHog, connect: Connect) -> None:
     server.set_faults(Faults(short_pages=True))
     frame = connect().persons()
     assert set(frame["uuid"]) == set(server.dataset().persons["id"])
     assert frame["uuid"].is_unique
 
 
-def test_events_through_the_query_api_keep_every_tie(server: LocalPostHog, connect: Connect
-                                                    ) -> None:
+def test_events_through_the_query_api_keep_every_tie(
+    server: LocalPostHog, connect: Connect
+) -> None:
     start, end = server.time_range()
     frame = connect().events(after=start, before=end)
     expected = server.dataset().events
@@ -141,16 +171,18 @@ def test_events_through_the_query_api_keep_every_tie(server: LocalPostHog, conne
     assert frame["timestamp"].duplicated().any()  # the data has many exact ties
 
 
-def test_the_deprecated_events_list_loses_ties_we_do_not(server: LocalPostHog, connect: Connect
-                                                        ) -> None:
+def test_the_deprecated_events_list_loses_ties_we_do_not(
+    server: LocalPostHog, connect: Connect
+) -> None:
     start, end = server.time_range()
     ph = connect()
     listed = ph.fetch("events", after=start.isoformat(), before=end.isoformat(), limit=1000)
     assert len(listed) < len(server.dataset().events)
 
 
-def test_events_page_boundaries_by_keyset(server: LocalPostHog, connect: Connect,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_events_page_boundaries_by_keyset(
+    server: LocalPostHog, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import posthog_pandas.resources as resources
 
     monkeypatch.setattr(resources, "MAX_PAGE_ROWS", 997)  # force many boundaries inside ties
@@ -159,7 +191,8 @@ def test_events_page_boundaries_by_keyset(server: LocalPostHog, connect: Connect
     assert sorted(frame["uuid"]) == sorted(server.dataset().events["uuid"])
     queries = [r for r in server.requests if r.path.endswith("/query/")]
     assert len(queries) == -(-len(server.dataset().events) // 997) + (
-        1 if len(server.dataset().events) % 997 == 0 else 0)
+        1 if len(server.dataset().events) % 997 == 0 else 0
+    )
 
 
 def test_event_filters_are_applied_on_the_server(server: LocalPostHog, connect: Connect) -> None:
@@ -169,36 +202,50 @@ def test_event_filters_are_applied_on_the_server(server: LocalPostHog, connect: 
     expected = server.dataset().events
     assert set(purchases["uuid"]) == set(expected.loc[expected["event"] == "purchase", "uuid"])
     window = ph.events(after=start, before=start + timedelta(days=2))
-    inside = expected[(expected["timestamp"] >= start)
-                      & (expected["timestamp"] < start + timedelta(days=2))]
+    inside = expected[
+        (expected["timestamp"] >= start) & (expected["timestamp"] < start + timedelta(days=2))
+    ]
     assert set(window["uuid"]) == set(inside["uuid"])
 
 
 def test_every_accessor_returns_the_servers_rows(server: LocalPostHog, connect: Connect) -> None:
     ph = connect()
     data = server.dataset()
-    for name in ("cohorts", "feature_flags", "insights", "dashboards", "annotations", "actions",
-                 "experiments", "surveys"):
+    for name in (
+        "cohorts",
+        "feature_flags",
+        "insights",
+        "dashboards",
+        "annotations",
+        "actions",
+        "experiments",
+        "surveys",
+    ):
         frame = getattr(ph, name)()
-        assert sorted(frame["id"].astype(str)) == sorted(str(r["id"]) for r in getattr(data, name)
-                                                         if not r.get("deleted")) or sorted(
-            frame["id"].astype(str)) == sorted(str(r["id"]) for r in getattr(data, name)), name
+        assert sorted(frame["id"].astype(str)) == sorted(
+            str(r["id"]) for r in getattr(data, name) if not r.get("deleted")
+        ) or sorted(frame["id"].astype(str)) == sorted(str(r["id"]) for r in getattr(data, name)), (
+            name
+        )
     assert len(ph.event_definitions()) == len(data.event_definitions)
     assert len(ph.session_recordings()) == len(data.session_recordings)
     groups = ph.groups(0)
     assert set(groups["group_key"]) == set(
-        data.groups.loc[data.groups["group_type_index"] == 0, "group_key"])
+        data.groups.loc[data.groups["group_type_index"] == 0, "group_key"]
+    )
     assert ph.me()["email"]
     assert server.project_id in set(ph.projects()["id"].astype(int))
 
 
 def test_query_values_and_truncation_rules(server: LocalPostHog, connect: Connect) -> None:
     ph = connect()
-    counts = ph.query("select event, count() as n from events where event = {e} group by event",
-                      {"e": "purchase"})
+    counts = ph.query(
+        "select event, count() as n from events where event = {e} group by event", {"e": "purchase"}
+    )
     expected = server.dataset().events
     assert counts.to_dict("records") == [
-        {"event": "purchase", "n": int((expected["event"] == "purchase").sum())}]
+        {"event": "purchase", "n": int((expected["event"] == "purchase").sum())}
+    ]
     with pytest.raises(php.QueryError, match="cut this query's result at 100 rows"):
         ph.query("select uuid from events")
     every = ph.query("select uuid, timestamp from events order by timestamp, uuid limit 100000")
@@ -214,10 +261,21 @@ def test_bad_hogql_shows_posthogs_detail(connect: Connect) -> None:
 # -- faults --------------------------------------------------------------------------------------
 
 
-def test_throttling_and_server_errors_are_retried_to_exact_rows(server: LocalPostHog,
-                                                                connect: Connect) -> None:
-    server.set_faults(Faults(rate_429=0.2, rate_503=0.1, rate_502=0.1, reset_mid_body=0.1,
-                             malformed_json=0.1, html_login=0.05, retry_after=0, seed=4))
+def test_throttling_and_server_errors_are_retried_to_exact_rows(
+    server: LocalPostHog, connect: Connect
+) -> None:
+    server.set_faults(
+        Faults(
+            rate_429=0.2,
+            rate_503=0.1,
+            rate_502=0.1,
+            reset_mid_body=0.1,
+            malformed_json=0.1,
+            html_login=0.05,
+            retry_after=0,
+            seed=4,
+        )
+    )
     ph = connect(retry=php.RetrySettings(attempts=12, backoff_factor=0.01, jitter=0.0))
     frame = ph.persons()
     assert set(frame["uuid"]) == set(server.dataset().persons["id"])
@@ -239,8 +297,9 @@ def test_repeated_next_raises(server: LocalPostHog, connect: Connect) -> None:
 
 
 @pytest.mark.parametrize("mode", ["bearer", "body"])
-def test_foreign_next_is_refused_and_gets_no_credentials(server: LocalPostHog, connect: Connect,
-                                                         mode: str) -> None:
+def test_foreign_next_is_refused_and_gets_no_credentials(
+    server: LocalPostHog, connect: Connect, mode: str
+) -> None:
     server.set_faults(Faults(foreign_next=True, paths=("/cohorts",)))
     ph = connect(key_in="header" if mode == "bearer" else "body")
     with pytest.raises(php.PaginationError, match="outside the configured PostHog origin"):
@@ -275,17 +334,21 @@ def test_second_identical_call_sends_no_request(server: LocalPostHog, connect: C
     assert len(server.requests) > sent
 
 
-def test_offline_mode_serves_the_cache_and_names_misses(server: LocalPostHog, connect: Connect
-                                                       ) -> None:
+def test_offline_mode_serves_the_cache_and_names_misses(
+    server: LocalPostHog, connect: Connect
+) -> None:
     connect().cohorts()
     offline = connect(offline=True)
     assert len(offline.cohorts()) == len(server.dataset().cohorts)
-    with pytest.raises(php.CacheError, match="Offline mode: GET .*annotations.* is not in the cache"):
+    with pytest.raises(
+        php.CacheError, match="Offline mode: GET .*annotations.* is not in the cache"
+    ):
         offline.annotations()
 
 
-def test_interrupted_pull_resumes_from_stored_pages(server: LocalPostHog, connect: Connect,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_pull_resumes_from_stored_pages(
+    server: LocalPostHog, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ph = connect()
     fetcher = type(ph.fetcher)
     real_get = fetcher.get

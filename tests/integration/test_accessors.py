@@ -1,0 +1,96 @@
+"""Accessors end to end: cohort members, incremental events, pinned bounds, pandas-style readers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+import posthog_pandas as php
+from posthog_pandas.server import LocalPostHog
+
+pytestmark = pytest.mark.integration
+
+Connect = Callable[..., php.PostHog]
+
+
+def test_cohort_persons_are_the_static_cohorts_members(
+    server: LocalPostHog, connect: Connect
+) -> None:
+    data = server.dataset()
+    cohort_id = int(data.cohort_people["cohort_id"].iloc[0])
+    members = connect().cohort_persons(cohort_id)
+    expected = data.cohort_people.loc[data.cohort_people["cohort_id"] == cohort_id, "person_id"]
+    assert set(members["uuid"]) == set(expected)
+
+
+def test_insight_returns_its_series_by_day(server: LocalPostHog, connect: Connect) -> None:
+    insight = server.dataset().insights[0]
+    frame = connect().insight(insight["id"])
+    first = insight["result"][0]
+    rows = frame[frame["series"] == first["label"]]
+    assert rows["value"].tolist() == [float(v) for v in first["data"]]
+    assert rows["date"].dt.strftime("%Y-%m-%d").tolist() == first["days"]
+
+
+def test_incremental_events_fetch_only_what_is_new(server: LocalPostHog, connect: Connect) -> None:
+    start, end = server.time_range()
+    ph = connect()
+    mid = start + timedelta(days=10)
+    first = ph.events(after=start, before=mid, incremental=True)
+    expected = server.dataset().events
+    assert set(first["uuid"]) == set(expected.loc[expected["timestamp"] < mid, "uuid"])
+    server.clear_log()
+    grown = ph.events(after=start, incremental=True)
+    assert set(grown["uuid"]) == set(expected["uuid"])
+    assert grown["uuid"].is_unique
+    assert grown["timestamp"].is_monotonic_increasing
+    sent = [r.hogql for r in server.requests if r.path.endswith("/query/")]
+    assert sent and all("timestamp >=" in (q or "") for q in sent)
+
+
+def test_open_ended_pull_pins_its_upper_bound(server: LocalPostHog, connect: Connect) -> None:
+    start, _ = server.time_range()
+    ph = connect()
+    ph.events(after=start)
+    server.clear_log()
+    again = connect()
+    again.events(after=start)  # same pinned bound, so the same cached frame: no request
+    assert server.requests == []
+    again.events(after=start, refresh=True)
+    assert [r for r in server.requests if r.path.endswith("/query/")]
+
+
+def test_pandas_style_readers(server: LocalPostHog, connect: Connect, monkeypatch) -> None:
+    monkeypatch.setenv("POSTHOG_PERSONAL_API_KEY", server.api_key)
+    monkeypatch.setenv("POSTHOG_HOST", server.url)
+    persons = php.read_posthog("persons", progress=False)
+    assert set(persons["uuid"]) == set(server.dataset().persons["id"])
+    counts = php.read_hogql("select count() as n from events")
+    assert counts["n"].tolist() == [len(server.dataset().events)]
+    with pytest.raises(php.ConfigurationError, match="Did you mean 'cohorts'"):
+        php.read_posthog("cohort")
+
+
+def test_iter_events_streams_pages(server: LocalPostHog, connect: Connect, monkeypatch) -> None:
+    import posthog_pandas.resources as resources
+
+    monkeypatch.setattr(resources, "MAX_PAGE_ROWS", 5000)
+    start, end = server.time_range()
+    frames = list(connect().iter_events(after=start, before=end))
+    assert [len(f) for f in frames[:-1]] == [5000] * (len(frames) - 1)
+    combined = pd.concat(frames, ignore_index=True)
+    assert set(combined["uuid"]) == set(server.dataset().events["uuid"])
+
+
+def test_empty_results_keep_their_schema(server: LocalPostHog, connect: Connect) -> None:
+    ph = connect()
+    start, _ = server.time_range()
+    empty = ph.events(after=start - timedelta(days=400), before=start - timedelta(days=300))
+    assert len(empty) == 0
+    assert list(empty.columns[:4]) == ["uuid", "event", "distinct_id", "timestamp"]
+    assert str(empty["timestamp"].dtype) == "datetime64[ns, UTC]"
+    nobody = ph.persons(email="nobody@nowhere.test")
+    assert len(nobody) == 0 and str(nobody["created_at"].dtype) == "datetime64[ns, UTC]"

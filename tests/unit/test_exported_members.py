@@ -1,0 +1,20 @@
+"""The public API is exactly what __all__ says (as httpx checks its own)."""
+
+from __future__ import annotations
+
+import posthog_pandas
+
+
+def test_all_is_sorted_and_complete() -> None:
+    exported = posthog_pandas.__all__
+    assert exported == sorted(exported, key=str.lower) or exported == sorted(exported)
+    public = {name for name in dir(posthog_pandas) if not name.startswith("_")}
+    modules = {name for name in public if type(getattr(posthog_pandas, name)).__name__ == "module"}
+    assert public - modules - {"annotations", "Any"} == set(exported) - {"__version__"}
+
+
+def test_every_exception_derives_from_posthog_error() -> None:
+    for name in posthog_pandas.__all__:
+        obj = getattr(posthog_pandas, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, posthog_pandas.PostHogError), name

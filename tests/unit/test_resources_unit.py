@@ -1,0 +1,165 @@
+"""Accessor behaviour that needs a scripted server: fallbacks, stale copies, argument checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+import requests_mock
+
+import posthog_pandas as php
+
+HOST = "https://ph.test"
+KEY = "phx_resources_unit_key_abcdefghijklmnopqrstuvw"
+ME = {"email": "a@b.c", "team": {"id": 3, "project_id": 3, "name": "P"}}
+
+
+def connect(tmp_path: Path, **kw) -> tuple[php.PostHog, requests_mock.Adapter]:
+    session = requests.Session()
+    adapter = requests_mock.Adapter()
+    session.mount("https://", adapter)
+    adapter.register_uri("GET", f"{HOST}/api/users/@me/", json=ME)
+    options = {
+        "host": HOST,
+        "session": session,
+        "cache_dir": tmp_path / "c",
+        "progress": False,
+        "retry": php.RetrySettings(attempts=0),
+    }
+    options.update(kw)
+    return php.connect(KEY, **options), adapter
+
+
+def test_events_fall_back_to_the_list_without_a_query_api(tmp_path: Path) -> None:
+    ph, adapter = connect(tmp_path)
+    adapter.register_uri(
+        "POST",
+        f"{HOST}/api/projects/3/query/",
+        status_code=404,
+        json={
+            "type": "invalid_request",
+            "code": "not_found",
+            "detail": "Endpoint not found.",
+            "attr": None,
+        },
+    )
+    adapter.register_uri(
+        "GET",
+        f"{HOST}/api/projects/3/events/",
+        json={
+            "next": None,
+            "results": [
+                {
+                    "id": "u2",
+                    "event": "$pageview",
+                    "distinct_id": "d",
+                    "properties": {"a": 1},
+                    "timestamp": "2024-01-02T00:00:00Z",
+                    "elements": [],
+                    "elements_chain": "",
+                },
+                {
+                    "id": "u1",
+                    "event": "$pageview",
+                    "distinct_id": "d",
+                    "properties": {"a": 2},
+                    "timestamp": "2024-01-01T00:00:00Z",
+                    "elements": [],
+                    "elements_chain": "",
+                },
+            ],
+        },
+    )
+    with pytest.warns(UserWarning, match="no query API"):
+        frame = ph.events(after="2024-01-01", before="2024-01-03", event="$pageview")
+    assert frame["uuid"].tolist() == ["u2", "u1"]
+    assert frame["properties.a"].tolist() == [1, 2]
+    listed = adapter.request_history[-1]
+    assert listed.qs["event"] == ["$pageview"] and listed.qs["limit"] == ["1000"]
+
+
+def test_a_network_failure_returns_the_stale_copy_with_its_age(tmp_path: Path) -> None:
+    ttl = php.CacheTTL(lists=0.0, frames=0.0)
+    ph, adapter = connect(tmp_path, cache_ttl=ttl)
+    adapter.register_uri(
+        "GET",
+        f"{HOST}/api/projects/3/cohorts/",
+        [
+            {"json": {"count": 1, "next": None, "results": [{"id": 1, "name": "c"}]}},
+            {"exc": requests.exceptions.ConnectionError("network down")},
+        ],
+    )
+    assert ph.cohorts()["id"].tolist() == [1]
+    with pytest.warns(
+        UserWarning,
+        match=r"failed \(TransportError\); using the cached copy from "
+        r"\d+ seconds ago",
+    ):
+        again = ph.cohorts()
+    assert again["id"].tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda ph: ph.persons(email=5), "email must be a string, got int 5"),
+        (lambda ph: ph.groups(9), "group_type_index must be an integer from 0 to 4, got 9"),
+        (lambda ph: ph.events(after="yesterday-ish"), "after='yesterday-ish' is not a date"),
+        (lambda ph: ph.events(after="2024-02-01", before="2024-01-01"), "must be earlier than"),
+        (lambda ph: ph.events(properties="plan=pro"), "properties must be a list of filters"),
+        (
+            lambda ph: ph.events(properties=[{"key": "a", "operator": "near"}]),
+            "operator 'near' is not supported",
+        ),
+        (lambda ph: ph.events(columns=["bad col"]), "'bad col' is not an events column"),
+        (lambda ph: ph.property_definitions(type="cohort"), "use 'event', 'person', 'group'"),
+        (lambda ph: ph.cohort_persons(0), "cohort_id must be a positive integer"),
+        (lambda ph: ph.fetch_resource("person"), "Did you mean 'persons'?"),
+        (lambda ph: ph.query(""), "query() needs a HogQL SELECT statement"),
+    ],
+)
+def test_bad_arguments_name_the_parameter(tmp_path: Path, call, message: str) -> None:
+    ph, adapter = connect(tmp_path)
+    before = adapter.call_count
+    with pytest.raises(php.ConfigurationError) as info:
+        call(ph)
+    assert message in str(info.value)
+    assert adapter.call_count == before  # nothing was sent
+
+
+def test_misspelled_options_get_a_suggestion(tmp_path: Path) -> None:
+    ph, _ = connect(tmp_path)
+    with pytest.raises(
+        TypeError, match="unexpected keyword argument 'refesh'. Did you mean 'refresh'?"
+    ):
+        ph.cohorts(refesh=True)  # type: ignore[call-arg]
+
+
+def test_insight_result_is_a_tidy_time_series(tmp_path: Path) -> None:
+    ph, adapter = connect(tmp_path)
+    adapter.register_uri(
+        "GET",
+        f"{HOST}/api/projects/3/insights/7/",
+        json={
+            "id": 7,
+            "result": [
+                {"label": "$pageview", "days": ["2024-01-01", "2024-01-02"], "data": [3, 4]},
+                {
+                    "label": "signed_up",
+                    "breakdown_value": "Chrome",
+                    "days": ["2024-01-01"],
+                    "data": [1],
+                },
+            ],
+        },
+    )
+    frame = ph.insight(7)
+    assert frame.to_dict("list") == {
+        "series": ["$pageview", "$pageview", "signed_up"],
+        "breakdown_value": [None, None, "Chrome"],
+        "date": list(pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-01"], utc=True)),
+        "value": [3.0, 4.0, 1.0],
+    }
+    assert [str(t) for t in frame.dtypes] == ["string", "string", "datetime64[ns, UTC]", "Float64"]
