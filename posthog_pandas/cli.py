@@ -7,6 +7,13 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
+from posthog_pandas.export import (
+    add_export_parser,
+    add_query_parser,
+    run_export_command,
+    run_query_command,
+)
+
 __all__ = ["main"]
 
 
@@ -74,6 +81,8 @@ COMMANDS: dict[
     ],
 ] = {
     "demo": (_add_demo, _demo),
+    "export": (add_export_parser, run_export_command),
+    "query": (add_query_parser, run_query_command),
     "serve": (_add_serve, _serve),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from posthog_pandas._credentials import Credentials, Prompter
 from posthog_pandas._fetcher import CacheTTL
 from posthog_pandas.cache import CacheStore, default_cache_dir
 from posthog_pandas.exceptions import CredentialsError
-from posthog_pandas.resources import ResourcesMixin
+from posthog_pandas.export import ExportMixin
 
 
 def connect(
@@ -37,6 +38,7 @@ def connect(
     legacy: bool | None = None,
     dotenv: bool | str | Path = True,
     prompt: bool | Prompter = True,
+    login: bool = True,
 ) -> PostHog:
     """Connect to PostHog and return the connector that the accessors hang off.
 
@@ -58,7 +60,12 @@ def connect(
         timeout: seconds, or (connect, read).
         verify: TLS verification (default on); False warns, a path names a CA bundle.
         legacy: force (True) or forbid (False) the old /api/person/ and /api/user/ API; by
-            default it is used only when the server lacks /api/users/@me/.
+            default it is used with HTTP Basic or when the server lacks /api/users/@me/.
+        login: False returns the connection without credentials (settings and cache only),
+            for a login form to complete with `ph.login(...)`.
+
+    In a notebook with no key anywhere, a login form is shown and the connection is returned
+    unconnected: accessors raise CredentialsError pointing at the form until you connect.
     """
     resolved = _credentials.resolve(
         api_key=api_key,
@@ -89,15 +96,25 @@ def connect(
         legacy=legacy,
         host_source=resolved.host_source,
     )
+    if not login:
+        return ph
     if resolved.credentials is not None:
-        ph.login(credentials=resolved.credentials)
-    elif _credentials._in_notebook() and prompt:
+        return ph.login(credentials=resolved.credentials)
+    saved = _remembered_login()
+    if saved is not None:
+        return ph.login(credentials=saved.credentials, host=saved.host, project_id=saved.project_id)
+    if _credentials._in_notebook() and prompt:
         from posthog_pandas.widgets import show_login
 
         show_login(ph)
-    else:
-        raise CredentialsError(_credentials.missing_credentials_message(settings.host))
-    return ph
+        return ph
+    raise CredentialsError(_credentials.missing_credentials_message(settings.host))
+
+
+def _remembered_login() -> Any:
+    """A login kept in memory by the form's "Remember for this session" (never on disk)."""
+    widgets = sys.modules.get("posthog_pandas.widgets")  # only if the form was ever used
+    return None if widgets is None else widgets.remembered()
 
 
 def _timeout(value: float | tuple[float, float] | None) -> tuple[float, float]:
@@ -114,7 +131,7 @@ def _open_store(cache: bool, cache_dir: str | Path | None) -> CacheStore | None:
     return CacheStore(Path(cache_dir) if cache_dir is not None else default_cache_dir())
 
 
-class PostHog(ResourcesMixin):
+class PostHog(ExportMixin):
     """A connection to one PostHog project. Create it with `posthog_pandas.connect()`.
 
     Accessors (`persons()`, `events()`, `query()`, ...) come from ResourcesMixin and

@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -369,6 +369,11 @@ def events_query(
 
 
 def _hogql_timestamp(value: Any) -> str:
-    """A timestamp from a result row ("2024-01-01T10:00:00.123Z") in toDateTime64's format."""
-    text = str(value).replace("T", " ").replace("Z", "")
-    return text.split("+")[0]
+    """A result row's timestamp ("2024-01-01T11:00:00+01:00", "...Z") as UTC for toDateTime64.
+
+    PostHog may answer in the project's timezone; the keyset bound must be the same instant.
+    """
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return hogql_literal(parsed)

@@ -292,11 +292,6 @@ def test_push_down_moves_a_fraction_of_the_bytes(ph: Any) -> None:
     assert where["uuid"].tolist() == full.loc[full["event"] == "purchase", "uuid"].tolist()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hogql_events_to_frame pads every events-schema column (person_id, elements_chain, "
-    "elements) even when columns= did not select it; see the export helper's report",
-)
 def test_push_down_returns_exactly_the_selected_columns(ph: Any) -> None:
     small = ph.events(after=AFTER, before=BEFORE, columns=["event", "properties.$browser"])
     assert set(small.columns) == {"uuid", "timestamp", "event", "properties.$browser"}

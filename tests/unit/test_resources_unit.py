@@ -163,3 +163,18 @@ def test_insight_result_is_a_tidy_time_series(tmp_path: Path) -> None:
         "value": [3.0, 4.0, 1.0],
     }
     assert [str(t) for t in frame.dtypes] == ["string", "string", "datetime64[ns, UTC]", "Float64"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-01-05T10:00:00Z", "2024-01-05 10:00:00.000000"),
+        ("2024-01-05T11:00:00.250000+01:00", "2024-01-05 10:00:00.250000"),
+        ("2024-01-05T05:00:00-05:00", "2024-01-05 10:00:00.000000"),
+        ("2024-01-05 10:00:00", "2024-01-05 10:00:00.000000"),
+    ],
+)
+def test_keyset_bound_is_the_same_instant_in_utc(value: str, expected: str) -> None:
+    from posthog_pandas.query import _hogql_timestamp
+
+    assert _hogql_timestamp(value) == expected
