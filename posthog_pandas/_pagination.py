@@ -13,12 +13,16 @@ PaginationError (the HTTP layer checks the origin before any credential is attac
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from posthog_pandas.exceptions import PaginationError, ResponseFormatError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -119,3 +123,55 @@ def canonical_url(url: str, params: Mapping[str, Any] | None) -> str:
     query.update({k: str(v) for k, v in (params or {}).items() if v is not None})
     path = parts.path.rstrip("/") + "/"
     return urlunsplit((parts.scheme, parts.netloc, path, urlencode(sorted(query.items())), ""))
+
+
+def prefetch(items: Iterator[T]) -> Iterator[T]:
+    """Run `items` one step ahead in a background thread.
+
+    While the caller works on page N, page N+1 is already being requested, computed by the
+    server and read off the socket, so network time and client CPU overlap. Exceptions are
+    re-raised in the caller, in order; closing the generator stops the producer after the
+    request in flight.
+    """
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not _offer(handoff, ("item", item), stop):
+                    return
+            _offer(handoff, ("done", None), stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, re-raised there
+            _offer(handoff, ("error", exc), stop)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="posthog-pandas-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "item":
+                yield value
+            elif kind == "done":
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
+
+
+def _offer(
+    handoff: queue.Queue[tuple[str, Any]], entry: tuple[str, Any], stop: threading.Event
+) -> bool:
+    """Put `entry` unless the consumer has gone away; False means stop producing."""
+    while not stop.is_set():
+        try:
+            handoff.put(entry, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False

@@ -21,6 +21,7 @@ import pandas as pd
 
 from posthog_pandas import _dates
 from posthog_pandas._dates import DateLike
+from posthog_pandas._pagination import prefetch
 from posthog_pandas.exceptions import (
     CacheError,
     ConfigurationError,
@@ -429,9 +430,13 @@ class ResourcesMixin(QueryMixin):
     def _events_frame(
         self, flt: EventFilter, cap: int | None, options: Mapping[str, Any]
     ) -> pd.DataFrame:
-        pages = list(self._event_pages(flt, cap, options))
-        rows = [row for page in pages for row in page.results]
-        first = pages[0]
+        rows: list[list[Any]] = []
+        first: QueryPage | None = None
+        for page in prefetch(self._event_pages(flt, cap, options)):
+            first = first or page
+            _decode_properties(page)  # while the next page is fetched in the background
+            rows.extend(page.results)
+        assert first is not None
         return _events_page_frame(flt, first.columns, first.types, rows, self._options(options))
 
     def _incremental_events(self, flt: EventFilter, options: Mapping[str, Any]) -> pd.DataFrame:
@@ -632,6 +637,21 @@ def insight_result_frame(result: Any, options: FrameOptions) -> pd.DataFrame:
             "value": pd.Series(values, dtype="Float64"),
         }
     )
+
+
+def _decode_properties(page: QueryPage) -> None:
+    """Parse the `properties` JSON text of each row in place (frames accept dicts as well)."""
+    if "properties" not in page.columns:
+        return
+    index = page.columns.index("properties")
+    loads = orjson.loads
+    for row in page.results:
+        value = row[index]
+        if isinstance(value, str) and value.startswith("{"):
+            try:
+                row[index] = loads(value)
+            except orjson.JSONDecodeError:
+                pass  # frames keeps unparseable text as it is
 
 
 def _events_page_frame(

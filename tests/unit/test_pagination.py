@@ -165,3 +165,41 @@ def test_canonical_url_ignores_param_order_and_trailing_slash() -> None:
     assert canonical_url("https://h/a?b=1&a=2", None) == canonical_url(
         "https://h/a/", {"a": 2, "b": 1}
     )
+
+
+def test_prefetch_yields_in_order_and_reraises_in_the_caller() -> None:
+    from posthog_pandas._pagination import prefetch
+
+    def pages():
+        yield 1
+        yield 2
+        raise PaginationError("boom after two")
+
+    seen = []
+    with pytest.raises(PaginationError, match="boom after two"):
+        for item in prefetch(pages()):
+            seen.append(item)
+    assert seen == [1, 2]
+
+
+def test_prefetch_stops_the_producer_when_the_caller_stops() -> None:
+    import threading
+
+    from posthog_pandas._pagination import prefetch
+
+    produced = []
+    closed = threading.Event()
+
+    def pages():
+        try:
+            for i in range(1000):
+                produced.append(i)
+                yield i
+        finally:
+            closed.set()
+
+    stream = prefetch(pages())
+    assert next(stream) == 0
+    stream.close()
+    assert closed.wait(5)
+    assert len(produced) <= 3  # at most one page ahead (plus the one being handed over)
