@@ -1,0 +1,69 @@
+"""Shared plumbing of the benchmark systems: arguments, the clock, peak RSS and the result line.
+
+Every system script runs in a fresh process and prints exactly one JSON line on stdout:
+{"system", "workload", "rows", "wall", "rss_mb", "ids_file", ...}. `wall` is measured inside
+the process, from the start of the fetch to the finished DataFrame (or file); `rss_mb` is the
+process's peak resident set (getrusage). Only the standard library and pandas are imported
+here, so the same helpers work in the peers' virtual environments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--url", required=True, help="server origin, e.g. http://127.0.0.1:8000")
+    p.add_argument("--key", required=True, help="personal API key")
+    p.add_argument("--project-id", type=int, default=1)
+    p.add_argument("--workload", required=True, choices=["W1", "W2", "W3-csv", "W3-parquet"])
+    p.add_argument("--after", default="2024-01-01T00:00:00Z", help="events: start (inclusive)")
+    p.add_argument("--before", default="2024-01-31T00:00:00Z", help="events: end (exclusive)")
+    p.add_argument("--out", required=True, help="directory for the ids file and artifacts")
+    p.add_argument("--tag", default="run", help="distinguishes files of repeated runs")
+    return p
+
+
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident set in MB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(who).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+class Clock:
+    """Wall time from construction to `stop()`."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds: float | None = None
+
+    def stop(self) -> float:
+        self.seconds = time.perf_counter() - self.started
+        return self.seconds
+
+
+def write_ids(out: str, name: str, ids: Iterable[Any]) -> str:
+    """Write one id per line (after the clock stopped); the runner compares the sets."""
+    path = Path(out) / f"{name}.ids"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        fh.writelines(f"{value}\n" for value in ids)
+    return str(path)
+
+
+def emit(args: argparse.Namespace, system: str, **fields: Any) -> None:
+    """Print the one result line the runner reads."""
+    line = {"system": system, "workload": args.workload, **fields}
+    print(json.dumps(line), flush=True)
+
+
+def deep_bytes(df: Any) -> int:
+    return int(df.memory_usage(deep=True).sum())

@@ -1,0 +1,114 @@
+"""posthog-pandas: `ph.persons()` (W1), `ph.events(after, before)` (W2), `ph.export()` (W3).
+
+`--cache-dir` names the cache: an empty directory is a cold run; a second process on the same
+directory is a warm run (the finished frame comes from the cache, as after a kernel restart).
+`--record FILE` writes every HTTP request this process sent (method, URL, headers, body) so the
+raw-transfer system can replay exactly those requests; recording is a list append per request.
+Progress bars are off (they cost time and write to a terminal nobody reads here).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import _common
+import requests
+
+
+class RecordingSession(requests.Session):
+    """A requests.Session that remembers each prepared request it sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[dict[str, Any]] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        body = request.body
+        if isinstance(body, str):
+            body = body.encode()
+        self.log.append(
+            {
+                "method": request.method,
+                "url": request.url,
+                "headers": dict(request.headers),
+                "body": base64.b64encode(body).decode() if body else None,
+            }
+        )
+        return super().send(request, **kwargs)
+
+
+def main() -> None:
+    p = _common.parser(__doc__ or "")
+    p.add_argument("--cache-dir", required=True)
+    p.add_argument("--mode", choices=["cold", "warm"], required=True)
+    p.add_argument("--record", help="write the requests sent to this JSON file")
+    args = p.parse_args()
+    import posthog_pandas
+
+    session = RecordingSession() if args.record else None
+    clock = _common.Clock()
+    ph = posthog_pandas.connect(
+        args.key,
+        host=args.url,
+        project_id=args.project_id,
+        cache_dir=args.cache_dir,
+        session=session,
+        progress=False,
+        dotenv=False,
+        prompt=False,
+    )
+    extra: dict[str, Any] = {}
+    if args.workload == "W1":
+        df = ph.persons()
+        id_column = "id"
+    elif args.workload == "W2":
+        df = ph.events(after=args.after, before=args.before)
+        id_column = "uuid"
+    else:
+        suffix = "csv" if args.workload == "W3-csv" else "parquet"
+        target = Path(args.out) / f"export-{args.tag}.{suffix}"
+        summary = ph.export("events", target, after=args.after, before=args.before)
+        wall = clock.stop()
+        rss = _common.peak_rss_mb()
+        ids_list = _read_ids(target, suffix)
+        ids = _common.write_ids(args.out, f"pp-{args.mode}-{args.workload}-{args.tag}", ids_list)
+        _record(args, session)
+        target.unlink()
+        _common.emit(
+            args, f"posthog-pandas {args.mode}", rows=summary.rows, wall=wall, rss_mb=rss,
+            ids_file=ids, file_bytes=summary.bytes, requests=ph.http.stats.requests,
+        )  # fmt: skip
+        return
+    wall = clock.stop()
+    rss = _common.peak_rss_mb()
+    extra["requests"] = ph.http.stats.requests
+    extra["bytes_received"] = ph.http.stats.bytes
+    ids = _common.write_ids(args.out, f"pp-{args.mode}-{args.workload}-{args.tag}", df[id_column])
+    _record(args, session)
+    _common.emit(
+        args, f"posthog-pandas {args.mode}", rows=len(df), wall=wall, rss_mb=rss, ids_file=ids,
+        df_bytes=_common.deep_bytes(df), columns=len(df.columns), **extra,
+    )  # fmt: skip
+
+
+def _read_ids(target: Path, suffix: str) -> list[str]:
+    if suffix == "parquet":
+        import pyarrow.parquet as pq
+
+        return [str(v) for v in pq.read_table(target, columns=["uuid"]).column(0).to_pylist()]
+    import pyarrow.csv as pv
+
+    table = pv.read_csv(target, convert_options=pv.ConvertOptions(include_columns=["uuid"]))
+    return [str(v) for v in table.column(0).to_pylist()]
+
+
+def _record(args: Any, session: RecordingSession | None) -> None:
+    if session is not None:
+        Path(args.record).write_text(json.dumps(session.log), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

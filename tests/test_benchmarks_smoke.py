@@ -1,0 +1,50 @@
+"""Smoke test of the benchmark harness: `benchmarks/run.py --quick --no-peers` end to end.
+
+It checks that every posthog-pandas row of the table returned every row of the server's
+data. No timing is asserted: timings belong to benchmarks/results.md, not to tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.integration
+def test_quick_benchmark_runs_and_posthog_pandas_rows_are_correct(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--no-peers",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = [line for line in done.stdout.splitlines() if line.startswith("posthog-pandas")]
+    cells = {
+        tuple(part.strip() for part in line.split("  ") if part.strip())[:2]: line for line in table
+    }
+    expected = {
+        ("posthog-pandas cold", "W1"),
+        ("posthog-pandas warm", "W1"),
+        ("posthog-pandas cold", "W2"),
+        ("posthog-pandas warm", "W2"),
+        ("posthog-pandas cold", "W3-csv"),
+        ("posthog-pandas cold", "W3-parquet"),
+    }
+    assert set(cells) == expected, done.stdout
+    for key, line in cells.items():
+        assert line.rstrip().endswith("yes"), f"{key}: {line}"
+    # The hand-written systems and the raw floor ran too (peers were skipped on purpose).
+    assert "hand-written list loop" in done.stdout
+    assert "raw transfer (floor)" in done.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    pp = [r for r in results if r["system"].startswith("posthog-pandas")]
+    assert len(pp) == len(expected)
+    assert all(r["correct"] is True and r["lost"] == 0 for r in pp)
+    report = (tmp_path / "results.md").read_text()
+    assert "## Machine" in report and "## Commands" in report
