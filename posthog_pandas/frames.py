@@ -934,3 +934,81 @@ def hogql_events_to_frame(
         options,
         lambda name, v: _hogql_array(v, kinds[name], options.flatten),
     )
+
+
+def concat_frames(frames: Sequence[pd.DataFrame], sep: str = ".") -> pd.DataFrame:
+    """Stack frames built page by page into the frame one build over all rows would give.
+
+    Columns: the first frame's unflattened columns in order, then every flattened column
+    (name containing `sep`) of any page, sorted. A column typed differently across pages
+    follows the mixed-type rule: Int64 with Float64 -> Float64; any other mix -> string with
+    non-strings as JSON text. (One difference from a single build: integers that one page
+    already widened to Float64 render as "1.0" if another page then forces text.) Pages where
+    a column is absent or all missing take the other pages' dtype.
+    """
+    if len(frames) == 1:
+        return frames[0]
+    plain: list[str] = []
+    flat: set[str] = set()
+    for frame in frames:
+        for name in frame.columns:
+            if sep in str(name):
+                flat.add(name)
+            elif name not in plain:
+                plain.append(name)
+    order = plain + sorted(flat)
+    targets = {name: _common_dtype(frames, name) for name in order}
+    aligned = [_conformed(frame, order, targets) for frame in frames]
+    combined: pd.DataFrame = pd.concat(aligned, ignore_index=True)
+    return combined
+
+
+def _common_dtype(frames: Sequence[pd.DataFrame], name: str) -> Any:
+    seen = [
+        frame[name].dtype
+        for frame in frames
+        if name in frame.columns and not frame[name].isna().all()
+    ]
+    if not seen:
+        present = [frame[name].dtype for frame in frames if name in frame.columns]
+        return present[0] if present else object
+    kinds = {str(d) for d in seen}
+    if len(kinds) == 1:
+        return seen[0]
+    if kinds <= {"Int64", "Float64"}:
+        return "Float64"
+    if kinds <= {"int64[pyarrow]", "double[pyarrow]"}:
+        return seen[[str(d) for d in seen].index("double[pyarrow]")]
+    return "string"
+
+
+def _conformed(
+    frame: pd.DataFrame, order: Sequence[str], targets: Mapping[str, Any]
+) -> pd.DataFrame:
+    columns = {}
+    for name in order:
+        target = targets[name]
+        if name not in frame.columns:
+            columns[name] = _missing_column(frame.index, target)
+            continue
+        column = frame[name]
+        if str(column.dtype) != str(target):
+            if str(target) == "string" and str(column.dtype) != "object":
+                column = pd.Series(
+                    [_render(v) if v is not pd.NA else None for v in column.tolist()],
+                    index=frame.index,
+                    dtype="string",
+                )
+            elif column.isna().all():
+                column = _missing_column(frame.index, target)
+            else:
+                column = column.astype(target)
+        columns[name] = column
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def _missing_column(index: pd.Index, dtype: Any) -> pd.Series:
+    if str(dtype) == "object":
+        return pd.Series([None] * len(index), index=index, dtype=object)
+    missing: pd.Series = pd.Series(pd.NA, index=index, dtype=dtype)
+    return missing

@@ -31,6 +31,7 @@ from posthog_pandas.exceptions import (
 from posthog_pandas.frames import (
     SCHEMAS,
     FrameOptions,
+    concat_frames,
     hogql_events_to_frame,
     hogql_to_frame,
     records_to_frame,
@@ -430,14 +431,14 @@ class ResourcesMixin(QueryMixin):
     def _events_frame(
         self, flt: EventFilter, cap: int | None, options: Mapping[str, Any]
     ) -> pd.DataFrame:
-        rows: list[list[Any]] = []
-        first: QueryPage | None = None
-        for page in prefetch(self._event_pages(flt, cap, options)):
-            first = first or page
-            _decode_properties(page)  # while the next page is fetched in the background
-            rows.extend(page.results)
-        assert first is not None
-        return _events_page_frame(flt, first.columns, first.types, rows, self._options(options))
+        # One typed frame per page while the next page is fetched in the background: peak
+        # memory is the finished frame plus one page, not every page's rows at once.
+        fopts = self._options(options)
+        frames = [
+            _events_page_frame(flt, page.columns, page.types, page.results, fopts)
+            for page in prefetch(self._event_pages(flt, cap, options))
+        ]
+        return concat_frames(frames, fopts.sep)
 
     def _incremental_events(self, flt: EventFilter, options: Mapping[str, Any]) -> pd.DataFrame:
         """Append only events newer than the newest cached one; keyed without `before`."""
@@ -637,21 +638,6 @@ def insight_result_frame(result: Any, options: FrameOptions) -> pd.DataFrame:
             "value": pd.Series(values, dtype="Float64"),
         }
     )
-
-
-def _decode_properties(page: QueryPage) -> None:
-    """Parse the `properties` JSON text of each row in place (frames accept dicts as well)."""
-    if "properties" not in page.columns:
-        return
-    index = page.columns.index("properties")
-    loads = orjson.loads
-    for row in page.results:
-        value = row[index]
-        if isinstance(value, str) and value.startswith("{"):
-            try:
-                row[index] = loads(value)
-            except orjson.JSONDecodeError:
-                pass  # frames keeps unparseable text as it is
 
 
 def _events_page_frame(

@@ -1067,3 +1067,37 @@ def test_object_columns_of_strings_stay_object() -> None:
     assert str(cols["p"].dtype) == "string"
     cols = properties_to_columns(["x"], "p", FrameOptions(flatten=False))
     assert str(cols["p"].dtype) == "object"
+
+
+def test_concat_frames_equals_one_build_over_all_rows() -> None:
+    from posthog_pandas.frames import concat_frames
+
+    records = [
+        {
+            "id": "a",
+            "event": "x",
+            "timestamp": "2024-01-01T00:00:00Z",
+            "properties": {"n": 1, "s": "q", "b": True},
+        },
+        {
+            "id": "b",
+            "event": "x",
+            "timestamp": "2024-01-01T00:00:01Z",
+            "properties": {"n": 2.5, "s": 5, "late": None},
+        },
+        {
+            "id": "c",
+            "event": "y",
+            "timestamp": "2024-01-01T00:00:02Z",
+            "properties": {"b": False, "z": 1},
+        },
+    ]
+    whole = records_to_frame(records, SCHEMAS["events"])
+    for cut in (1, 2):
+        pages = [
+            records_to_frame(records[:cut], SCHEMAS["events"]),
+            records_to_frame(records[cut:], SCHEMAS["events"]),
+        ]
+        pd.testing.assert_frame_equal(concat_frames(pages), whole)
+    assert str(whole["properties.s"].dtype) == "string"
+    assert whole["properties.s"].tolist()[:2] == ["q", "5"]
