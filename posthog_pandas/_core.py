@@ -258,8 +258,12 @@ class Core:
         """
         url = path if path.startswith(("/", "http")) else self.project_path(path)
         records: list[dict[str, Any]] = []
-        for page in self.iter_pages(url, params, cache=cache, refresh=refresh, progress=progress):
-            records.extend(page.results)
+        try:
+            pages = self.iter_pages(url, params, cache=cache, refresh=refresh, progress=progress)
+            for page in pages:
+                records.extend(page.results)
+        finally:
+            self.fetcher.flush()
         return records_to_frame(records, None, self.frame_options)
 
     def _with_progress(

@@ -12,7 +12,10 @@ never see each other's entries.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
+import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -57,6 +60,54 @@ class CacheStats:
     writes: int = 0
 
 
+class BackgroundWriter:
+    """Stores cache entries on a worker thread, so compressing and writing page N overlaps the
+    request for page N+1. Entries waiting to be written are readable (`pending`); `flush()`
+    waits for all of them (accessors flush before returning, and so does interpreter exit).
+    A failed write is logged, never raised: the caller already has the data, only the cached
+    copy is missing.
+    """
+
+    def __init__(self, store: CacheStore) -> None:
+        self.store = store
+        # Bounded: a slow disk makes fetching wait instead of piling pages up in memory.
+        self._queue: queue.Queue[tuple[str, bytes, str, str, float]] = queue.Queue(maxsize=4)
+        self._pending: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        atexit.register(self.flush)
+
+    def put(self, key: str, body: bytes, *, resource: str, url: str, ttl: float) -> None:
+        with self._lock:
+            self._pending[key] = body
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="posthog-pandas-cache-writer", daemon=True
+                )
+                self._thread.start()
+        self._queue.put((key, body, resource, url, ttl))
+
+    def pending(self, key: str) -> bytes | None:
+        with self._lock:
+            return self._pending.get(key)
+
+    def flush(self) -> None:
+        self._queue.join()
+
+    def _run(self) -> None:
+        while True:
+            key, body, resource, url, ttl = self._queue.get()
+            try:
+                self.store.put(key, body, resource=resource, url=url, ttl=ttl)
+            except CacheError as exc:
+                log.warning("could not cache %s: %s", url, exc)
+            finally:
+                with self._lock:
+                    if self._pending.get(key) is body:
+                        del self._pending[key]
+                self._queue.task_done()
+
+
 @dataclass
 class Fetcher:
     """Sends requests through the cache policy; one per connector."""
@@ -67,6 +118,16 @@ class Fetcher:
     ttl: CacheTTL = field(default_factory=CacheTTL)
     offline: bool = False
     stats: CacheStats = field(default_factory=CacheStats)
+    writer: BackgroundWriter | None = None
+
+    def __post_init__(self) -> None:
+        if self.store is not None and self.writer is None:
+            self.writer = BackgroundWriter(self.store)
+
+    def flush(self) -> None:
+        """Wait until every page fetched so far is in the cache."""
+        if self.writer is not None:
+            self.writer.flush()
 
     def get(
         self,
@@ -132,6 +193,10 @@ class Fetcher:
     ) -> Any:
         store = self.store if key is not None else None
         if store is not None and key is not None and not refresh and not self.offline:
+            waiting = self.writer.pending(key) if self.writer is not None else None
+            if waiting is not None:
+                self.stats.hits += 1
+                return orjson.loads(waiting)
             entry = store.get(key)
             if entry is not None:
                 self.stats.hits += 1
@@ -142,16 +207,19 @@ class Fetcher:
         try:
             response = send()
         except _NETWORK_FAILURES as exc:
+            self.flush()
             stale = store.get(key, allow_stale=True) if store is not None and key else None
             if stale is None:
                 raise
             return self._stale_answer(stale, exc, what)
         if store is not None and key is not None:
-            store.put(key, response.content, resource=resource, url=response.url, ttl=ttl)
+            target = self.writer if self.writer is not None else store
+            target.put(key, response.content, resource=resource, url=response.url, ttl=ttl)
             self.stats.writes += 1
         return response.data
 
     def _offline_answer(self, store: CacheStore | None, key: str | None, what: str) -> Any:
+        self.flush()
         entry = store.get(key, allow_stale=True) if store is not None and key else None
         if entry is None:
             raise CacheError(

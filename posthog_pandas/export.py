@@ -240,7 +240,12 @@ class ExportMixin(ResourcesMixin):
         show = self.progress if progress is None else progress
         roots = _roots_for(resource)
         desc = f"export {resource}"
-        return write_frames(frames, target, flatten_roots=roots, sep=sep, progress=show, desc=desc)
+        try:
+            return write_frames(
+                frames, target, flatten_roots=roots, sep=sep, progress=show, desc=desc
+            )
+        finally:
+            self.fetcher.flush()  # the pages are cached for a resumed or repeated export
 
     def export_query(
         self,
@@ -267,7 +272,10 @@ class ExportMixin(ResourcesMixin):
                 yield hogql_to_frame(page.columns, page.types, page.results, options)
 
         show = self.progress if progress is None else progress
-        return write_frames(frames(), target, progress=show, desc="export query")
+        try:
+            return write_frames(frames(), target, progress=show, desc="export query")
+        finally:
+            self.fetcher.flush()
 
     # -- page streams ----------------------------------------------------------------------
 

@@ -77,7 +77,12 @@ class QueryMixin(Core):
         """
         if not isinstance(hogql, str) or not hogql.strip():
             raise ConfigurationError("query() needs a HogQL SELECT statement as a string.")
-        pages = list(self.iter_query_pages(hogql, values, cache=cache, refresh=refresh, name=name))
+        try:
+            pages = list(
+                self.iter_query_pages(hogql, values, cache=cache, refresh=refresh, name=name)
+            )
+        finally:
+            self.fetcher.flush()
         columns, types = pages[0].columns, pages[0].types
         rows = [row for page in pages for row in page.results]
         options = self.frame_options

@@ -543,6 +543,18 @@ class ResourcesMixin(QueryMixin):
         build: Callable[[], pd.DataFrame],
     ) -> pd.DataFrame:
         """The finished frame from the cache when fresh; else build it and keep a copy."""
+        try:
+            return self._cached_frame_unflushed(key, resource, options, build)
+        finally:
+            self.fetcher.flush()  # every page of this call is on disk when it returns
+
+    def _cached_frame_unflushed(
+        self,
+        key: str | None,
+        resource: str,
+        options: Mapping[str, Any],
+        build: Callable[[], pd.DataFrame],
+    ) -> pd.DataFrame:
         store = self._store if options.get("cache", True) else None
         if store is None or key is None:
             return build()
