@@ -90,7 +90,8 @@ def normalize_host(raw: str) -> str:
     if "://" not in value:
         value = "https://" + value
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    unsafe = any(ch.isspace() or ch in "<>\\\"'{}|^`" for ch in value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or unsafe:
         raise ConfigurationError(
             f"POSTHOG_HOST {raw!r} is not a URL. Use https://us.posthog.com (US Cloud), "
             "https://eu.posthog.com (EU Cloud) or your self-hosted address, e.g. "

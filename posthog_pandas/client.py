@@ -13,7 +13,7 @@ from posthog_pandas import _config, _credentials
 from posthog_pandas._credentials import Credentials, Prompter
 from posthog_pandas._fetcher import CacheTTL
 from posthog_pandas.cache import CacheStore, default_cache_dir
-from posthog_pandas.exceptions import CredentialsError
+from posthog_pandas.exceptions import ConfigurationError, CredentialsError
 from posthog_pandas.export import ExportMixin
 
 
@@ -120,9 +120,17 @@ def _remembered_login() -> Any:
 def _timeout(value: float | tuple[float, float] | None) -> tuple[float, float]:
     if value is None:
         return (_config.DEFAULT_CONNECT_TIMEOUT, _config.DEFAULT_READ_TIMEOUT)
-    if isinstance(value, tuple):
-        return (float(value[0]), float(value[1]))
-    return (float(value), float(value))
+    parts = value if isinstance(value, tuple) else (value, value)
+    try:
+        connect, read = (float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"timeout={value!r}: give seconds as a number (e.g. 30) or a (connect, read) pair "
+            "(e.g. (10, 120))."
+        ) from None
+    if connect <= 0 or read <= 0:
+        raise ConfigurationError(f"timeout={value!r}: seconds must be positive.")
+    return (connect, read)
 
 
 def _open_store(cache: bool, cache_dir: str | Path | None) -> CacheStore | None:
