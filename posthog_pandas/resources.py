@@ -512,17 +512,24 @@ class ResourcesMixin(QueryMixin):
         key = self._frame_key(schema, {"path": path, **clean}, options)
 
         def build() -> pd.DataFrame:
-            records: list[Any] = []
-            for page in self.iter_pages(
+            fopts = self._options(options)
+            pages = self.iter_pages(
                 path,
                 clean,
                 resource=schema,
                 cache=options.get("cache", True),
                 refresh=options.get("refresh", False),
                 progress=options.get("progress"),
-            ):
-                records.extend(page.results)
-            return records_to_frame(records, SCHEMAS.get(schema), self._options(options))
+            )
+            # A typed frame per page while the next page is on its way (see events()).
+            frames = [
+                records_to_frame(p.results, SCHEMAS.get(schema), fopts) for p in prefetch(pages)
+            ]
+            return (
+                concat_frames(frames, fopts.sep)
+                if frames
+                else records_to_frame([], SCHEMAS.get(schema), fopts)
+            )
 
         try:
             return self._cached_frame(key, schema, options, build)
