@@ -47,6 +47,18 @@ def digest(ids: Any) -> str:
 # -- the client (child process) ---------------------------------------------------------------
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: on Linux ru_maxrss survives fork + exec,
+    so a child would report the (large) server process's peak instead of its own."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def client(url: str, key: str, cache: str, after: str, before: str) -> None:
     """Pull persons and events; print one JSON line with what was received and what it cost."""
     import posthog_pandas as php
@@ -74,7 +86,7 @@ def client(url: str, key: str, cache: str, after: str, before: str) -> None:
         "waited_seconds": round(sum(stats.waits), 2),
         "mbytes_received": round(stats.bytes / 1e6, 1),
         "cache_hits": ph.fetcher.stats.hits,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
     }
     print(json.dumps(result))
 

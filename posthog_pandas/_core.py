@@ -14,7 +14,7 @@ from posthog_pandas import _config, _credentials
 from posthog_pandas._credentials import Credentials
 from posthog_pandas._fetcher import CacheTTL, Fetcher
 from posthog_pandas._http import HttpClient
-from posthog_pandas._pagination import Page, iter_pages
+from posthog_pandas._pagination import Page, iter_pages, to_page
 from posthog_pandas.cache import CacheStore
 from posthog_pandas.exceptions import (
     CacheError,
@@ -211,9 +211,16 @@ class Core:
         refresh: bool = False,
     ) -> Any:
         """GET one URL on the PostHog origin and return its JSON (cached like every GET)."""
-        return self.fetcher.get(
-            path, params, resource=resource or _resource_of(path), cache=cache, refresh=refresh
-        )
+        try:
+            return self.fetcher.get(
+                path,
+                params,
+                resource=resource or _resource_of(path),
+                cache=cache,
+                refresh=refresh,
+            )
+        finally:
+            self.fetcher.flush()  # on disk before the next connection (or process) looks
 
     def iter_pages(
         self,
@@ -230,7 +237,14 @@ class Core:
         name = resource or _resource_of(path)
 
         def fetch(url: str, page_params: Mapping[str, Any] | None) -> Any:
-            return self.fetcher.get(url, page_params, resource=name, cache=cache, refresh=refresh)
+            return self.fetcher.get(
+                url,
+                page_params,
+                resource=name,
+                cache=cache,
+                refresh=refresh,
+                validate=lambda body: to_page(body, url) is not None,  # never cache a bad page
+            )
 
         pages = iter_pages(fetch, self.http.url_for(path), params)
         yield from self._with_progress(pages, desc or name, progress)

@@ -17,7 +17,7 @@ import logging
 import queue
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,9 @@ from posthog_pandas.exceptions import (
 log = logging.getLogger("posthog_pandas.cache")
 
 _NETWORK_FAILURES = (TransportError, ServerError, RateLimitError)
+
+# validate(parsed answer) -> False to skip caching; raises on a malformed answer.
+Validator = Callable[[Any], bool | None]
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,13 @@ class Fetcher:
         resource: str,
         cache: bool = True,
         refresh: bool = False,
+        validate: Validator | None = None,
     ) -> Any:
-        """GET one page as parsed JSON, from the cache when fresh."""
+        """GET one page as parsed JSON, from the cache when fresh.
+
+        `validate(data)` runs on a fresh answer before it is stored: it raises on a malformed
+        answer (which is then never cached) and returns False for one not worth caching.
+        """
         absolute = self.http.url_for(url)
         key = self._key("GET", absolute, params, None) if cache else None
         return self._fetch(
@@ -148,6 +156,7 @@ class Fetcher:
             ttl=self.ttl.lists,
             refresh=refresh,
             what=f"GET {redact_url(absolute)}",
+            validate=validate,
         )
 
     def post_query(
@@ -158,6 +167,7 @@ class Fetcher:
         resource: str = "query",
         cache: bool = True,
         refresh: bool = False,
+        validate: Validator | None = None,
     ) -> Any:
         """POST a query (a read, so cacheable and retryable) and return its parsed JSON."""
         absolute = self.http.url_for(url)
@@ -170,6 +180,7 @@ class Fetcher:
             ttl=self.ttl.queries,
             refresh=refresh,
             what=f"query {redact_url(absolute)}",
+            validate=validate,
         )
 
     def _key(
@@ -190,6 +201,7 @@ class Fetcher:
         ttl: float,
         refresh: bool,
         what: str,
+        validate: Validator | None = None,
     ) -> Any:
         store = self.store if key is not None else None
         if store is not None and key is not None and not refresh and not self.offline:
@@ -212,7 +224,8 @@ class Fetcher:
             if stale is None:
                 raise
             return self._stale_answer(stale, exc, what)
-        if store is not None and key is not None:
+        cacheable = validate(response.data) if validate is not None else True
+        if store is not None and key is not None and cacheable is not False:
             target = self.writer if self.writer is not None else store
             target.put(key, response.content, resource=resource, url=response.url, ttl=ttl)
             self.stats.writes += 1

@@ -27,7 +27,7 @@ import requests
 from urllib3.exceptions import MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
-from posthog_pandas import _config
+from posthog_pandas import _config, _json
 from posthog_pandas._credentials import CREATE_KEY_HELP, Credentials
 from posthog_pandas.exceptions import (
     APIError,
@@ -357,8 +357,8 @@ _NOT_JSON = object()
 
 def _decode_json(content: bytes) -> Any:
     try:
-        return orjson.loads(content)
-    except orjson.JSONDecodeError:
+        return _json.loads(content)
+    except ValueError:  # orjson's and the stdlib's decode errors are both ValueErrors
         return _NOT_JSON
 
 

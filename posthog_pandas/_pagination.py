@@ -73,6 +73,7 @@ def iter_pages(
 def to_page(body: Any, url: str) -> Page:
     """Validate one page's envelope; a list body is a page on its own."""
     if isinstance(body, list):
+        _check_rows(body, url)
         return Page(results=body, count=len(body), url=url, raw={"results": body})
     if not isinstance(body, dict):
         raise ResponseFormatError(
@@ -85,6 +86,7 @@ def to_page(body: Any, url: str) -> Page:
         raise ResponseFormatError(
             f"`results` from {url} is a {type(results).__name__}, not a list."
         )
+    _check_rows(results, url)
     count = body.get("count")
     return Page(
         results=results,
@@ -92,6 +94,11 @@ def to_page(body: Any, url: str) -> Page:
         url=url,
         raw=body,
     )
+
+
+def _check_rows(rows: list[Any], url: str) -> None:
+    if not all(isinstance(row, dict) for row in rows):
+        raise ResponseFormatError(f"The rows of {url} are not JSON objects.")
 
 
 def next_request(

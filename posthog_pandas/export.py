@@ -380,13 +380,19 @@ def write_frames(
     """Stream DataFrames (one per page) to `target`; see the module docstring for the rules."""
     started = time.perf_counter()
     parent = target.path.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(target.path)
     staging = parent / f".{target.path.name}.parts-{os.getpid()}"
     temp = parent / f".{target.path.name}.tmp-{os.getpid()}"
     try:
+        parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(target.path)
         _remove(staging)
         staging.mkdir()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"Cannot export to '{target.path}': its directory cannot be created or written "
+            f"({type(exc).__name__}: {exc})."
+        ) from exc
+    try:
         staged = _stage(_with_bar(frames, progress, desc), staging)
         schema = _unified_schema(staged.types, frozenset(flatten_roots), sep)
         files = _write(target, staged, schema, temp)

@@ -68,6 +68,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from . import _json
 from .exceptions import ConfigurationError, ResponseFormatError
 
 __all__ = [
@@ -545,10 +546,12 @@ def _parse_texts(values: Sequence[Any]) -> Sequence[Any]:
     types = _types(values)
     if str not in types:
         return values
+    exact = _json.needs_exact([v for v in values if type(v) is str])
+    decode = _json.loads if exact else orjson.loads
     if types == {str}:
         try:  # fast path: every row is valid JSON text
-            return list(map(orjson.loads, values))
-        except orjson.JSONDecodeError:
+            return list(map(decode, values))
+        except ValueError:
             pass
     out = list(values)
     for i, value in enumerate(out):
@@ -557,8 +560,8 @@ def _parse_texts(values: Sequence[Any]) -> Sequence[Any]:
                 out[i] = None
                 continue
             try:
-                out[i] = orjson.loads(value)
-            except orjson.JSONDecodeError:
+                out[i] = decode(value)
+            except ValueError:
                 pass  # keep the text; it lands in the prefix column
     return out
 

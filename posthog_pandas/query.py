@@ -27,6 +27,7 @@ from posthog_pandas.frames import FrameOptions, hogql_to_frame
 
 MAX_PAGE_ROWS = 50_000
 POLL_INTERVAL = 0.5
+QUERY_TIMEOUT = 600.0  # how long to poll an asynchronous query before giving up
 EVENT_COLUMNS = (
     "uuid",
     "event",
@@ -134,15 +135,31 @@ class QueryMixin(Core):
         if name:
             body["name"] = name[:128]
         url = f"/api/projects/{self.project_id}/query/"
-        data = self.fetcher.post_query(url, body, cache=cache, refresh=refresh)
+        data = self.fetcher.post_query(
+            url, body, cache=cache, refresh=refresh, validate=lambda d: _cacheable(d, url)
+        )
         data = self._await_completion(url, data)
         return parse_query_response(data, url)
 
     def _await_completion(self, url: str, data: Any) -> Any:
+        """Poll an asynchronous answer until PostHog says it is complete (or time runs out)."""
         status = data.get("query_status") if isinstance(data, dict) else None
+        deadline = time.monotonic() + QUERY_TIMEOUT
         while isinstance(status, dict) and status.get("complete") is False:
+            query_id = status.get("id")
+            if not query_id:
+                raise ResponseFormatError(
+                    f"The query API at {url} answered with an incomplete query_status that has "
+                    "no id to poll."
+                )
+            if time.monotonic() > deadline:
+                raise QueryError(
+                    f"Query {query_id} was still running on PostHog after {QUERY_TIMEOUT:.0f} s; "
+                    "narrow the time range or aggregate more, then run it again.",
+                    status=202,
+                )
             time.sleep(POLL_INTERVAL)
-            polled = self.fetcher.get(f"{url}{status['id']}/", resource="query", cache=False)
+            polled = self.fetcher.get(f"{url}{query_id}/", resource="query", cache=False)
             status = polled.get("query_status") if isinstance(polled, dict) else None
             if isinstance(status, dict) and status.get("error"):
                 raise QueryError(
@@ -155,8 +172,16 @@ class QueryMixin(Core):
 
 
 def parse_query_response(data: Any, url: str) -> QueryPage:
+    """Check and unpack one query answer; anything malformed is a ResponseFormatError."""
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise ResponseFormatError(f"The query API at {url} answered without a `results` list.")
+    for field_name in ("columns", "types"):
+        if data.get(field_name) is not None and not isinstance(data[field_name], list):
+            raise ResponseFormatError(
+                f"The query API at {url} answered with `{field_name}` that is not a list."
+            )
+    if not all(isinstance(row, list) for row in data["results"]):
+        raise ResponseFormatError(f"The query API at {url} answered with rows that are not arrays.")
     columns = [str(c) for c in data.get("columns") or []]
     types = [_type_name(t) for t in data.get("types") or []]
     if len(types) != len(columns):
@@ -169,6 +194,15 @@ def parse_query_response(data: Any, url: str) -> QueryPage:
         limit=data.get("limit"),
         raw=data,
     )
+
+
+def _cacheable(data: Any, url: str) -> bool:
+    """A complete, well-formed answer is cached; a 'still running' one is not (nor raised)."""
+    status = data.get("query_status") if isinstance(data, dict) else None
+    if isinstance(status, dict) and status.get("complete") is False:
+        return False
+    parse_query_response(data, url)
+    return True
 
 
 def _type_name(value: Any) -> str:

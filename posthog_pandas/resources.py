@@ -27,6 +27,7 @@ from posthog_pandas.exceptions import (
     ConfigurationError,
     NotFoundError,
     PermissionDeniedError,
+    ResponseFormatError,
 )
 from posthog_pandas.frames import (
     SCHEMAS,
@@ -275,8 +276,12 @@ class ResourcesMixin(QueryMixin):
             cache=options.get("cache", True),
             refresh=options.get("refresh", False),
         )
-        result = (data or {}).get("result") or []
-        return insight_result_frame(result, self._options(options))
+        self.fetcher.flush()
+        if not isinstance(data, dict):
+            raise ResponseFormatError(
+                f"Insight {insight_id} came back as {type(data).__name__}, not a JSON object."
+            )
+        return insight_result_frame(data.get("result") or [], self._options(options))
 
     def fetch_resource(self, name: str, **filters: Any) -> pd.DataFrame:
         """Any accessor by name: fetch_resource("persons", email=...). Used by read_posthog."""

@@ -134,16 +134,23 @@ def test_session_recordings_has_next_pages_by_offset() -> None:
 
 
 def test_a_single_object_or_a_bare_list_is_one_page() -> None:
-    server = FakeServer({f"{BASE}/x/": {"id": 9}, f"{BASE}/y/": [1, 2]})
+    server = FakeServer(
+        {f"{BASE}/x/": {"id": 9}, f"{BASE}/y/": [{"id": 1}, {"id": 2}], f"{BASE}/z/": [1, 2]}
+    )
     assert rows(list(iter_pages(server, f"{BASE}/x/"))) == [{"id": 9}]
-    assert rows(list(iter_pages(server, f"{BASE}/y/"))) == [1, 2]
+    assert rows(list(iter_pages(server, f"{BASE}/y/"))) == [{"id": 1}, {"id": 2}]
+    with pytest.raises(ResponseFormatError, match="are not JSON objects"):
+        list(iter_pages(server, f"{BASE}/z/"))
 
 
 def test_repeated_next_raises_instead_of_looping() -> None:
     server = FakeServer(
         {
-            f"{BASE}/cohorts/": {"next": f"{BASE}/cohorts/?offset=2", "results": [1, 2]},
-            f"{BASE}/cohorts/?offset=2": {"next": f"{BASE}/cohorts/?offset=2", "results": [3]},
+            f"{BASE}/cohorts/": {"next": f"{BASE}/cohorts/?offset=2", "results": [{"id": 1}]},
+            f"{BASE}/cohorts/?offset=2": {
+                "next": f"{BASE}/cohorts/?offset=2",
+                "results": [{"id": 3}],
+            },
         }
     )
     with pytest.raises(PaginationError, match="repeats an earlier page"):

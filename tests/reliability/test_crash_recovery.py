@@ -1,0 +1,249 @@
+"""kill -9 mid-fetch and mid-export, then a rerun; four processes on one cache directory.
+
+Pulls run in child processes (a small script run with this interpreter). The parent watches the
+local server's request log, kills the child with SIGKILL after some pages, and checks that the
+rerun requests only the pages the cache does not hold, and returns exactly the server's rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from posthog_pandas.cache import DB_NAME
+from posthog_pandas.server import Faults, LocalPostHog
+from tests.reliability.helpers import (
+    api_requests,
+    assert_cache_holds_only_valid_envelopes,
+    cached_pages,
+    start_child,
+    write_script,
+)
+
+pytestmark = pytest.mark.integration
+
+PERSONS, EVENTS = 20_000, 40_000
+EVENT_PAGE = 4_000  # keyset page size in the children, so 40,000 events make 10 pages (+1 empty)
+AFTER, BEFORE = "2024-01-01", "2024-01-31"
+
+PULL = """
+import hashlib, json, sys
+import posthog_pandas as php
+from posthog_pandas import resources
+
+url, key, cache, what, target = sys.argv[1:6]
+resources.MAX_PAGE_ROWS = {page}
+retry = php.RetrySettings(attempts=10, backoff_factor=0.02, backoff_max=0.2, jitter=0.05)
+ph = php.connect(key, host=url, cache_dir=cache, progress=False, dotenv=False, prompt=False,
+                 retry=retry)
+if what == "export":
+    summary = ph.export("persons", target)
+    print(json.dumps({{"rows": summary.rows}}))
+    sys.exit(0)
+ids = []
+if what in ("persons", "both"):
+    ids += ph.persons()["uuid"].tolist()
+if what in ("events", "both"):
+    ids += ph.events(after="{after}", before="{before}")["uuid"].tolist()
+digest = hashlib.sha256("\\n".join(sorted(ids)).encode()).hexdigest()
+print(json.dumps({{"rows": len(ids), "unique": len(set(ids)), "digest": digest}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[LocalPostHog]:
+    with LocalPostHog(persons=PERSONS, events=EVENTS, seed=13) as server:
+        yield server
+
+
+@pytest.fixture()
+def server(srv: LocalPostHog) -> Iterator[LocalPostHog]:
+    srv.set_faults(None)
+    srv.clear_log()
+    yield srv
+    srv.set_faults(None)
+
+
+@pytest.fixture()
+def pull_script(scripts: Path) -> Path:
+    return write_script(
+        scripts, "pull.py", PULL.format(page=EVENT_PAGE, after=AFTER, before=BEFORE)
+    )
+
+
+def digest(ids: Any) -> str:
+    return hashlib.sha256("\n".join(sorted(str(i) for i in ids)).encode()).hexdigest()
+
+
+def expected_ids(server: LocalPostHog, what: str) -> list[str]:
+    ids: list[str] = []
+    if what in ("persons", "both"):
+        ids += server.dataset().persons["id"].astype(str).tolist()
+    if what in ("events", "both"):
+        ids += server.dataset().events["uuid"].astype(str).tolist()
+    return ids
+
+
+def kill_after(child: subprocess.Popen[str], done: Callable[[], bool], timeout: float = 60) -> None:
+    """SIGKILL the child as soon as `done()` holds (checked every 10 ms)."""
+    deadline = time.monotonic() + timeout
+    try:
+        while not done():
+            assert child.poll() is None, f"the child ended before the kill: {child.stderr.read()}"  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the child never got far enough"
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
+    assert child.returncode == -signal.SIGKILL
+
+
+def settle(server: LocalPostHog) -> None:
+    """Wait until the killed child's last in-flight request (if any) is logged, so that it is
+    not counted as the rerun's: the server logs a request when it answers it."""
+    seen, quiet_since = len(server.requests), time.monotonic()
+    while time.monotonic() - quiet_since < 0.6:
+        time.sleep(0.05)
+        if len(server.requests) != seen:
+            seen, quiet_since = len(server.requests), time.monotonic()
+
+
+def run_child(script: Path, *args: str) -> dict[str, Any]:
+    child = start_child(script, *args)
+    out, err = child.communicate(timeout=180)
+    assert child.returncode == 0, err
+    assert "database is locked" not in out + err
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def answered(server: LocalPostHog, fragment: str) -> int:
+    return len([r for r in api_requests(server, fragment) if r.status == 200])
+
+
+def persons_offsets(urls: list[str]) -> set[str]:
+    from urllib.parse import parse_qs, urlsplit
+
+    return {parse_qs(urlsplit(u).query).get("offset", ["0"])[0] for u in urls}
+
+
+def test_kill_9_mid_persons_fetch_then_the_rerun_requests_only_missing_pages(
+    server: LocalPostHog, pull_script: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    server.set_faults(Faults(slow=0.1, paths=("/persons",)))
+    child = start_child(pull_script, server.url, server.api_key, str(cache), "persons", "-")
+    kill_after(child, lambda: answered(server, "/persons/") >= 8)
+    server.set_faults(None)
+    settle(server)
+
+    kept = [url for resource, url, _ in cached_pages(cache) if resource == "persons"]
+    assert 3 <= len(kept) <= 9  # the kill landed mid-pull (a page or few may be unwritten)
+    assert_cache_holds_only_valid_envelopes(cache)
+    server.clear_log()
+    result = run_child(pull_script, server.url, server.api_key, str(cache), "persons", "-")
+
+    # 20 full pages, then the empty page a full last page points to.
+    everything = {str(offset) for offset in range(0, PERSONS + 1, 1000)}
+    rerun = [r.params.get("offset", "0") for r in api_requests(server, "/persons/")]
+    assert sorted(rerun, key=int) == sorted(everything - persons_offsets(kept), key=int)
+    assert api_requests(server, "/users/@me") == []  # the login answer came from the cache
+    expected = expected_ids(server, "persons")
+    assert result == {"rows": PERSONS, "unique": PERSONS, "digest": digest(expected)}
+
+
+def test_kill_9_mid_events_fetch_then_the_rerun_requests_only_missing_pages(
+    server: LocalPostHog, pull_script: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    pages = EVENTS // EVENT_PAGE + 1
+    server.set_faults(Faults(slow=0.1, paths=("/query",)))
+    child = start_child(pull_script, server.url, server.api_key, str(cache), "events", "-")
+    kill_after(child, lambda: answered(server, "/query/") >= 4)
+    server.set_faults(None)
+    settle(server)
+
+    kept = [url for resource, url, _ in cached_pages(cache) if resource == "query"]
+    assert 1 <= len(kept) <= 5
+    server.clear_log()
+    result = run_child(pull_script, server.url, server.api_key, str(cache), "events", "-")
+
+    rerun = api_requests(server, "/query/")
+    assert len(rerun) == pages - len(kept)
+    assert all("(timestamp, uuid) >" in (r.hogql or "") for r in rerun)  # continuations only
+    expected = expected_ids(server, "events")
+    assert result == {"rows": EVENTS, "unique": EVENTS, "digest": digest(expected)}
+
+
+def test_kill_9_mid_export_leaves_no_file_and_the_rerun_completes(
+    server: LocalPostHog, pull_script: Path, tmp_path: Path
+) -> None:
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    target = out / "persons.csv"
+    server.set_faults(Faults(slow=0.1, paths=("/persons",)))
+    child = start_child(pull_script, server.url, server.api_key, str(cache), "export", str(target))
+    kill_after(child, lambda: answered(server, "/persons/") >= 6)
+    server.set_faults(None)
+    settle(server)
+
+    assert not target.exists()  # no partial export under the final name
+    leftovers = sorted(p.name for p in out.iterdir())
+    assert leftovers == [f".persons.csv.parts-{child.pid}"]  # staging only, under a hidden name
+    kept = [url for resource, url, _ in cached_pages(cache) if resource == "persons"]
+    assert 2 <= len(kept) <= 7
+    server.clear_log()
+    result = run_child(pull_script, server.url, server.api_key, str(cache), "export", str(target))
+
+    assert result == {"rows": PERSONS}
+    assert len(api_requests(server, "/persons/")) == PERSONS // 1000 + 1 - len(kept)
+    written = pd.read_csv(target, usecols=["uuid"], dtype="string")["uuid"]
+    assert written.is_unique
+    assert sorted(written) == sorted(expected_ids(server, "persons"))
+    assert sorted(p.name for p in out.iterdir()) == ["persons.csv"]  # the rerun cleaned up
+
+
+def test_four_processes_pulling_through_one_cache_directory(
+    server: LocalPostHog, pull_script: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "shared-cache"
+    server.set_faults(Faults(rate_429=0.05, retry_after=1, rate_503=0.05, seed=3))
+    children = [
+        start_child(pull_script, server.url, server.api_key, str(cache), "both", "-")
+        for _ in range(4)
+    ]
+    outputs = [child.communicate(timeout=240) for child in children]
+    server.set_faults(None)
+    settle(server)
+
+    expected = expected_ids(server, "both")
+    for child, (out, err) in zip(children, outputs, strict=True):
+        assert child.returncode == 0, err
+        assert "database is locked" not in out + err
+        assert "Traceback" not in err
+        result = json.loads(out.strip().splitlines()[-1])
+        assert result == {
+            "rows": len(expected),
+            "unique": len(expected),
+            "digest": digest(expected),
+        }
+    assert assert_cache_holds_only_valid_envelopes(cache) >= PERSONS // 1000 + 1
+    conn = sqlite3.connect(cache / DB_NAME)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        conn.close()
+    assert [p.name for p in cache.iterdir() if ".corrupt-" in p.name] == []

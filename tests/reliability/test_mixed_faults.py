@@ -1,0 +1,194 @@
+"""Full-size pulls under the local server's mixed faults: exact rows, clear errors, clean cache.
+
+20,000 persons (1,000-row pages, short pages with `next`) and 200,000 events (50,000-row query
+pages) with 10% 429 (Retry-After 1), 5% 503, 2% resets mid-body, 1% malformed JSON with 200 and
+1% HTML login pages. The result must be exactly the server's rows, or, past the retry budget, a
+clear error; the cache must hold only valid envelopes afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import posthog_pandas as php
+from posthog_pandas.server import Faults, LocalPostHog
+from tests.reliability.helpers import (
+    api_requests,
+    assert_cache_holds_only_valid_envelopes,
+    cached_pages,
+    connector,
+)
+
+pytestmark = pytest.mark.integration
+
+PERSONS, EVENTS = 20_000, 200_000
+MIXED = Faults(
+    rate_429=0.10,
+    retry_after=1,
+    rate_503=0.05,
+    reset_mid_body=0.02,
+    malformed_json=0.01,
+    html_login=0.01,
+    short_pages=True,
+    seed=9,
+)
+
+
+@pytest.fixture(scope="module")
+def big() -> Iterator[LocalPostHog]:
+    with LocalPostHog(persons=PERSONS, events=EVENTS, seed=5) as srv:
+        yield srv
+
+
+@pytest.fixture()
+def server(big: LocalPostHog) -> Iterator[LocalPostHog]:
+    big.set_faults(None)
+    big.clear_log()
+    yield big
+    big.set_faults(None)
+
+
+def test_20k_persons_under_mixed_faults_are_exactly_the_servers(
+    server: LocalPostHog, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    ph = connector(server, cache)
+    server.set_faults(MIXED)
+    frame = ph.persons()
+
+    expected = server.dataset().persons["id"]
+    assert len(frame) == PERSONS
+    assert frame["uuid"].is_unique  # no duplicates ...
+    assert set(frame["uuid"]) == set(expected)  # ... and no gaps
+    sent = api_requests(server, "/persons/")
+    statuses = {r.status for r in sent}
+    assert {429, 503} <= statuses  # the faults really happened
+    pages = len(cached_pages(cache)) - 1  # minus /api/users/@me/
+    assert pages == -(-PERSONS // 800)  # short pages: 800 of the 1,000 asked for, with `next`
+    # Every request either produced a page or was retried, and nothing else.
+    assert len(sent) == pages + ph.http.stats.retries
+    assert ph.http.stats.retries >= 3
+    assert 1.0 in ph.http.stats.waits  # Retry-After: 1 was honoured
+    assert assert_cache_holds_only_valid_envelopes(cache) == pages + 1
+
+    # Read everything back offline: the cached pages alone give the same rows.
+    server.clear_log()
+    offline = connector(server, cache, offline=True)
+    again = offline.persons(refresh=True)
+    assert sorted(again["uuid"]) == sorted(frame["uuid"])
+    assert server.requests == []
+
+
+def test_200k_events_under_mixed_faults_are_exactly_the_servers(
+    server: LocalPostHog, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    ph = connector(server, cache)
+    start, end = server.time_range()
+    server.set_faults(MIXED)
+    frame = ph.events(after=start, before=end, columns=["event", "distinct_id"])
+
+    expected = server.dataset().events["uuid"]
+    assert len(frame) == EVENTS
+    assert frame["uuid"].is_unique
+    assert set(frame["uuid"]) == set(expected)
+    assert frame["timestamp"].is_monotonic_increasing
+    queries = api_requests(server, "/query/")
+    answered = [r for r in queries if r.status == 200]
+    pages = EVENTS // 50_000 + 1  # four full pages, then an empty one that ends the pull
+    assert len(queries) == pages + ph.http.stats.retries
+    assert len(answered) >= pages  # a reset or malformed body is logged as 200, then retried
+    assert assert_cache_holds_only_valid_envelopes(cache) == pages + 1
+
+    server.clear_log()
+    offline = connector(server, cache, offline=True)
+    again = offline.events(after=start, before=end, columns=["event", "distinct_id"], refresh=True)
+    assert sorted(again["uuid"]) == sorted(frame["uuid"])
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "message"),
+    [
+        (
+            Faults(rate_429=1.0, retry_after=1, paths=("/persons",)),
+            php.RateLimitError,
+            "→ 429: Request was throttled. Expected available in 1 second.",
+        ),
+        (
+            Faults(rate_503=1.0, paths=("/persons",)),
+            php.ServerError,
+            "→ 503: Service temporarily unavailable, try again later.",
+        ),
+        (
+            Faults(reset_mid_body=1.0, paths=("/persons",)),
+            php.TransportError,
+            "failed before PostHog answered: ChunkedEncodingError",
+        ),
+        (
+            Faults(malformed_json=1.0, paths=("/persons",)),
+            php.ResponseFormatError,
+            "returned a body that is not valid JSON",
+        ),
+        (
+            Faults(html_login=1.0, paths=("/persons",)),
+            php.ResponseFormatError,
+            "returned an HTML page instead of PostHog's JSON",
+        ),
+    ],
+    ids=["429", "503", "reset", "malformed", "html"],
+)
+def test_past_the_retry_budget_a_clear_error_and_nothing_cached(
+    server: LocalPostHog,
+    tmp_path: Path,
+    fault: Faults,
+    error: type[php.PostHogError],
+    message: str,
+) -> None:
+    cache = tmp_path / "cache"
+    retry = php.RetrySettings(attempts=2, backoff_factor=0.01, jitter=0.0)
+    ph = connector(server, cache, retry=retry)
+    server.set_faults(fault)
+    with pytest.raises(error) as info:
+        ph.persons()
+    text = str(info.value)
+    assert f"GET {server.url}/api/projects/1/persons/" in text
+    assert message in text
+    assert text.endswith("(gave up after 3 attempts)")
+    assert len(api_requests(server, "/persons/")) == 3
+    assert [r for r, _, _ in cached_pages(cache)] == ["me"]  # no persons page, nothing broken
+
+
+def test_a_next_link_that_repeats_is_a_clear_error(server: LocalPostHog, tmp_path: Path) -> None:
+    ph = connector(server, tmp_path / "cache")
+    server.set_faults(Faults(repeat_next=True, paths=("/persons",)))
+    with pytest.raises(php.PaginationError) as info:
+        ph.persons()
+    assert str(info.value) == (
+        "PostHog returned a `next` link that repeats an earlier page "
+        f"({server.url}/api/projects/1/persons/?limit=1000); stopping instead of looping "
+        "forever. The rows fetched so far are incomplete."
+    )
+    assert len(api_requests(server, "/persons/")) == 1
+
+
+def test_a_server_that_stops_answering_mid_pull_is_retried_then_a_transport_error(
+    server: LocalPostHog, tmp_path: Path
+) -> None:
+    retry = php.RetrySettings(attempts=1, backoff_factor=0.01, jitter=0.0)
+    ph = connector(server, tmp_path / "cache", timeout=(2.0, 0.5), retry=retry)
+    server.set_faults(Faults(hang_after=3, paths=("/persons",)))
+    with pytest.raises(php.TransportError) as info:
+        ph.persons()
+    url = f"{server.url}/api/projects/1/persons/?limit=1000&offset=3000"
+    assert str(info.value) == (
+        f"GET {url} timed out after 2 s (connect) / 0.5 s (read). PostHog may be slow or "
+        "unreachable; try again, or pass timeout=... to connect(). (gave up after 2 attempts)"
+    )
+    assert info.value.url == url
+    hung = [r for r in api_requests(server, "/persons/") if r.status == 0]
+    assert [r.params["offset"] for r in hung] == ["3000", "3000"]  # the retry, then the error
+    assert ph.http.stats.retries == 1

@@ -1,0 +1,113 @@
+"""A notebook that connects with the key from the environment, saved with its outputs, holds no
+secret: not in reprs, tables, magics output, nor in error tracebacks (chained ones included)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from posthog_pandas.server import ApiKey, LocalPostHog
+from tests.reliability.helpers import ROOT
+
+pytestmark = pytest.mark.integration
+
+KEY = "phx_SECRETAUDIT_" + "n0tebookKey0123456789abcdefghi"
+CELLS = [
+    "import posthog_pandas as php\n"
+    "ph = php.connect(progress=False, retry=php.RetrySettings(attempts=1, backoff_factor=0.01))\n"
+    "ph",
+    "persons = ph.persons()\npersons.head()",
+    "print(ph)\nph.cache.info()",
+    "%load_ext posthog_pandas",
+    "%posthog whoami",
+    "%%posthog\nselect event, count() as n from events group by event order by event",
+    # Errors, with their tracebacks saved in the notebook:
+    "ph.query('select nope_column from events limit 1')",
+    "php.connect(host='http://127.0.0.1:9', progress=False, retry=php.RetrySettings(attempts=0))",
+    "%posthog query 'select nope_column from events limit 1'",
+    "import pickle\npickle.dumps(ph)",
+    "ph.fetch('cohorts', token='phc_x')",
+    "open('plain-file', 'w').close()\nphp.connect(cache_dir='plain-file/cache', progress=False)",
+    # Verbose tracebacks show the arguments of every frame.
+    "%xmode Verbose",
+    "php.connect(host='http://127.0.0.1:9', progress=False, retry=php.RetrySettings(attempts=0))",
+    "ph.query('select nope_column from events limit 1')",
+]
+
+
+@pytest.fixture()
+def kernel_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A python3 kernelspec running this interpreter, with this checkout importable."""
+    spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    run = tmp_path / "run"
+    run.mkdir()
+    return run
+
+
+@pytest.fixture()
+def server() -> Iterator[LocalPostHog]:
+    with LocalPostHog(persons=300, events=2000, seed=31, keys=[ApiKey(KEY)]) as srv:
+        yield srv
+
+
+def test_a_saved_notebook_holds_no_secret(
+    server: LocalPostHog, kernel_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("POSTHOG_PERSONAL_API_KEY", KEY)
+    monkeypatch.setenv("POSTHOG_HOST", server.url)
+    monkeypatch.setenv("POSTHOG_PANDAS_CACHE_DIR", str(tmp_path / "nb-cache"))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    client = NotebookClient(
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(kernel_dir)}},
+    )
+    client.execute()
+    saved = tmp_path / "audit.ipynb"
+    nbformat.write(nb, saved)
+
+    outputs = [out for cell in nb.cells for out in cell.outputs]
+    errors = [out for out in outputs if out.output_type == "error"]
+    names = [out.ename for out in errors]
+    assert names == [
+        "QueryError",
+        "TransportError",
+        "TypeError",
+        "PaginationError",
+        "CacheError",
+        "TransportError",
+        "QueryError",
+    ]
+    text = saved.read_text()
+    assert "PostHog connection" in text and "Unable to resolve field: nope_column" in text
+    assert "UsageError: POST" in text  # the magic's one-line error
+    assert "The above exception was the direct cause" in text  # CacheError's cause
+    assert len(server.requests) >= 3
+    assert KEY not in text and "SECRETAUDIT" not in text
+    cache_files = [p for p in (tmp_path / "nb-cache").rglob("*") if p.is_file()]
+    assert cache_files and not [p for p in cache_files if b"SECRETAUDIT" in p.read_bytes()]
