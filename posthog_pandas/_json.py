@@ -1,35 +1,41 @@
 """JSON decoding: orjson for speed, the stdlib where orjson would round big integers.
 
 orjson reads integers beyond 64 bits as floats (18446744073709551617 -> 1.8446744073709552e19),
-silently changing ids and counters. A cheap scan for a 20+ digit number decides whether a text
-needs the exact (slower) stdlib parser.
+silently changing ids and counters. A cheap scan for a run of 20+ digits decides whether a text
+needs the exact (slower) stdlib parser. The scan maps every byte to "0" (digit) or " " with
+bytes.translate and looks for 20 zeros with bytes.find: both run in C, about 1 GB/s, where a
+regular expression took longer than orjson's whole parse.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-_BIG_INT = re.compile(r"(?<![\w.\"])-?\d{20,}")
-_BIG_INT_BYTES = re.compile(rb"(?<![\w.\"])-?\d{20,}")
+# orjson keeps integers up to 2**64 - 1 (20 digits) exact; shorter runs need no scan (the one
+# gap: negative 19-digit numbers below -2**63, rare enough to accept).
+_DIGIT_MASK = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_LONG_RUN = b"0" * 20
 
 JSONDecodeError = orjson.JSONDecodeError
 
 
+def has_long_number(data: bytes) -> bool:
+    """Whether `data` has a run of 20+ ASCII digits (a number orjson might round)."""
+    return data.translate(_DIGIT_MASK).find(_LONG_RUN) != -1
+
+
 def loads(data: bytes | str) -> Any:
     """Parse JSON exactly: orjson, unless the text holds an integer too big for 64 bits."""
-    if isinstance(data, bytes):
-        if _BIG_INT_BYTES.search(data):
-            return json.loads(data)
-    elif _BIG_INT.search(data):
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    if has_long_number(raw):
         return json.loads(data)
     return orjson.loads(data)
 
 
 def needs_exact(texts: Sequence[str]) -> bool:
     """Whether any of many JSON texts holds a big integer (one scan over all of them)."""
-    return _BIG_INT.search("\x00".join(texts)) is not None
+    return has_long_number(" ".join(texts).encode("utf-8", "surrogatepass"))
