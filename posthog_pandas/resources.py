@@ -212,9 +212,7 @@ class ResourcesMixin(QueryMixin):
     ) -> pd.DataFrame:
         """Every event name PostHog has seen, with volumes and dates."""
         if self.legacy:
-            check_options(options, "event_definitions")
-            names = self._legacy_user().get("event_names") or []
-            return records_to_frame([{"name": n} for n in names], None, self._options(options))
+            return self._legacy_names("event_definitions", "event_names", options)
         return self._simple("event_definitions", {"search": _opt_str(search, "search")}, options)
 
     def property_definitions(
@@ -226,10 +224,8 @@ class ResourcesMixin(QueryMixin):
                 f"property_definitions(type={type!r}): use 'event', 'person', 'group' or 'session'."
             )
         if self.legacy:
-            check_options(options, "property_definitions")
             key = "event_properties" if type == "event" else "person_properties"
-            names = self._legacy_user().get(key) or []
-            return records_to_frame([{"name": n} for n in names], None, self._options(options))
+            return self._legacy_names("property_definitions", key, options)
         params = {"type": type, "search": _opt_str(search, "search")}
         return self._simple("property_definitions", params, options)
 
@@ -628,6 +624,12 @@ class ResourcesMixin(QueryMixin):
     def _options(self, options: Mapping[str, Any]) -> FrameOptions:
         changes = {k: options[k] for k in _FRAME_OPTION_NAMES if options.get(k) is not None}
         return replace(self.frame_options, **changes) if changes else self.frame_options
+
+    def _legacy_names(self, accessor: str, key: str, options: Mapping[str, Any]) -> pd.DataFrame:
+        """Old PostHog lists event and property names in /api/user/ (one `name` column)."""
+        check_options(options, accessor)
+        names = self._legacy_user().get(key) or []
+        return records_to_frame([{"name": n} for n in names], None, self._options(options))
 
     def _legacy_user(self) -> dict[str, Any]:
         data = self.fetcher.get("/api/user/", resource="user")
