@@ -142,8 +142,9 @@ def _open_store(cache: bool, cache_dir: str | Path | None) -> CacheStore | None:
 class PostHog(ExportMixin):
     """A connection to one PostHog project. Create it with `posthog_pandas.connect()`.
 
-    Accessors (`persons()`, `events()`, `query()`, ...) come from ResourcesMixin and
-    QueryMixin; connection state and paging from Core. This class adds display.
+    The layers, each in its own module: Core (_core.py: login, project, paging, cache) ->
+    QueryMixin (query.py: HogQL) -> ResourcesMixin (resources.py: the accessors) ->
+    ExportMixin (export.py: files). This class adds display.
     """
 
     # -- display ---------------------------------------------------------------------------------
