@@ -769,6 +769,7 @@ def _disk_bytes(path: Path) -> int:
 
 
 def _add_connection_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", help="output path (instead of the PATH argument)")
     p.add_argument("--api-key", help="personal API key (default: POSTHOG_PERSONAL_API_KEY)")
     p.add_argument("--host", help="PostHog origin, 'us' or 'eu' (default: POSTHOG_HOST)")
     p.add_argument("--project-id", help="project id (default: POSTHOG_PROJECT_ID or yours)")
@@ -782,7 +783,7 @@ def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """`posthog-pandas export RESOURCE PATH [--after ...]`."""
     p = sub.add_parser("export", help="stream a resource to CSV, CSV.gz or Parquet")
     p.add_argument("resource", help=f"one of: {', '.join(EXPORTABLE)}")
-    p.add_argument("path", help="output: x.csv, x.csv.gz, x.parquet or a directory/")
+    p.add_argument("path", nargs="?", help="output: x.csv, x.csv.gz, x.parquet or a directory/")
     p.add_argument("--after", help="events: start (ISO date or -7d)")
     p.add_argument("--before", help="events: end, exclusive")
     p.add_argument("--event", action="append", help="events: event name (repeatable)")
@@ -798,7 +799,7 @@ def add_query_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     """`posthog-pandas query "SELECT ..." PATH [--value name=value]`."""
     p = sub.add_parser("query", help="stream a HogQL query's result to CSV or Parquet")
     p.add_argument("hogql", help="a HogQL SELECT statement")
-    p.add_argument("path", help="output: x.csv, x.csv.gz, x.parquet or a directory/")
+    p.add_argument("path", nargs="?", help="output: x.csv, x.csv.gz, x.parquet or a directory/")
     p.add_argument(
         "--value", action="append", default=[], metavar="NAME=VALUE", help="{name} placeholders"
     )
@@ -820,7 +821,7 @@ def run_export_command(args: argparse.Namespace) -> int:
             filters["columns"] = [c.strip() for c in args.columns.split(",") if c.strip()]
         return ph.export(
             args.resource,
-            args.path,
+            _output_path(args),
             format=_cli_format(args),
             partition_by=getattr(args, "partition_by", None),
             progress=not getattr(args, "no_progress", False),
@@ -837,7 +838,7 @@ def run_query_command(args: argparse.Namespace) -> int:
         values = dict(_pairs(getattr(args, "value", None) or [], "--value"))
         return ph.export_query(
             args.hogql,
-            args.path,
+            _output_path(args),
             values=values or None,
             format=_cli_format(args),
             partition_by=getattr(args, "partition_by", None),
@@ -845,6 +846,18 @@ def run_query_command(args: argparse.Namespace) -> int:
         )
 
     return _run_command(args, run)
+
+
+def _output_path(args: argparse.Namespace) -> str:
+    """The output from PATH or -o/--output (one of them, or both the same)."""
+    given = {str(p) for p in (getattr(args, "path", None), getattr(args, "output", None)) if p}
+    if len(given) != 1:
+        raise ConfigurationError(
+            "Give one output path, as PATH or -o PATH (e.g. -o events.parquet)."
+            if not given
+            else f"Two different output paths given: {' and '.join(sorted(given))}."
+        )
+    return given.pop()
 
 
 def _cli_format(args: argparse.Namespace) -> str | None:

@@ -304,12 +304,7 @@ def test_cli_export_command(srv: LocalPostHog, tmp_path: Path, monkeypatch, caps
     monkeypatch.setenv("POSTHOG_HOST", srv.url)
     monkeypatch.setenv("POSTHOG_PROJECT_ID", str(srv.project_id))
     monkeypatch.setenv("POSTHOG_PANDAS_CACHE_DIR", str(tmp_path / "cache"))
-    parser = cli.build_parser() if "export" in cli.COMMANDS else None
-    if parser is None:  # the lead wires the subcommand; until then build it here
-        import argparse
-
-        parser = argparse.ArgumentParser()
-        ex.add_export_parser(parser.add_subparsers(dest="command"))
+    parser = cli.build_parser()
     args = parser.parse_args(
         ["export", "events", str(tmp_path / "e.csv.gz"), "--after", AFTER, "--before", BEFORE,
          "--event", "purchase", "--no-progress"]
@@ -321,3 +316,23 @@ def test_cli_export_command(srv: LocalPostHog, tmp_path: Path, monkeypatch, caps
     assert line.startswith(f"Wrote {n:,} rows (") and line.endswith(" s") and "e.csv.gz" in line
     back = pd.read_csv(tmp_path / "e.csv.gz")
     assert set(back["event"]) == {"purchase"} and len(back) == n
+
+
+def test_cli_query_with_dash_o_and_a_missing_output(
+    srv: LocalPostHog, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from posthog_pandas import cli
+
+    monkeypatch.setenv("POSTHOG_PERSONAL_API_KEY", srv.api_key)
+    monkeypatch.setenv("POSTHOG_HOST", srv.url)
+    monkeypatch.setenv("POSTHOG_PANDAS_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "counts.csv"
+    sql = "select event, count() as n from events group by event order by event limit 100"
+    assert cli.main(["query", sql, "-o", str(out), "--no-progress"]) == 0
+    expected = server_events(srv)["event"].value_counts().sort_index()
+    back = pd.read_csv(out)
+    assert back["event"].tolist() == expected.index.tolist()
+    assert back["n"].tolist() == expected.tolist()
+    capsys.readouterr()
+    assert cli.main(["export", "persons", "--no-progress"]) == 1
+    assert "Give one output path, as PATH or -o PATH" in capsys.readouterr().err
