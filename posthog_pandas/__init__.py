@@ -10,12 +10,11 @@ In IPython/Jupyter, `%load_ext posthog_pandas` adds the `%posthog` and `%%postho
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import typing
 
 from posthog_pandas._config import PacingSettings, RetrySettings
-from posthog_pandas._fetcher import CacheTTL
 from posthog_pandas._version import __version__
-from posthog_pandas.client import PostHog, connect
 from posthog_pandas.exceptions import (
     APIError,
     AuthenticationError,
@@ -33,8 +32,36 @@ from posthog_pandas.exceptions import (
     ServerError,
     TransportError,
 )
-from posthog_pandas.frames import FrameOptions
-from posthog_pandas.readers import read_hogql, read_posthog
+
+if typing.TYPE_CHECKING:
+    from posthog_pandas._fetcher import CacheTTL
+    from posthog_pandas.client import PostHog, connect
+    from posthog_pandas.frames import FrameOptions
+    from posthog_pandas.readers import read_hogql, read_posthog
+
+# Loaded on first use: `import posthog_pandas` (and the pytest plugin, which every pytest run
+# of a project with posthog-pandas installed loads) stays free of pandas, requests and pyarrow.
+_LAZY = {
+    "CacheTTL": "posthog_pandas._fetcher",
+    "FrameOptions": "posthog_pandas.frames",
+    "PostHog": "posthog_pandas.client",
+    "connect": "posthog_pandas.client",
+    "read_hogql": "posthog_pandas.readers",
+    "read_posthog": "posthog_pandas.readers",
+}
+
+
+def __getattr__(name: str) -> typing.Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'posthog_pandas' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "APIError",
@@ -65,7 +92,7 @@ __all__ = [
 ]
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def load_ipython_extension(ipython: typing.Any) -> None:
     """`%load_ext posthog_pandas`: register the %posthog and %%posthog magics."""
     from posthog_pandas.magics import load_ipython_extension as _load
 

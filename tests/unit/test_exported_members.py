@@ -18,3 +18,17 @@ def test_every_exception_derives_from_posthog_error() -> None:
         obj = getattr(posthog_pandas, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, posthog_pandas.PostHogError), name
+
+
+def test_importing_the_package_stays_light() -> None:
+    """The pytest plugin imports the package in every test run of a project that has it
+    installed, so `import posthog_pandas` must not pull in pandas, requests or pyarrow."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, posthog_pandas, posthog_pandas.testing; "
+        "print(sorted(m for m in ('pandas', 'requests', 'pyarrow', 'duckdb') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
