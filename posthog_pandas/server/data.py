@@ -334,7 +334,8 @@ def generate_dataset(
     return ds
 
 
-_DDL = """
+# The tables the HogQL engine (hogql.py) knows; its tests build the same ones from here.
+TABLES_DDL = """
 SET TimeZone = 'UTC';
 CREATE TABLE events(uuid VARCHAR, event VARCHAR, distinct_id VARCHAR, timestamp TIMESTAMPTZ,
     properties VARCHAR, elements_chain VARCHAR, created_at TIMESTAMPTZ, person_id VARCHAR);
@@ -360,7 +361,7 @@ def _arrow_str(values: Any) -> pa.Array:
 def load_duckdb(ds: Dataset) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory DuckDB holding the five tables the HogQL engine reads."""
     conn = duckdb.connect(":memory:")
-    conn.execute(_DDL)
+    conn.execute(TABLES_DDL)
     e = ds.events
     events_t = pa.table(
         {

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from tests.kernels import install_python3_kernel
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -27,16 +28,7 @@ def kernel_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     Without it the kernel could be whatever `python3` spec the machine has installed, with a
     different interpreter and without this checkout on its path.
     """
-    spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    install_python3_kernel(tmp_path, monkeypatch)
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     for name in list(os.environ):  # conftest already does this; the kernel inherits os.environ
         if name.startswith("POSTHOG_") and name != "POSTHOG_PANDAS_CACHE_DIR":

@@ -3,9 +3,6 @@ secret: not in reprs, tables, magics output, nor in error tracebacks (chained on
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +10,7 @@ import nbformat
 import pytest
 
 from posthog_pandas.server import ApiKey, LocalPostHog
-from tests.reliability.helpers import ROOT
+from tests.kernels import install_python3_kernel
 
 pytestmark = pytest.mark.integration
 
@@ -44,16 +41,7 @@ CELLS = [
 @pytest.fixture()
 def kernel_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A python3 kernelspec running this interpreter, with this checkout importable."""
-    spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    install_python3_kernel(tmp_path, monkeypatch)
     run = tmp_path / "run"
     run.mkdir()
     return run

@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from posthog_pandas.server.data import TABLES_DDL
 from posthog_pandas.server.hogql import (
     OFFSET_NOT_ALLOWED_MESSAGE,
     HogQLEngine,
@@ -17,17 +18,6 @@ from posthog_pandas.server.hogql import (
 )
 
 NOW = datetime(2024, 1, 7, 12, 0, 0, tzinfo=UTC)  # a Sunday
-
-SCHEMA = """
-CREATE TABLE events(uuid VARCHAR, event VARCHAR, distinct_id VARCHAR, timestamp TIMESTAMPTZ,
-    properties VARCHAR, elements_chain VARCHAR, created_at TIMESTAMPTZ, person_id VARCHAR);
-CREATE TABLE persons(id VARCHAR, created_at TIMESTAMPTZ, properties VARCHAR,
-    is_identified BOOLEAN);
-CREATE TABLE person_distinct_ids(distinct_id VARCHAR, person_id VARCHAR);
-CREATE TABLE groups(group_type_index INTEGER, group_key VARCHAR, group_properties VARCHAR,
-    created_at TIMESTAMPTZ);
-CREATE TABLE cohort_people(cohort_id INTEGER, person_id VARCHAR);
-"""
 
 ROWS = """
 INSERT INTO events VALUES
@@ -54,7 +44,7 @@ INSERT INTO cohort_people VALUES (1, 'p1'), (1, 'p2'), (2, 'p1');
 def conn() -> duckdb.DuckDBPyConnection:
     c = duckdb.connect()
     c.execute("SET TimeZone = 'UTC'")
-    c.execute(SCHEMA)
+    c.execute(TABLES_DDL)
     c.execute(ROWS)
     return c
 
