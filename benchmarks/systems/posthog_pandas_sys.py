@@ -48,6 +48,9 @@ def main() -> None:
     args = p.parse_args()
     import posthog_pandas
 
+    # `import posthog_pandas` is lazy (PEP 562); load the connector's modules (pandas,
+    # requests, pyarrow) now, so the clock starts after imports as it does for every system.
+    posthog_pandas.connect  # noqa: B018
     session = RecordingSession() if args.record else None
     clock = _common.Clock()
     ph = posthog_pandas.connect(
