@@ -15,6 +15,7 @@ policy. Safety rules it enforces by construction:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import html
@@ -49,6 +50,8 @@ __all__ = [
     "CacheStore",
     "Entry",
     "ResourceInfo",
+    "compress_body",
+    "decompress_body",
     "default_cache_dir",
     "normalize_url",
     "redact_url",
@@ -70,7 +73,11 @@ KEY_VERSION = 1
 REDACTED_PARAMS = frozenset({"personal_api_key", "token", "api_key", "key", "password"})
 BUSY_TIMEOUT_MS = 30_000
 WRITE_ATTEMPTS = 12
-COMPRESS_LEVEL = 1  # zlib level 1: ~3x smaller JSON pages at >100 MB/s; higher levels cost more
+#: Pages are stored as zstd level 1 (pyarrow's codec): ~4.5x smaller JSON at ~600 MB/s, 4x
+#: faster than zlib level 1, which matters because a page is compressed while the next one
+#: downloads and the current one becomes a DataFrame. Older zlib entries are still read.
+COMPRESS_LEVEL = 1
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # every zstd frame starts with it; zlib streams never do
 FRAME_META_KEY = b"posthog_pandas"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -109,6 +116,34 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@functools.cache
+def _zstd() -> Any:
+    import pyarrow as pa  # imported on first use: `import posthog_pandas.cache` stays light
+
+    return pa.Codec("zstd", COMPRESS_LEVEL)
+
+
+def compress_body(body: bytes) -> bytes:
+    """A response body as stored in the cache (a zstd frame)."""
+    compressed: bytes = _zstd().compress(body, asbytes=True)
+    return compressed
+
+
+def decompress_body(stored: bytes, raw_size: int) -> bytes:
+    """The body ``compress_body`` stored (or an older zlib one); checks the recorded length.
+
+    Raises OSError, zlib.error or ValueError for a damaged entry (the caller treats it as a
+    miss).
+    """
+    if stored[:4] == _ZSTD_MAGIC:
+        body: bytes = _zstd().decompress(stored, decompressed_size=raw_size, asbytes=True)
+    else:
+        body = zlib.decompress(stored)
+    if len(body) != raw_size:
+        raise ValueError(f"length {len(body)} != recorded {raw_size}")
+    return body
 
 
 def default_cache_dir() -> Path:
@@ -735,11 +770,9 @@ class CacheStore:
             body_z, raw_size, created, expires, resource, url = row
             if not allow_stale and self._clock() >= float(expires):
                 return None  # checked first: no need to decompress an expired body
-            body = b"" if kind == "frame" else zlib.decompress(body_z)
-            if len(body) != int(raw_size):
-                raise ValueError(f"length {len(body)} != recorded {raw_size}")
+            body = b"" if kind == "frame" else decompress_body(body_z, int(raw_size))
             return Entry(body, float(created), float(expires), str(resource), str(url))
-        except (zlib.error, TypeError, ValueError) as exc:
+        except (OSError, zlib.error, TypeError, ValueError) as exc:
             logger.warning("Corrupt cache entry %s in %s (%s); treated as a miss.", key, self, exc)
             self._forget(kind, key)
             return None
@@ -747,7 +780,7 @@ class CacheStore:
     def _put(
         self, kind: str, key: str, body: bytes, *, resource: str, url: str, ttl: float
     ) -> None:
-        compressed = zlib.compress(body, COMPRESS_LEVEL)
+        compressed = compress_body(body)
         self._write_row(
             kind, key, compressed, resource=resource, url=url, ttl=ttl, raw_size=len(body)
         )

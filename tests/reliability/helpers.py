@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import orjson
 
 import posthog_pandas as php
-from posthog_pandas.cache import DB_NAME
+from posthog_pandas.cache import DB_NAME, decompress_body
 from posthog_pandas.server import LocalPostHog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,8 +64,7 @@ def cached_pages(cache_dir: Path) -> list[tuple[str, str, bytes]]:
         conn.close()
     pages = []
     for resource, url, body, raw_size in rows:
-        raw = zlib.decompress(body)
-        assert len(raw) == raw_size, f"cached {url}: length {len(raw)} != recorded {raw_size}"
+        raw = decompress_body(body, raw_size)  # raises on a damaged body or a wrong length
         pages.append((str(resource), str(url), raw))
     return pages
 

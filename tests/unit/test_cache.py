@@ -26,6 +26,8 @@ from posthog_pandas.cache import (
     CacheInfo,
     CacheStore,
     Entry,
+    compress_body,
+    decompress_body,
     default_cache_dir,
     normalize_url,
     redact_url,
@@ -542,6 +544,38 @@ def test_corrupt_row_is_a_logged_miss(
     assert store.info().entries == 1  # the bad row was dropped
 
 
+def test_pages_are_stored_as_zstd_frames(store: CacheStore) -> None:
+    body = b'{"results": [1, 2, 3], "next": null}' * 1000
+    store.put("k", body, resource="r", url=URL, ttl=60)
+    conn = sqlite3.connect(store.directory / DB_NAME)
+    stored, raw_size = conn.execute("SELECT body, raw_size FROM entries WHERE key = 'k'").fetchone()
+    conn.close()
+    assert stored[:4] == b"\x28\xb5\x2f\xfd"  # the zstd frame magic
+    assert len(stored) < len(body) // 20
+    assert raw_size == len(body)
+    assert decompress_body(stored, raw_size) == body
+
+
+def test_zlib_entries_from_earlier_versions_are_still_read(store: CacheStore) -> None:
+    body = b'{"results": [], "next": null}'
+    store.put("old", b"placeholder", resource="r", url=URL, ttl=60)
+    raw_sql(
+        store,
+        "UPDATE entries SET body = ?, raw_size = ? WHERE key = ?",
+        zlib.compress(body, 1),
+        len(body),
+        "old",
+    )
+    assert store.get("old").body == body  # type: ignore[union-attr]
+
+
+def test_decompress_body_checks_the_recorded_length() -> None:
+    with pytest.raises(OSError, match="ZSTD"):
+        decompress_body(compress_body(b"abc" * 100), 10)
+    with pytest.raises(ValueError, match="length 3 != recorded 4"):
+        decompress_body(zlib.compress(b"abc"), 4)
+
+
 def test_corrupt_json_record_is_a_miss(store: CacheStore) -> None:
     store._put("json", "pin", b"{not json", resource="r", url="", ttl=60)
     assert store.get_json("pin") is None
@@ -698,18 +732,16 @@ def test_info_numbers_are_exact(store: CacheStore, clock: Clock) -> None:
     info = store.info()
 
     frame_size = store.frame_path("f").stat().st_size
-    json_size = len(zlib.compress(b'{"x":1}', 1))
+    json_size = len(compress_body(b'{"x":1}'))
     assert info.entries == 5
     assert info.expired == 1
     assert info.oldest == datetime.fromtimestamp(T0, UTC)
     assert info.newest == datetime.fromtimestamp(T0 + 200, UTC)
     persons, events = info.resources["persons"], info.resources["events"]
     assert (persons.entries, persons.expired) == (2, 1)
-    assert persons.bytes == len(zlib.compress(bodies["p1"], 1)) + len(
-        zlib.compress(bodies["p2"], 1)
-    )
+    assert persons.bytes == len(compress_body(bodies["p1"])) + len(compress_body(bodies["p2"]))
     assert (events.entries, events.expired) == (3, 0)
-    assert events.bytes == json_size + len(zlib.compress(bodies["p3"], 1)) + frame_size
+    assert events.bytes == json_size + len(compress_body(bodies["p3"])) + frame_size
     on_disk = sum(p.stat().st_size for p in all_files(store.directory) if p.name != "salt")
     assert info.bytes == on_disk
 
