@@ -33,6 +33,7 @@ import time
 import weakref
 import zlib
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -116,6 +117,13 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _copy_on_write() -> bool:
+    """Whether pandas copy-on-write is on (always in pandas 3; an option in pandas 2.2)."""
+    import pandas as pd
+
+    return int(pd.__version__.split(".", 1)[0]) >= 3 or pd.options.mode.copy_on_write is True
 
 
 @functools.cache
@@ -529,6 +537,10 @@ class CacheStore:
         self._lock = threading.Lock()
         self._generation = 0
         self._conns: list[tuple[int, sqlite3.Connection]] = []
+        # Frames handed to put_frame_soon and not yet on disk, and the one thread writing them.
+        self._frames_lock = threading.Lock()
+        self._pending_frames: dict[str, Future[None]] = {}
+        self._frame_writer: ThreadPoolExecutor | None = None
         _STORES.add(self)
         try:
             _prepare_dir(self.directory)
@@ -637,7 +649,9 @@ class CacheStore:
         path = self.frame_path(key)
         meta = {"version": 1, "dtypes": [_dtype_code(dt) for dt in df.dtypes]}
         try:
-            table = pa.Table.from_pandas(df)
+            # nthreads=1: pyarrow's parallel conversion needs a concurrent.futures pool, which
+            # refuses work at interpreter exit, when put_frame_soon's last write may still run.
+            table = pa.Table.from_pandas(df, nthreads=1)
             table = table.replace_schema_metadata(
                 {**(table.schema.metadata or {}), FRAME_META_KEY: json.dumps(meta).encode()}
             )
@@ -654,11 +668,54 @@ class CacheStore:
             raise _cache_error(self.directory, exc) from exc
         self._write_row("frame", key, b"", resource=resource, url="", ttl=ttl, size=size)
 
+    def put_frame_soon(self, key: str, df: pd.DataFrame, *, resource: str, ttl: float) -> None:
+        """``put_frame`` on a worker thread, so the caller gets its DataFrame without waiting
+        for the Parquet write (0.1-0.4 s for 200,000 events).
+
+        Only under pandas copy-on-write (always on in pandas 3) is a shallow copy a snapshot
+        that later edits of ``df`` cannot reach; otherwise this writes before returning. Until
+        the write lands, ``get_frame`` for the same key, ``info``, ``clear`` and ``close`` wait
+        for it; so does interpreter exit (the worker thread is joined at shutdown).
+        A failed write is logged: only the cached copy is missing.
+        """
+        if not _copy_on_write():
+            self.put_frame(key, df, resource=resource, ttl=ttl)
+            return
+        snapshot = df.copy(deep=False)
+        with self._frames_lock:
+            if self._frame_writer is None:
+                self._frame_writer = ThreadPoolExecutor(1, "posthog-pandas-frame-writer")
+            future = self._frame_writer.submit(self._write_soon, key, snapshot, resource, ttl)
+            self._pending_frames[key] = future
+        # Outside the lock: a future that is already done runs the callback right here.
+        future.add_done_callback(lambda done: self._forget_pending(key, done))
+
+    def _write_soon(self, key: str, snapshot: pd.DataFrame, resource: str, ttl: float) -> None:
+        try:
+            self.put_frame(key, snapshot, resource=resource, ttl=ttl)
+        except Exception as exc:  # nobody awaits this thread: log every failure, raise none
+            logger.warning("Not keeping the %s frame in the cache: %s", resource, exc)
+
+    def _forget_pending(self, key: str, done: Future[None]) -> None:
+        with self._frames_lock:
+            if self._pending_frames.get(key) is done:
+                del self._pending_frames[key]
+
+    def flush_frames(self) -> None:
+        """Wait until every frame given to ``put_frame_soon`` is written (or has failed)."""
+        with self._frames_lock:
+            futures = list(self._pending_frames.values())
+        wait(futures)
+
     def get_frame(self, key: str, *, allow_stale: bool = False) -> pd.DataFrame | None:
         """The stored frame with exactly the dtypes it was written with, or None (miss,
         expired, unreadable: logged)."""
         import pyarrow.parquet as pq
 
+        with self._frames_lock:
+            pending = self._pending_frames.get(key)
+        if pending is not None:
+            wait([pending])  # still being written by put_frame_soon
         if self._get("frame", key, allow_stale=allow_stale) is None:
             return None
         path = self.frame_path(key)
@@ -679,6 +736,7 @@ class CacheStore:
 
     def info(self) -> CacheInfo:
         """Counts, sizes and ages, overall and per resource."""
+        self.flush_frames()
         now = self._clock()
         rows = self._checked(
             lambda c: c.execute(
@@ -708,6 +766,7 @@ class CacheStore:
     ) -> int:
         """Remove entries (and their frames) matching all given filters; returns how many.
         ``older_than`` selects entries stored more than that many seconds ago."""
+        self.flush_frames()  # a frame still being written must not land after the clear
         where: list[str] = ["1"]
         args: list[Any] = []
         if resource is not None:
@@ -741,6 +800,7 @@ class CacheStore:
 
     def close(self) -> None:
         """Close this process's connections; the store reopens lazily if used again."""
+        self.flush_frames()
         with self._lock:
             self._generation += 1
             mine = [c for pid, c in self._conns if pid == os.getpid()]
@@ -915,6 +975,9 @@ class CacheStore:
         _FORK_ORPHANS.extend(conn for _, conn in self._conns)
         self._conns = []
         self._lock = threading.Lock()
+        self._frames_lock = threading.Lock()  # the parent's writer thread does not exist here
+        self._pending_frames = {}
+        self._frame_writer = None
         self._generation += 1
 
     def _conn(self) -> sqlite3.Connection:

@@ -578,10 +578,10 @@ class ResourcesMixin(QueryMixin):
                 self.fetcher.stats.hits += 1
                 return cached
         frame = build()
-        try:
-            store.put_frame(key, frame, resource=resource, ttl=self.fetcher.ttl.frames)
+        try:  # written in the background; the pages are on disk already
+            store.put_frame_soon(key, frame, resource=resource, ttl=self.fetcher.ttl.frames)
         except CacheError as exc:
-            # The pages are cached already; a frame Parquet cannot hold only costs a rebuild.
+            # A frame Parquet cannot hold only costs a rebuild from the cached pages.
             log.warning("not keeping the %s frame in the cache: %s", resource, exc)
         return frame
 

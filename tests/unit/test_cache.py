@@ -9,17 +9,22 @@ import math
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import time_machine
 
+import posthog_pandas.cache as cache_module
 from posthog_pandas.cache import (
     DB_NAME,
     ENV_CACHE_DIR,
@@ -675,6 +680,122 @@ def test_frame_write_leaves_no_temp_files(store: CacheStore) -> None:
     for _ in range(3):
         store.put_frame("f", sample_frame(), resource="events", ttl=60)
     assert [p.name for p in (store.directory / "frames").iterdir()] == ["f.parquet"]
+
+
+class BlockedFrameWrites:
+    """Holds CacheStore.put_frame on the writer thread until `release()`."""
+
+    def __init__(self, store: CacheStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        real = store.put_frame
+
+        def slow_put_frame(*args: Any, **kwargs: Any) -> None:
+            self.started.set()
+            assert self.gate.wait(10)
+            real(*args, **kwargs)
+
+        monkeypatch.setattr(store, "put_frame", slow_put_frame)
+
+    def release(self) -> None:
+        self.gate.set()
+
+
+@pytest.fixture
+def copy_on_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pandas 2.2 runs these tests too: turn its copy-on-write mode on for one test."""
+    if int(pd.__version__.split(".", 1)[0]) < 3:
+        monkeypatch.setattr(pd.options.mode, "copy_on_write", True)
+
+
+@pytest.mark.usefixtures("copy_on_write")
+def test_put_frame_soon_returns_before_the_write_and_get_frame_waits_for_it(
+    store: CacheStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = BlockedFrameWrites(store, monkeypatch)
+    df = sample_frame()
+    store.put_frame_soon("f", df, resource="events", ttl=60)
+    assert blocked.started.wait(10)
+    assert not store.frame_path("f").exists()  # the call did not wait for the write
+    threading.Timer(0.2, blocked.release).start()
+    assert_exact(store.get_frame("f"), df)  # waited for the pending write
+    assert store.frame_path("f").exists()
+
+
+@pytest.mark.usefixtures("copy_on_write")
+def test_put_frame_soon_stores_the_frame_as_it_was_at_the_call(
+    store: CacheStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = BlockedFrameWrites(store, monkeypatch)
+    df = sample_frame()
+    expected = df.copy()
+    store.put_frame_soon("f", df, resource="events", ttl=60)
+    df.loc[0, "int"] = 99  # the user edits their frame while the write waits
+    df["added"] = 1
+    blocked.release()
+    store.flush_frames()
+    assert_exact(store.get_frame("f"), expected)
+
+
+@pytest.mark.usefixtures("copy_on_write")
+def test_clear_and_info_wait_for_pending_frames(
+    store: CacheStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = BlockedFrameWrites(store, monkeypatch)
+    store.put_frame_soon("f", sample_frame(), resource="events", ttl=60)
+    assert blocked.started.wait(10)
+    threading.Timer(0.2, blocked.release).start()
+    assert store.clear() == 1  # waited for the write, then removed it
+    assert store.get_frame("f") is None
+    assert list((store.directory / "frames").iterdir()) == []
+    store.put_frame_soon("g", sample_frame(), resource="events", ttl=60)
+    assert store.info().resources["events"].entries == 1
+
+
+def test_a_frame_still_pending_at_interpreter_exit_is_written(tmp_path: Path) -> None:
+    # 20,000 rows x 2 columns: big enough for pyarrow's multi-threaded conversion, which
+    # fails at interpreter exit when it is allowed to use a thread pool.
+    script = textwrap.dedent(
+        f"""
+        import pandas as pd
+        from posthog_pandas.cache import CacheStore
+
+        pd.options.mode.copy_on_write = True  # pandas 2.2; always on in pandas 3
+        store = CacheStore({str(tmp_path / "c")!r})
+        df = pd.DataFrame({{"a": range(20_000), "b": ["x"] * 20_000}})
+        store.put_frame_soon("f", df, resource="events", ttl=3600)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Not keeping" not in done.stderr
+    got = CacheStore(tmp_path / "c").get_frame("f")
+    assert got is not None and got.shape == (20_000, 2)
+
+
+def test_put_frame_soon_writes_at_once_without_copy_on_write(
+    store: CacheStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "_copy_on_write", lambda: False)
+    store.put_frame_soon("f", sample_frame(), resource="events", ttl=60)
+    assert store.frame_path("f").exists()  # no snapshot is safe, so no background write
+
+
+@pytest.mark.usefixtures("copy_on_write")
+def test_failed_background_frame_write_is_logged(
+    store: CacheStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def fail(*_args: Any, **_kwargs: Any) -> None:
+        raise CacheError("disk full")
+
+    monkeypatch.setattr(store, "put_frame", fail)
+    with caplog.at_level(logging.WARNING, logger="posthog_pandas.cache"):
+        store.put_frame_soon("f", sample_frame(), resource="events", ttl=60)
+        store.flush_frames()
+    assert "Not keeping the events frame in the cache: disk full" in caplog.text
+    assert store.get_frame("f") is None
 
 
 def test_corrupt_frame_is_a_logged_miss(
