@@ -429,6 +429,22 @@ def _object_array(values: Sequence[Any]) -> Any:
 _ARROW_STRINGS: Final = pd.StringDtype().storage == "pyarrow"
 
 
+def _only_strings(values: Sequence[Any]) -> Any:
+    """The ``string`` array when every value is a str or None (most columns), else None.
+
+    One pass in C: Arrow rejects the first value that is not text, so mixed columns cost
+    little here and then take the per-type rules.
+    """
+    if not _ARROW_STRINGS:
+        return None
+    import pyarrow as pa
+
+    try:
+        return pd.array(pa.array(values, type=pa.large_string()), dtype="string")
+    except (pa.ArrowException, TypeError, ValueError):  # not text, or lone surrogates
+        return None
+
+
 def _string_array(values: Sequence[Any], types: set[type] | None = None) -> Any:
     types = _types(values) if types is None else types
     if not types <= {str, _NONE}:
@@ -501,7 +517,11 @@ def _datetime_array(values: Sequence[Any], types: set[type], *, utc: bool) -> An
 
 def _infer_array(values: Sequence[Any], flatten: bool, types: set[type] | None = None) -> Any:
     """The mixed-type rule: a list of JSON values to one typed array."""
-    types = _types(values) if types is None else types
+    if types is None:
+        text = _only_strings(values)
+        if text is not None and len(text) and not text.isna().all():
+            return text
+        types = _types(values)
     present = types - {_NONE}
     if not present:
         return _object_array(values)
@@ -520,6 +540,10 @@ def _infer_array(values: Sequence[Any], flatten: bool, types: set[type] | None =
 
 def _typed_array(values: Sequence[Any], dtype: str, flatten: bool) -> Any:
     """Values to an array of our dtype `dtype`; values that do not fit use the mixed rule."""
+    if dtype == "string" or (dtype == "json" and flatten):
+        text = _only_strings(values)
+        if text is not None:
+            return text
     types = _types(values)
     present = types - {_NONE}
     array: Any = None
@@ -597,6 +621,10 @@ def _collect(
         out[options.sep.join(path)] = _infer_array(rest, True)
     for key, column in keyed.items():
         child = (*path, str(key))
+        text = _only_strings(column)  # the common case: no dicts below, no type to infer
+        if text is not None and not text.isna().all():
+            out[options.sep.join(child)] = text
+            continue
         types = _types(column)
         child_budget = options.max_depth if child in _FLATTEN_ROOTS else budget - 1
         if child_budget > 0 and any(issubclass(t, Mapping) for t in types):
@@ -962,10 +990,21 @@ def concat_frames(frames: Sequence[pd.DataFrame], sep: str = ".") -> pd.DataFram
             elif name not in plain:
                 plain.append(name)
     order = plain + sorted(flat)
+    if _same_layout(frames, order):  # the usual case: nothing to conform, just stack
+        stacked: pd.DataFrame = pd.concat(frames, ignore_index=True)
+        return stacked
     targets = {name: _common_dtype(frames, name) for name in order}
     aligned = [_conformed(frame, order, targets) for frame in frames]
     combined: pd.DataFrame = pd.concat(aligned, ignore_index=True)
     return combined
+
+
+def _same_layout(frames: Sequence[pd.DataFrame], order: Sequence[str]) -> bool:
+    """Every frame has exactly the columns `order`, with the same dtypes as the first."""
+    first = [str(d) for d in frames[0].dtypes]
+    return all(
+        list(frame.columns) == order and [str(d) for d in frame.dtypes] == first for frame in frames
+    )
 
 
 def _common_dtype(frames: Sequence[pd.DataFrame], name: str) -> Any:

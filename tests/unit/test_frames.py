@@ -1101,3 +1101,28 @@ def test_concat_frames_equals_one_build_over_all_rows() -> None:
         pd.testing.assert_frame_equal(concat_frames(pages), whole)
     assert str(whole["properties.s"].dtype) == "string"
     assert whole["properties.s"].tolist()[:2] == ["q", "5"]
+
+
+def test_concat_frames_of_pages_with_one_layout_equals_one_build() -> None:
+    from posthog_pandas.frames import concat_frames
+
+    records = [
+        {"id": str(i), "created_at": f"2024-01-0{i}T00:00:00Z", "properties": {"n": i, "s": "q"}}
+        for i in range(1, 7)
+    ]
+    pages = [records_to_frame(records[i : i + 2], SCHEMAS["persons"]) for i in (0, 2, 4)]
+    combined = concat_frames(pages)
+    pd.testing.assert_frame_equal(combined, records_to_frame(records, SCHEMAS["persons"]))
+    assert combined.index.tolist() == list(range(6))
+    assert str(combined["properties.n"].dtype) == "Int64"
+
+
+def test_concat_frames_with_the_same_columns_but_other_dtypes_follows_the_rule() -> None:
+    from posthog_pandas.frames import concat_frames
+
+    ints = records_to_frame([{"id": "a", "properties": {"n": 1}}], SCHEMAS["persons"])
+    floats = records_to_frame([{"id": "b", "properties": {"n": 2.5}}], SCHEMAS["persons"])
+    assert list(ints.columns) == list(floats.columns)
+    combined = concat_frames([ints, floats])
+    assert str(combined["properties.n"].dtype) == "Float64"
+    assert combined["properties.n"].tolist() == [1.0, 2.5]
