@@ -979,6 +979,9 @@ def concat_frames(frames: Sequence[pd.DataFrame], sep: str = ".") -> pd.DataFram
     already widened to Float64 render as "1.0" if another page then forces text.) Pages where
     a column is absent or all missing take the other pages' dtype.
     """
+    # An empty page (the usual last one) adds no rows, and its schema-only columns would make
+    # the pages look unlike each other: leave it out, unless every page is empty.
+    frames = [frame for frame in frames if len(frame)] or list(frames[:1])
     if len(frames) == 1:
         return frames[0]
     plain: list[str] = []

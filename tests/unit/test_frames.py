@@ -1126,3 +1126,15 @@ def test_concat_frames_with_the_same_columns_but_other_dtypes_follows_the_rule()
     combined = concat_frames([ints, floats])
     assert str(combined["properties.n"].dtype) == "Float64"
     assert combined["properties.n"].tolist() == [1.0, 2.5]
+
+
+def test_concat_frames_leaves_out_empty_pages() -> None:
+    from posthog_pandas.frames import concat_frames
+
+    full = records_to_frame([{"id": "a", "properties": {"n": 1}}], SCHEMAS["persons"])
+    empty = records_to_frame([], SCHEMAS["persons"])
+    assert "properties.n" not in empty.columns
+    combined = concat_frames([full, empty])
+    pd.testing.assert_frame_equal(combined, full)
+    only_empty = concat_frames([empty, empty])
+    pd.testing.assert_frame_equal(only_empty, empty)
