@@ -56,6 +56,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from posthog_pandas._gc import paused_gc
 from posthog_pandas._pagination import prefetch
 from posthog_pandas.exceptions import ConfigurationError, PostHogError
 from posthog_pandas.frames import (
@@ -246,9 +247,10 @@ class ExportMixin(ResourcesMixin):
         roots = _roots_for(resource)
         desc = f"export {resource}"
         try:
-            return write_frames(
-                frames, target, flatten_roots=roots, sep=sep, progress=show, desc=desc
-            )
+            with paused_gc():  # see _gc
+                return write_frames(
+                    frames, target, flatten_roots=roots, sep=sep, progress=show, desc=desc
+                )
         finally:
             self.fetcher.flush()  # the pages are cached for a resumed or repeated export
 
@@ -278,7 +280,8 @@ class ExportMixin(ResourcesMixin):
 
         show = self.progress if progress is None else progress
         try:
-            return write_frames(frames(), target, progress=show, desc="export query")
+            with paused_gc():  # see _gc
+                return write_frames(frames(), target, progress=show, desc="export query")
         finally:
             self.fetcher.flush()
 

@@ -22,6 +22,7 @@ import pandas as pd
 
 from posthog_pandas._core import Core
 from posthog_pandas._dates import hogql_literal
+from posthog_pandas._gc import paused_gc
 from posthog_pandas.exceptions import ConfigurationError, QueryError, ResponseFormatError
 from posthog_pandas.frames import FrameOptions, hogql_to_frame
 
@@ -78,18 +79,19 @@ class QueryMixin(Core):
         """
         if not isinstance(hogql, str) or not hogql.strip():
             raise ConfigurationError("query() needs a HogQL SELECT statement as a string.")
-        try:
-            pages = list(
-                self.iter_query_pages(hogql, values, cache=cache, refresh=refresh, name=name)
-            )
-        finally:
-            self.fetcher.flush()
-        columns, types = pages[0].columns, pages[0].types
-        rows = [row for page in pages for row in page.results]
-        options = self.frame_options
-        if dtype_backend is not None:
-            options = FrameOptions(**{**options.__dict__, "dtype_backend": dtype_backend})
-        return hogql_to_frame(columns, types, rows, options)
+        with paused_gc():  # see _gc: the collector would re-scan every row many times
+            try:
+                pages = list(
+                    self.iter_query_pages(hogql, values, cache=cache, refresh=refresh, name=name)
+                )
+            finally:
+                self.fetcher.flush()
+            columns, types = pages[0].columns, pages[0].types
+            rows = [row for page in pages for row in page.results]
+            options = self.frame_options
+            if dtype_backend is not None:
+                options = FrameOptions(**{**options.__dict__, "dtype_backend": dtype_backend})
+            return hogql_to_frame(columns, types, rows, options)
 
     def iter_query_pages(
         self,
