@@ -105,13 +105,13 @@ class QueryMixin(Core):
         """The pages of one query: the answer itself, then keyset pages while `hasMore`."""
         first = self.run_query(hogql, values, cache=cache, refresh=refresh, name=name)
         yield first
-        if not first.has_more:
-            return
+        wanted = user_limit(hogql)
+        got = len(first.results)
+        if not first.has_more or (wanted is not None and got >= wanted):
+            return  # complete, or exactly the LIMIT asked for (hasMore then means "beyond it")
         keys = keyset_columns(hogql, first.columns)
         if keys is None:
             raise QueryError(truncation_message(hogql, first), status=200)
-        wanted = user_limit(hogql)
-        got = len(first.results)
         last = first
         while last.has_more and (wanted is None or got < wanted) and last.results:
             page_limit = MAX_PAGE_ROWS if wanted is None else min(MAX_PAGE_ROWS, wanted - got)

@@ -94,3 +94,27 @@ def test_empty_results_keep_their_schema(server: LocalPostHog, connect: Connect)
     assert str(empty["timestamp"].dtype) == "datetime64[ns, UTC]"
     nobody = ph.persons(email="nobody@nowhere.test")
     assert len(nobody) == 0 and str(nobody["created_at"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_pulls_run_with_the_collector_paused_and_restore_it(
+    server: LocalPostHog, connect: Connect, monkeypatch
+) -> None:
+    import gc
+
+    from posthog_pandas import resources
+
+    states: list[bool] = []
+    real = resources._events_page_frame
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        states.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(resources, "_events_page_frame", recording)
+    ph = connect()
+    assert gc.isenabled()
+    df = ph.events(after="2024-01-01", before="2024-01-03")
+    assert len(df) and states and not any(states)  # every page was built with it off
+    assert gc.isenabled()
+    assert len(ph.query("SELECT event FROM events LIMIT 5")) == 5
+    assert gc.isenabled()

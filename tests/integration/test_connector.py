@@ -252,6 +252,15 @@ def test_query_values_and_truncation_rules(server: LocalPostHog, connect: Connec
     assert len(every) == len(expected) and every["uuid"].is_unique
 
 
+def test_an_explicit_limit_is_a_complete_answer(server: LocalPostHog, connect: Connect) -> None:
+    ph = connect(cache=False)
+    before = len(server.requests)
+    five = ph.query("select uuid from events order by timestamp, uuid limit 5")
+    unordered = ph.query("select event from events limit 7")  # hasMore is true: more exist
+    assert len(five) == 5 and len(unordered) == 7
+    assert len(server.requests) - before == 2  # no keyset page was asked for
+
+
 def test_bad_hogql_shows_posthogs_detail(connect: Connect) -> None:
     with pytest.raises(php.QueryError) as info:
         connect().query("select nope_column from events limit 1")
