@@ -255,6 +255,7 @@ COMMANDS: dict[tuple[str, str], list[str]] = {}
 
 
 PP_COLD, PP_WARM, RAW = "posthog-pandas cold", "posthog-pandas warm", "raw transfer (floor)"
+PP_CLIENT = "posthog-pandas, pages from cache"
 LIST, HOGQL_GZ, HOGQL_ID = (
     "hand-written list loop",
     "hand-written HogQL loop (gzip)",
@@ -277,6 +278,8 @@ def in_memory_plan(
              ["--cache-dir", str(cache), "--mode", "cold", "--record", str(requests_log)]),
         Spec(PP_WARM, workload, PYTHON, "posthog_pandas_sys.py",
              ["--cache-dir", str(cache), "--mode", "warm"]),
+        Spec(PP_CLIENT, workload, PYTHON, "posthog_pandas_sys.py",
+             ["--cache-dir", str(cache), "--mode", "rebuild"]),
         Spec(RAW, workload, PYTHON, "raw_transfer.py", ["--replay", str(requests_log)],
              checks_ids=False),
         Spec(LIST, workload, PYTHON, "handwritten_list.py", []),
@@ -451,12 +454,17 @@ def targets(rows: list[Row], bare_mb: float, scale: float) -> list[Target]:
             out.append(Target(name, f"<= {limit}x", "not measured", None))
             return
         row = find(rows, other, workload)
-        note = (
-            "" if row is None or not row.correct.startswith("NO") else f" ({other}: {row.correct})"
-        )
+        incomplete = row is not None and row.correct.startswith("NO")
+        note = f" ({other}: {row.correct})" if row is not None and incomplete else ""
         value = mine / theirs
         text = f"{value:.3f}x ({mine:.2f} s / {theirs:.2f} s){note}"
-        out.append(Target(name, f"<= {limit}x", text, value <= limit))
+        met: bool | None = value <= limit
+        if incomplete and not met:
+            # A peer that stopped early would only take longer to finish: its time bounds a
+            # complete run from below, so it can prove a target met, never missed.
+            met = None
+            text += "; undetermined: its time is not that of a complete pull"
+        out.append(Target(name, f"<= {limit}x", text, met))
 
     ratio_target("W2 cold vs hand-written list loop", "W2", LIST, 0.25)
     ratio_target("W2 cold vs airbyte", "W2", AIRBYTE, 0.1)

@@ -31,8 +31,10 @@ def test_quick_benchmark_runs_and_posthog_pandas_rows_are_correct(tmp_path: Path
     expected = {
         ("posthog-pandas cold", "W1"),
         ("posthog-pandas warm", "W1"),
+        ("posthog-pandas, pages from cache", "W1"),
         ("posthog-pandas cold", "W2"),
         ("posthog-pandas warm", "W2"),
+        ("posthog-pandas, pages from cache", "W2"),
         ("posthog-pandas cold", "W3-csv"),
         ("posthog-pandas cold", "W3-parquet"),
     }

@@ -2,6 +2,9 @@
 
 `--cache-dir` names the cache: an empty directory is a cold run; a second process on the same
 directory is a warm run (the finished frame comes from the cache, as after a kernel restart).
+`--mode rebuild` deletes the cached frames first, so the call rebuilds the DataFrame from the
+cached pages without any HTTP: the client's own work (decompress, decode, type, concatenate)
+with the server idle.
 `--record FILE` writes every HTTP request this process sent (method, URL, headers, body) so the
 raw-transfer system can replay exactly those requests; recording is a list append per request.
 Progress bars are off (they cost time and write to a terminal nobody reads here).
@@ -11,11 +14,18 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import _common
 import requests
+
+SYSTEM_NAMES = {
+    "cold": "posthog-pandas cold",
+    "warm": "posthog-pandas warm",
+    "rebuild": "posthog-pandas, pages from cache",
+}
 
 
 class RecordingSession(requests.Session):
@@ -43,7 +53,7 @@ class RecordingSession(requests.Session):
 def main() -> None:
     p = _common.parser(__doc__ or "")
     p.add_argument("--cache-dir", required=True)
-    p.add_argument("--mode", choices=["cold", "warm"], required=True)
+    p.add_argument("--mode", choices=["cold", "warm", "rebuild"], required=True)
     p.add_argument("--record", help="write the requests sent to this JSON file")
     args = p.parse_args()
     import posthog_pandas
@@ -51,6 +61,8 @@ def main() -> None:
     # `import posthog_pandas` is lazy (PEP 562); load the connector's modules (pandas,
     # requests, pyarrow) now, so the clock starts after imports as it does for every system.
     posthog_pandas.connect  # noqa: B018
+    if args.mode == "rebuild":
+        shutil.rmtree(Path(args.cache_dir) / "frames", ignore_errors=True)
     session = RecordingSession() if args.record else None
     clock = _common.Clock()
     ph = posthog_pandas.connect(
@@ -81,7 +93,7 @@ def main() -> None:
         _record(args, session)
         target.unlink()
         _common.emit(
-            args, f"posthog-pandas {args.mode}", rows=summary.rows, wall=wall, rss_mb=rss,
+            args, SYSTEM_NAMES[args.mode], rows=summary.rows, wall=wall, rss_mb=rss,
             ids_file=ids, file_bytes=summary.bytes, requests=ph.http.stats.requests,
         )  # fmt: skip
         return
@@ -92,7 +104,7 @@ def main() -> None:
     ids = _common.write_ids(args.out, f"pp-{args.mode}-{args.workload}-{args.tag}", df[id_column])
     _record(args, session)
     _common.emit(
-        args, f"posthog-pandas {args.mode}", rows=len(df), wall=wall, rss_mb=rss, ids_file=ids,
+        args, SYSTEM_NAMES[args.mode], rows=len(df), wall=wall, rss_mb=rss, ids_file=ids,
         df_bytes=_common.deep_bytes(df), columns=len(df.columns), **extra,
     )  # fmt: skip
 
