@@ -694,7 +694,7 @@ class CacheStore:
         try:
             self.put_frame(key, snapshot, resource=resource, ttl=ttl)
         except Exception as exc:  # nobody awaits this thread: log every failure, raise none
-            logger.warning("Not keeping the %s frame in the cache: %s", resource, exc)
+            logger.warning("not keeping the %s frame in the cache: %s", resource, exc)
 
     def _forget_pending(self, key: str, done: Future[None]) -> None:
         with self._frames_lock:

@@ -129,7 +129,9 @@ def cache_disk_full(env: Env) -> list[str]:
     logger.addHandler(handler)
     try:
         with mock.patch.object(CacheStore, "_run", full):
-            frame = env.connect(cache_dir=env.tmp / "full-cache").persons()
+            ph = env.connect(cache_dir=env.tmp / "full-cache")
+            frame = ph.persons()
+            ph.cache.flush_frames()  # the frame's copy is written in the background
     finally:
         logger.removeHandler(handler)
     assert sorted(frame["uuid"]) == sorted(env.srv.dataset().persons["id"])

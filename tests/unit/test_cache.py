@@ -770,7 +770,7 @@ def test_a_frame_still_pending_at_interpreter_exit_is_written(tmp_path: Path) ->
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert "Not keeping" not in done.stderr
+    assert "not keeping" not in done.stderr
     got = CacheStore(tmp_path / "c").get_frame("f")
     assert got is not None and got.shape == (20_000, 2)
 
@@ -794,7 +794,7 @@ def test_failed_background_frame_write_is_logged(
     with caplog.at_level(logging.WARNING, logger="posthog_pandas.cache"):
         store.put_frame_soon("f", sample_frame(), resource="events", ttl=60)
         store.flush_frames()
-    assert "Not keeping the events frame in the cache: disk full" in caplog.text
+    assert "not keeping the events frame in the cache: disk full" in caplog.text
     assert store.get_frame("f") is None
 
 
