@@ -15,6 +15,7 @@ import textwrap
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -702,10 +703,13 @@ class BlockedFrameWrites:
 
 
 @pytest.fixture
-def copy_on_write(monkeypatch: pytest.MonkeyPatch) -> None:
+def copy_on_write() -> Iterator[None]:
     """pandas 2.2 runs these tests too: turn its copy-on-write mode on for one test."""
-    if int(pd.__version__.split(".", 1)[0]) < 3:
-        monkeypatch.setattr(pd.options.mode, "copy_on_write", True)
+    if int(pd.__version__.split(".", 1)[0]) >= 3:
+        yield  # always on
+        return
+    with pd.option_context("mode.copy_on_write", True):
+        yield
 
 
 @pytest.mark.usefixtures("copy_on_write")
