@@ -246,7 +246,9 @@ class Core:
                 validate=lambda body: to_page(body, url) is not None,  # never cache a bad page
             )
 
-        pages = iter_pages(fetch, self.http.url_for(path), params)
+        # ahead: two requests in flight on limit/offset lists (see _pagination); the fetcher,
+        # the cache and the HTTP client are safe to use from two threads.
+        pages = iter_pages(fetch, self.http.url_for(path), params, ahead=True)
         yield from self._with_progress(pages, desc or name, progress)
 
     def iter_records(

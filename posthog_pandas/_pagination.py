@@ -9,6 +9,13 @@ Shapes handled (posthog-api.md §4), all by one rule: follow what the server say
 - no envelope: a single page.
 A `next` that repeats an earlier URL, or that leaves the configured origin, raises
 PaginationError (the HTTP layer checks the origin before any credential is attached).
+
+Look-ahead (`ahead=True`): when the server's `next` turns out to be "this URL with offset +=
+limit" (PostHog's limit/offset lists), the page after the one being fetched is requested at
+the same time, so two requests are in flight instead of one round trip after another. A guess
+is used only when it is exactly the URL the server then names; the first time it is not, the
+look-ahead stops for that pull. The cost is one request past the last page, which is awaited
+(never left running) before the pages end.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -45,29 +53,112 @@ def iter_pages(
     params: Mapping[str, Any] | None = None,
     *,
     max_pages: int | None = None,
+    ahead: bool = False,
 ) -> Iterator[Page]:
-    """Yield every page of a list endpoint, starting at `url` with `params`."""
+    """Yield every page of a list endpoint, starting at `url` with `params`.
+
+    With `ahead=True`, limit/offset lists request the following page while the current one
+    is in flight (see the module docstring); `fetch` must then be safe to call from two
+    threads at once.
+    """
     seen: set[str] = set()
     current_url, current_params = url, dict(params or {})
     pages = 0
-    while True:
-        marker = canonical_url(current_url, current_params)
-        if marker in seen:
-            raise PaginationError(
-                f"PostHog returned a `next` link that repeats an earlier page ({marker}); "
-                "stopping instead of looping forever. The rows fetched so far are incomplete."
-            )
-        seen.add(marker)
-        body = fetch(current_url, current_params or None)
-        page = to_page(body, current_url)
-        yield page
-        pages += 1
-        if max_pages is not None and pages >= max_pages:
-            return
-        following = next_request(body, current_url, current_params, len(page.results))
-        if following is None:
-            return
-        current_url, current_params = following
+    looker = _LookAhead(fetch) if ahead else None
+    try:
+        while True:
+            marker = canonical_url(current_url, current_params)
+            if marker in seen:
+                raise PaginationError(
+                    f"PostHog returned a `next` link that repeats an earlier page ({marker}); "
+                    "stopping instead of looping forever. The rows fetched so far are incomplete."
+                )
+            seen.add(marker)
+            if looker is not None:
+                body = looker.fetch(current_url, current_params)
+            else:
+                body = fetch(current_url, current_params or None)
+            page = to_page(body, current_url)
+            yield page
+            pages += 1
+            if max_pages is not None and pages >= max_pages:
+                return
+            following = next_request(body, current_url, current_params, len(page.results))
+            if following is None:
+                return
+            if looker is not None:
+                looker.learn(current_url, current_params, following)
+            current_url, current_params = following
+    finally:
+        if looker is not None:
+            looker.close()
+
+
+class _LookAhead:
+    """Fetches pages for iter_pages, one guessed page ahead once the list is limit/offset."""
+
+    def __init__(self, fetch: FetchPage) -> None:
+        self._fetch = fetch
+        self._active = False  # set when the server's `next` matched offset += limit
+        self._stopped = False  # set for good the first time it did not
+        self._guess: tuple[str, Future[Any]] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def fetch(self, url: str, params: dict[str, Any]) -> Any:
+        """The body of (url, params): from the guess made for it, else fetched now; a guess
+        for the page after it is sent before waiting."""
+        marker = canonical_url(url, params)
+        guessed = self._take_guess(marker)
+        successor = _offset_successor(url, params) if self._active else None
+        if successor is not None:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, "posthog-pandas-lookahead")
+            future = self._pool.submit(self._fetch, successor[0], successor[1] or None)
+            self._guess = (canonical_url(*successor), future)
+        if guessed is not None:
+            return guessed.result()  # its error, if any, is this page's error
+        return self._fetch(url, params or None)
+
+    def learn(
+        self, url: str, params: Mapping[str, Any], following: tuple[str, dict[str, Any]]
+    ) -> None:
+        """Compare the server's `next` with offset += limit: start, or stop, guessing."""
+        successor = _offset_successor(url, dict(params))
+        matches = successor is not None and canonical_url(*successor) == canonical_url(*following)
+        if not matches:
+            self._active, self._stopped = False, True
+        elif not self._stopped:
+            self._active = True
+
+    def close(self) -> None:
+        """Let a guess in flight finish (its request was sent), then stop the worker."""
+        self._take_guess(None)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def _take_guess(self, marker: str | None) -> Future[Any] | None:
+        guess, self._guess = self._guess, None
+        if guess is None:
+            return None
+        if guess[0] == marker:
+            return guess[1]
+        wait([guess[1]])  # a wrong or unused guess: finished, and its outcome ignored
+        return None
+
+
+def _offset_successor(url: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(url, params) of the page after this one if the list pages by limit/offset."""
+    query = {**dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)), **params}
+    try:
+        limit = int(query["limit"])
+        offset = int(query.get("offset") or 0)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if limit <= 0:
+        return None
+    # One URL with every parameter, like the `next` links it stands in for (and error texts).
+    following = urlencode({**query, "offset": offset + limit})
+    return urlunsplit(urlsplit(url)._replace(query=following)), {}
 
 
 def to_page(body: Any, url: str) -> Page:

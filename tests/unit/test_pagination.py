@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -210,3 +212,98 @@ def test_prefetch_stops_the_producer_when_the_caller_stops() -> None:
     stream.close()
     assert closed.wait(5)
     assert len(produced) <= 3  # at most one page ahead (plus the one being handed over)
+
+
+# --- look-ahead on limit/offset lists ------------------------------------------------------------
+
+
+def offset_pages(total: int, limit: int, path: str = "persons") -> dict[str, Any]:
+    """PostHog's persons shape: `next` = this URL with offset += limit while a page is full."""
+    pages: dict[str, Any] = {}
+    for offset in range(0, total + 2 * limit, limit):
+        url = f"{BASE}/{path}/?limit={limit}" + (f"&offset={offset}" if offset else "")
+        chunk = [{"id": i} for i in range(offset, min(offset + limit, total))]
+        full = len(chunk) == limit
+        nxt = f"{BASE}/{path}/?limit={limit}&offset={offset + limit}" if full else None
+        pages[url] = {"next": nxt, "results": chunk}
+    return pages
+
+
+def test_look_ahead_requests_each_page_once_and_one_past_the_end() -> None:
+    server = FakeServer(offset_pages(total=7, limit=2))
+    pages = list(iter_pages(server, f"{BASE}/persons/", {"limit": 2}, ahead=True))
+    assert rows(pages) == [{"id": i} for i in range(7)]
+    offsets = sorted(int(dict(parse_qsl(urlsplit(c).query)).get("offset", 0)) for c in server.calls)
+    assert offsets == [0, 2, 4, 6, 8]  # the four pages, then one guess past the end
+    assert len(set(server.calls)) == len(server.calls)  # nothing was requested twice
+
+
+def test_look_ahead_keeps_two_requests_in_flight() -> None:
+    both_sent = threading.Barrier(2, timeout=10)
+    server = FakeServer(offset_pages(total=6, limit=2))
+    overlapped: list[bool] = []
+
+    def fetch(url: str, params: Mapping[str, Any] | None) -> Any:
+        if "offset=2" in url or "offset=4" in url:  # page 2 and the guess for page 3
+            try:
+                both_sent.wait()
+                overlapped.append(True)
+            except threading.BrokenBarrierError:
+                overlapped.append(False)
+        return server(url, params)
+
+    pages = list(iter_pages(fetch, f"{BASE}/persons/", {"limit": 2}, ahead=True))
+    assert rows(pages) == [{"id": i} for i in range(6)]
+    assert overlapped == [True, True]  # page 2 and page 3 were being fetched at once
+
+
+def test_cursor_lists_are_never_guessed() -> None:
+    server = FakeServer(
+        {
+            f"{BASE}/groups/?group_type_index=0&limit=2": {
+                "next": f"{BASE}/groups/?cursor=abc", "results": [{"id": 1}, {"id": 2}],
+            },
+            f"{BASE}/groups/?cursor=abc": {"next": None, "results": [{"id": 3}]},
+        }
+    )  # fmt: skip
+    params = {"group_type_index": 0, "limit": 2}
+    pages = list(iter_pages(server, f"{BASE}/groups/", params, ahead=True))
+    assert rows(pages) == [{"id": 1}, {"id": 2}, {"id": 3}]
+    assert len(server.calls) == 2
+
+
+def test_a_wrong_guess_is_dropped_and_look_ahead_stops() -> None:
+    pages_by_url = offset_pages(total=8, limit=2)
+    # Like PostHog's short persons pages (ph#24787): page 2 is short and points at offset 3.
+    pages_by_url[f"{BASE}/persons/?limit=2&offset=2"] = {
+        "next": f"{BASE}/persons/?limit=2&offset=3", "results": [{"id": 2}],
+    }  # fmt: skip
+    pages_by_url[f"{BASE}/persons/?limit=2&offset=3"] = {
+        "next": f"{BASE}/persons/?limit=2&offset=5", "results": [{"id": 3}, {"id": 4}],
+    }  # fmt: skip
+    pages_by_url[f"{BASE}/persons/?limit=2&offset=5"] = {
+        "next": None, "results": [{"id": 5}],
+    }  # fmt: skip
+    server = FakeServer(pages_by_url)
+    pages = list(iter_pages(server, f"{BASE}/persons/", {"limit": 2}, ahead=True))
+    assert rows(pages) == [{"id": i} for i in range(6)]
+    offsets = [int(dict(parse_qsl(urlsplit(c).query)).get("offset", 0)) for c in server.calls]
+    assert sorted(offsets) == [0, 2, 3, 4, 5]  # offset 4 was the one wrong guess
+
+
+def test_an_error_in_a_used_guess_is_that_pages_error_and_an_unused_one_is_ignored() -> None:
+    server = FakeServer(offset_pages(total=5, limit=2))
+
+    def failing_at(offset: str) -> Any:
+        def fetch(url: str, params: Mapping[str, Any] | None) -> Any:
+            if f"offset={offset}" in url:
+                raise PaginationError(f"boom at {offset}")
+            return server(url, params)
+
+        return fetch
+
+    with pytest.raises(PaginationError, match="boom at 4"):
+        list(iter_pages(failing_at("4"), f"{BASE}/persons/", {"limit": 2}, ahead=True))
+    # offset 6 is only ever a guess past the last page (offset 4 has one row)
+    pages = list(iter_pages(failing_at("6"), f"{BASE}/persons/", {"limit": 2}, ahead=True))
+    assert rows(pages) == [{"id": i} for i in range(5)]
