@@ -216,7 +216,7 @@ def test_a_killed_export_leaves_no_file_and_the_rerun_fetches_only_missing_pages
     srv.set_faults(Faults(hang_after=2, paths=("/query",)))  # the third page never answers
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env)
     try:
-        second_part = target.parent / f".e.parquet.parts-{child.pid}" / "part-00001.parquet"
+        second_part = target.parent / f".e.parquet.parts-{child.pid}" / "part-00001.arrow"
         deadline = time.monotonic() + 120
         while not second_part.exists():  # two pages are on disk (and so in the cache)
             assert child.poll() is None, "the export ended before it could be killed"

@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
@@ -522,3 +523,25 @@ def test_progress_bar_counts_rows(out: Path, capsys) -> None:
     ex.write_frames(pages(), ex.resolve_target(out / "e.csv"), progress=True, desc="export x")
     assert "export x" in capsys.readouterr().err
     assert os.path.exists(out / "e.csv")
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("tz", ["UTC", None])
+def test_csv_timestamps_are_the_iso_text_strftime_would_give(unit: str, tz: str | None) -> None:
+    import datetime as dt
+
+    import pyarrow.compute as pc
+
+    from posthog_pandas.export import _iso
+
+    values = [
+        dt.datetime(2024, 1, 5, 10, 0, 0, 123456, tzinfo=dt.UTC if tz else None),
+        None,
+        dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=dt.UTC if tz else None),
+    ]
+    column = pa.array(values, type=pa.timestamp(unit, tz=tz))
+    fmt = "%Y-%m-%dT%H:%M:%SZ" if tz else "%Y-%m-%dT%H:%M:%S"
+    assert _iso(column).to_pylist() == pc.strftime(column, format=fmt).to_pylist()
+    if unit == "us":
+        suffix = "Z" if tz else ""
+        assert _iso(column).to_pylist()[:2] == [f"2024-01-05T10:00:00.123456{suffix}", None]
