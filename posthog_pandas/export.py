@@ -74,9 +74,10 @@ from posthog_pandas.resources import (
     check_options,
 )
 
-# Half of PostHog's 50,000-row cap: with one page fetched ahead, two pages of Python objects
-# are alive at once, and this keeps a 1M-event export under 400 MB peak RSS.
-EXPORT_PAGE_ROWS = 40_000
+# With one page fetched ahead, two pages of Python objects are alive at once. 30,000 rows keep
+# a 1M-event export at ~320-335 MB peak RSS (40,000: 377-393 MB, too close to 400) for ~10%
+# more time (measured with benchmarks/run.py's W3).
+EXPORT_PAGE_ROWS = 30_000
 
 __all__ = [
     "FORMATS",
