@@ -123,7 +123,7 @@ class _LookAhead:
         self, url: str, params: Mapping[str, Any], following: tuple[str, dict[str, Any]]
     ) -> None:
         """Compare the server's `next` with offset += limit: start, or stop, guessing."""
-        successor = _offset_successor(url, dict(params))
+        successor = _offset_successor(url, params)
         matches = successor is not None and canonical_url(*successor) == canonical_url(*following)
         if not matches:
             self._active, self._stopped = False, True

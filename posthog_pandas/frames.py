@@ -445,6 +445,12 @@ def _only_strings(values: Sequence[Any]) -> Any:
         return None
 
 
+def _some_strings(values: Sequence[Any]) -> Any:
+    """``_only_strings``, but None when nothing is present (all missing stays ``object``)."""
+    text = _only_strings(values)
+    return text if text is not None and not text.isna().all() else None
+
+
 def _string_array(values: Sequence[Any], types: set[type] | None = None) -> Any:
     types = _types(values) if types is None else types
     if not types <= {str, _NONE}:
@@ -518,8 +524,8 @@ def _datetime_array(values: Sequence[Any], types: set[type], *, utc: bool) -> An
 def _infer_array(values: Sequence[Any], flatten: bool, types: set[type] | None = None) -> Any:
     """The mixed-type rule: a list of JSON values to one typed array."""
     if types is None:
-        text = _only_strings(values)
-        if text is not None and len(text) and not text.isna().all():
+        text = _some_strings(values)
+        if text is not None:
             return text
         types = _types(values)
     present = types - {_NONE}
@@ -621,8 +627,8 @@ def _collect(
         out[options.sep.join(path)] = _infer_array(rest, True)
     for key, column in keyed.items():
         child = (*path, str(key))
-        text = _only_strings(column)  # the common case: no dicts below, no type to infer
-        if text is not None and not text.isna().all():
+        text = _some_strings(column)  # the common case: no dicts below, no type to infer
+        if text is not None:
             out[options.sep.join(child)] = text
             continue
         types = _types(column)

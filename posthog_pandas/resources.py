@@ -266,14 +266,13 @@ class ResourcesMixin(QueryMixin):
         """
         check_options(options, "insight")
         path = self.project_path(f"insights/{insight_id}")
-        data = self.fetcher.get(
+        data = self.get(
             path,
             {"refresh": "force_cache"},
             resource="insights",
             cache=options.get("cache", True),
             refresh=options.get("refresh", False),
         )
-        self.fetcher.flush()
         if not isinstance(data, dict):
             raise ResponseFormatError(
                 f"Insight {insight_id} came back as {type(data).__name__}, not a JSON object."
@@ -559,35 +558,24 @@ class ResourcesMixin(QueryMixin):
         build: Callable[[], pd.DataFrame],
     ) -> pd.DataFrame:
         """The finished frame from the cache when fresh; else build it and keep a copy."""
+        store = self._store if options.get("cache", True) else None
         try:
-            return self._cached_frame_unflushed(key, resource, options, build)
+            if store is not None and key is not None and not options.get("refresh"):
+                cached = store.get_frame(key)
+                if cached is not None:
+                    self.fetcher.stats.hits += 1
+                    return cached
+            with paused_gc():  # see _gc: 0.6 s of collector work per 200,000 events otherwise
+                frame = build()
+            if store is not None and key is not None:
+                try:  # written in the background; the pages are on disk already
+                    store.put_frame_soon(key, frame, resource=resource, ttl=self.fetcher.ttl.frames)
+                except CacheError as exc:
+                    # A frame Parquet cannot hold only costs a rebuild from the cached pages.
+                    log.warning("not keeping the %s frame in the cache: %s", resource, exc)
+            return frame
         finally:
             self.fetcher.flush()  # every page of this call is on disk when it returns
-
-    def _cached_frame_unflushed(
-        self,
-        key: str | None,
-        resource: str,
-        options: Mapping[str, Any],
-        build: Callable[[], pd.DataFrame],
-    ) -> pd.DataFrame:
-        store = self._store if options.get("cache", True) else None
-        if store is None or key is None:
-            with paused_gc():
-                return build()
-        if not options.get("refresh"):
-            cached = store.get_frame(key)
-            if cached is not None:
-                self.fetcher.stats.hits += 1
-                return cached
-        with paused_gc():  # see _gc: 0.6 s of collector work per 200,000 events otherwise
-            frame = build()
-        try:  # written in the background; the pages are on disk already
-            store.put_frame_soon(key, frame, resource=resource, ttl=self.fetcher.ttl.frames)
-        except CacheError as exc:
-            # A frame Parquet cannot hold only costs a rebuild from the cached pages.
-            log.warning("not keeping the %s frame in the cache: %s", resource, exc)
-        return frame
 
     def _frame_key(
         self, resource: str, params: Mapping[str, Any], options: Mapping[str, Any]

@@ -67,3 +67,29 @@ def emit(args: argparse.Namespace, system: str, **fields: Any) -> None:
 
 def deep_bytes(df: Any) -> int:
     return int(df.memory_usage(deep=True).sum())
+
+
+def emit_frame(
+    args: argparse.Namespace,
+    system: str,
+    df: Any,
+    id_column: str,
+    name: str,
+    wall: float,
+    **extra: Any,
+) -> None:
+    """The result line of a system that built a DataFrame (call it right after the clock
+    stopped: peak RSS is read first, then the ids are written as `<name>-<workload>-<tag>`)."""
+    rss = peak_rss_mb()
+    ids = write_ids(args.out, f"{name}-{args.workload}-{args.tag}", df[id_column])
+    emit(
+        args,
+        system,
+        rows=len(df),
+        wall=wall,
+        rss_mb=rss,
+        ids_file=ids,
+        df_bytes=deep_bytes(df),
+        columns=len(df.columns),
+        **extra,
+    )

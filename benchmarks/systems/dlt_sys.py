@@ -40,13 +40,7 @@ def main() -> None:
     del rows
     column = "created_at" if name == "persons" else "timestamp"
     df[column] = pd.to_datetime(df[column], utc=True, format="ISO8601")
-    wall = clock.stop()
-    rss = _common.peak_rss_mb()
-    ids = _common.write_ids(args.out, f"dlt-{args.workload}-{args.tag}", df["id"])
-    _common.emit(
-        args, "dlt rest_api", rows=len(df), wall=wall, rss_mb=rss, ids_file=ids,
-        df_bytes=_common.deep_bytes(df), columns=len(df.columns),
-    )  # fmt: skip
+    _common.emit_frame(args, "dlt rest_api", df, "id", "dlt", clock.stop())
 
 
 if __name__ == "__main__":

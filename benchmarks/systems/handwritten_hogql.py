@@ -71,13 +71,8 @@ def main() -> None:
     del records
     df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True, format="ISO8601")
     wall = clock.stop()
-    rss = _common.peak_rss_mb()
-    name = f"handwritten-hogql-{args.encoding}-{args.workload}-{args.tag}"
-    ids = _common.write_ids(args.out, name, df["uuid"])
-    _common.emit(
-        args, f"hand-written HogQL loop ({args.encoding})", rows=len(df), wall=wall, rss_mb=rss,
-        ids_file=ids, df_bytes=_common.deep_bytes(df), columns=len(df.columns),
-    )  # fmt: skip
+    system = f"hand-written HogQL loop ({args.encoding})"
+    _common.emit_frame(args, system, df, "uuid", f"handwritten-hogql-{args.encoding}", wall)
 
 
 if __name__ == "__main__":

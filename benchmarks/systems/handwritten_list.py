@@ -42,12 +42,7 @@ def main() -> None:
         id_column = "id"
     del rows
     wall = clock.stop()
-    rss = _common.peak_rss_mb()
-    ids = _common.write_ids(args.out, f"handwritten-list-{args.workload}-{args.tag}", df[id_column])
-    _common.emit(
-        args, "hand-written list loop", rows=len(df), wall=wall, rss_mb=rss, ids_file=ids,
-        df_bytes=_common.deep_bytes(df), columns=len(df.columns),
-    )  # fmt: skip
+    _common.emit_frame(args, "hand-written list loop", df, id_column, "handwritten-list", wall)
 
 
 if __name__ == "__main__":

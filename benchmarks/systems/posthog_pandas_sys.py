@@ -75,7 +75,6 @@ def main() -> None:
         dotenv=False,
         prompt=False,
     )
-    extra: dict[str, Any] = {}
     if args.workload == "W1":
         df = ph.persons()
         id_column = "id"
@@ -97,16 +96,11 @@ def main() -> None:
             ids_file=ids, file_bytes=summary.bytes, requests=ph.http.stats.requests,
         )  # fmt: skip
         return
-    wall = clock.stop()
-    rss = _common.peak_rss_mb()
-    extra["requests"] = ph.http.stats.requests
-    extra["bytes_received"] = ph.http.stats.bytes
-    ids = _common.write_ids(args.out, f"pp-{args.mode}-{args.workload}-{args.tag}", df[id_column])
-    _record(args, session)
-    _common.emit(
-        args, SYSTEM_NAMES[args.mode], rows=len(df), wall=wall, rss_mb=rss, ids_file=ids,
-        df_bytes=_common.deep_bytes(df), columns=len(df.columns), **extra,
+    _common.emit_frame(
+        args, SYSTEM_NAMES[args.mode], df, id_column, f"pp-{args.mode}", clock.stop(),
+        requests=ph.http.stats.requests, bytes_received=ph.http.stats.bytes,
     )  # fmt: skip
+    _record(args, session)
 
 
 def _read_ids(target: Path, suffix: str) -> list[str]:

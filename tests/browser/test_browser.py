@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.kernels import write_python3_kernelspec
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = "/usr/bin/chromium"
@@ -115,14 +117,7 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     work = tmp_path / "lab"
     work.mkdir()
     jupyter = tmp_path / "jupyter"
-    spec_dir = jupyter / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    write_python3_kernelspec(jupyter)
     # Save widget state into the .ipynb, so the test can check that the key is not in it.
     widget_settings = tmp_path / "settings" / "@jupyter-widgets" / "jupyterlab-manager"
     widget_settings.mkdir(parents=True)

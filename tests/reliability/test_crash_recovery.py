@@ -67,14 +67,6 @@ def srv() -> Iterator[LocalPostHog]:
 
 
 @pytest.fixture()
-def server(srv: LocalPostHog) -> Iterator[LocalPostHog]:
-    srv.set_faults(None)
-    srv.clear_log()
-    yield srv
-    srv.set_faults(None)
-
-
-@pytest.fixture()
 def pull_script(scripts: Path) -> Path:
     return write_script(
         scripts, "pull.py", PULL.format(page=EVENT_PAGE, after=AFTER, before=BEFORE)

@@ -38,17 +38,10 @@ MIXED = Faults(
 
 
 @pytest.fixture(scope="module")
-def big() -> Iterator[LocalPostHog]:
-    with LocalPostHog(persons=PERSONS, events=EVENTS, seed=5) as srv:
-        yield srv
-
-
-@pytest.fixture()
-def server(big: LocalPostHog) -> Iterator[LocalPostHog]:
-    big.set_faults(None)
-    big.clear_log()
-    yield big
-    big.set_faults(None)
+def srv() -> Iterator[LocalPostHog]:
+    """The full-size server; conftest's `server` hands it to each test without faults."""
+    with LocalPostHog(persons=PERSONS, events=EVENTS, seed=5) as server:
+        yield server
 
 
 def test_20k_persons_under_mixed_faults_are_exactly_the_servers(

@@ -61,14 +61,6 @@ def legacy() -> Iterator[LocalPostHog]:
         yield s
 
 
-@pytest.fixture()
-def server(srv: LocalPostHog) -> Iterator[LocalPostHog]:
-    srv.set_faults(None)
-    srv.clear_log()
-    yield srv
-    srv.set_faults(None)
-
-
 @pytest.fixture(scope="module")
 def https_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A self-signed certificate for 127.0.0.1 (made with the openssl command line)."""
