@@ -112,7 +112,9 @@ class _LookAhead:
         successor = _offset_successor(url, params) if self._active else None
         if successor is not None:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, "posthog-pandas-lookahead")
+                # Two workers: the guess for this page may still be running on one when the
+                # guess for the next is sent; a single worker would queue it behind.
+                self._pool = ThreadPoolExecutor(2, "posthog-pandas-lookahead")
             future = self._pool.submit(self._fetch, successor[0], successor[1] or None)
             self._guess = (canonical_url(*successor), future)
         if guessed is not None:

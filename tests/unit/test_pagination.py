@@ -238,13 +238,17 @@ def test_look_ahead_requests_each_page_once_and_one_past_the_end() -> None:
     assert len(set(server.calls)) == len(server.calls)  # nothing was requested twice
 
 
-def test_look_ahead_keeps_two_requests_in_flight() -> None:
-    both_sent = threading.Barrier(2, timeout=10)
-    server = FakeServer(offset_pages(total=6, limit=2))
+@pytest.mark.parametrize("pair", [(2, 4), (4, 6), (6, 8)])
+def test_look_ahead_keeps_two_requests_in_flight(pair: tuple[int, int]) -> None:
+    # (2, 4): page 2 is fetched directly while the first guess is sent; (4, 6) and (6, 8):
+    # two guesses in a row, which a single look-ahead worker would have run one after another.
+    both_sent = threading.Barrier(2, timeout=5)
+    server = FakeServer(offset_pages(total=10, limit=2))
     overlapped: list[bool] = []
+    waiting_for = {f"offset={offset}" for offset in pair}
 
     def fetch(url: str, params: Mapping[str, Any] | None) -> Any:
-        if "offset=2" in url or "offset=4" in url:  # page 2 and the guess for page 3
+        if any(url.endswith(marker) for marker in waiting_for):
             try:
                 both_sent.wait()
                 overlapped.append(True)
@@ -253,8 +257,8 @@ def test_look_ahead_keeps_two_requests_in_flight() -> None:
         return server(url, params)
 
     pages = list(iter_pages(fetch, f"{BASE}/persons/", {"limit": 2}, ahead=True))
-    assert rows(pages) == [{"id": i} for i in range(6)]
-    assert overlapped == [True, True]  # page 2 and page 3 were being fetched at once
+    assert rows(pages) == [{"id": i} for i in range(10)]
+    assert overlapped == [True, True]  # the two pages were being fetched at once
 
 
 def test_cursor_lists_are_never_guessed() -> None:
