@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from posthog_pandas import _json
 from posthog_pandas._http import HttpClient, redact_url
 from posthog_pandas.cache import CacheStore, Entry
 from posthog_pandas.exceptions import (
@@ -208,11 +209,11 @@ class Fetcher:
             waiting = self.writer.pending(key) if self.writer is not None else None
             if waiting is not None:
                 self.stats.hits += 1
-                return orjson.loads(waiting)
+                return _json.loads(waiting)
             entry = store.get(key)
             if entry is not None:
                 self.stats.hits += 1
-                return orjson.loads(entry.body)
+                return _json.loads(entry.body)
         if self.offline:
             return self._offline_answer(store, key, what)
         self.stats.misses += 1
@@ -240,7 +241,7 @@ class Fetcher:
                 "same call once while online (connect(offline=False)) to cache it."
             )
         self.stats.hits += 1
-        return orjson.loads(entry.body)
+        return _json.loads(entry.body)
 
     def _stale_answer(self, entry: Entry, exc: Exception, what: str) -> Any:
         self.stats.stale += 1
@@ -250,7 +251,7 @@ class Fetcher:
             UserWarning,
             stacklevel=5,
         )
-        return orjson.loads(entry.body)
+        return _json.loads(entry.body)
 
 
 def describe_age(seconds: float) -> str:

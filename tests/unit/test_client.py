@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import requests
 import requests_mock
@@ -134,3 +135,23 @@ def test_not_connected_message_points_at_the_form() -> None:
     with pytest.raises(CredentialsError, match="enter your personal API key in the login form"):
         ph.persons()
     assert "not connected" in repr(ph)
+
+
+def test_a_cached_page_decodes_big_integers_as_exactly_as_a_fresh_one(
+    mocked, tmp_path: Path
+) -> None:
+    # 2**64 + 1: orjson alone would read it back as 1.8446744073709552e19 from the cache
+    session, adapter = mocked
+    adapter.register_uri(
+        "GET",
+        f"{HOST}/api/projects/5/annotations/",
+        text='{"next": null, "results": [{"id": 18446744073709551617, "content": "big"}]}',
+        headers={"Content-Type": "application/json"},
+    )
+    ph = php.connect(KEY, host=HOST, session=session, cache_dir=tmp_path / "c", progress=False)
+    fresh = ph.fetch("annotations")
+    calls = adapter.call_count
+    cached = ph.fetch("annotations")
+    assert adapter.call_count == calls  # the second frame came from the cached page
+    assert fresh["id"].tolist() == ["18446744073709551617"]
+    pd.testing.assert_frame_equal(cached, fresh)
