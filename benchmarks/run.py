@@ -335,10 +335,10 @@ def warm_up(server: Server, out: Path, workloads: Sequence[str], timeout: float)
 
 def bare_pandas_rss() -> float:
     """Peak RSS (MB) of a bare interpreter that has imported pandas."""
-    code = (
-        "import resource, pandas; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    code = "import pandas, _common; print(_common.peak_rss_mb())"  # measured as the systems are
+    done = subprocess.run(
+        [PYTHON, "-c", code], capture_output=True, text=True, check=True, cwd=SYSTEMS
     )
-    done = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True)
     return float(done.stdout.strip())
 
 

@@ -93,3 +93,19 @@ def test_warm_speed_up_is_paired_too(run: ModuleType) -> None:
         "18.0x (median of 2 per-round ratios, 6.00-30.00x; medians 2.25 s / 0.28 s)"
     )
     assert warm.met is True
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="VmHWM is Linux's")
+def test_a_system_reports_its_own_peak_not_the_runners(tmp_path: Path) -> None:
+    import subprocess
+
+    systems = RUN_PY.parent / "systems"
+    code = "import _common; print(_common.peak_rss_mb())"
+    ballast = bytearray(300 * 2**20)  # the runner's memory, touched page by page
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=systems
+    )
+    del ballast
+    # a bare interpreter is ~10-30 MB; ru_maxrss would have said 300+ here
+    assert float(done.stdout) < 100

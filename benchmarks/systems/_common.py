@@ -33,9 +33,30 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    """Peak resident set in MB (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(who).ru_maxrss
+    """Peak resident set in MB: this process's own (VmHWM) where Linux reports it.
+
+    ru_maxrss of a process started by subprocess includes the resident size of the process
+    that started it (the memory it ran in until exec): the runner, which holds a million
+    expected ids, made every system report at least its 338 MB.
+    """
+    if who == resource.RUSAGE_SELF:
+        hwm = own_peak_kib()
+        if hwm is not None:
+            return hwm / 1024
+    peak = resource.getrusage(who).ru_maxrss  # KiB on Linux, bytes on macOS
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def own_peak_kib() -> int | None:
+    """VmHWM from /proc/self/status (KiB), or None off Linux."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 class Clock:
