@@ -406,9 +406,26 @@ def _render(value: Any) -> str | None:
         return value
     if type(value) is float and value != value:  # NaN is missing, not the text "null"
         return None
-    if not value and type(value) in (list, dict):  # `elements: []` on every event row
-        return "[]" if type(value) is list else "{}"
     return json_text(value)
+
+
+def _render_all(values: Sequence[Any]) -> list[str | None]:
+    """``_render`` of every cell, with one orjson call per non-text cell and no other calls
+    (lists of distinct ids, nested dicts: thousands per page, where the calls added up)."""
+    dumps, options = orjson.dumps, _JSON_OPTIONS
+    out: list[Any] = list(values)
+    for i, value in enumerate(out):
+        kind = type(value)
+        if value is None or kind is str:
+            continue
+        if kind is float and value != value:
+            out[i] = None
+            continue
+        try:
+            out[i] = dumps(value, str, options).decode()
+        except TypeError:  # ints beyond 64 bits and the like: json_text's slower fallbacks
+            out[i] = json_text(value)
+    return out
 
 
 # --- value lists to arrays -----------------------------------------------------------------
@@ -454,8 +471,7 @@ def _some_strings(values: Sequence[Any]) -> Any:
 def _string_array(values: Sequence[Any], types: set[type] | None = None) -> Any:
     types = _types(values) if types is None else types
     if not types <= {str, _NONE}:
-        # only the non-text values need rendering; testing inline skips a call per cell
-        values = [v if v is None or type(v) is str else _render(v) for v in values]
+        values = _render_all(values)
     if _ARROW_STRINGS:
         import pyarrow as pa
 
