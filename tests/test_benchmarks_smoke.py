@@ -7,6 +7,7 @@ data. No timing is asserted: timings belong to benchmarks/results.md, not to tes
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,7 @@ def test_quick_benchmark_runs_and_posthog_pandas_rows_are_correct(tmp_path: Path
     assert all(r["correct"] is True and r["lost"] == 0 for r in pp)
     report = (tmp_path / "results.md").read_text()
     assert "## Machine" in report and "## Commands" in report
+    # the report names the code it measured (a commit, marked if the tree differs from it)
+    assert re.search(r"code at ([0-9a-f]{7,}( \+ uncommitted changes)?|unknown)", report), report[
+        :400
+    ]
