@@ -139,6 +139,14 @@ class Server:
             f"{self.info['events']:,} events ({self.startup:.1f} s to start)"
         )
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU the server process has used so far (Linux /proc), or None."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def expected_ids(self, workload: str) -> set[str]:
         return self.expected["W1" if workload == "W1" else "events"]
 
@@ -170,6 +178,7 @@ class Result:
     error: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     round: int = 0  # every system runs once per round; ratios pair runs of the same round
+    server_cpu: float | None = None  # CPU seconds the server used during this run
 
     @property
     def correct(self) -> bool | None:
@@ -202,6 +211,7 @@ def run_system(spec: Spec, server: Server, out: Path, tag: str, timeout: float) 
     ]  # fmt: skip
     if spec.system != "warm-up":
         COMMANDS.setdefault((spec.system, spec.workload), redact(command, info["api_key"]))
+    server_before = server.cpu_seconds()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
     for name in ("POSTHOG_PERSONAL_API_KEY", "POSTHOG_HOST", "POSTHOG_PROJECT_ID"):
         env.pop(name, None)
@@ -226,6 +236,10 @@ def run_system(spec: Spec, server: Server, out: Path, tag: str, timeout: float) 
         expected=None,
         data=data,
     )
+    server_after = server.cpu_seconds()
+    if server_before is not None and server_after is not None:
+        # the whole process's run, start-up included: the server is idle in between
+        result.server_cpu = server_after - server_before
     if spec.checks_ids and data.get("ids_file"):
         check_ids(result, Path(data["ids_file"]), server.expected_ids(spec.workload))
         Path(data["ids_file"]).unlink()
@@ -365,6 +379,15 @@ class Row:
         values = [r.rss_mb for r in self.ok_runs if r.rss_mb is not None]
         return statistics.median(values) if values else None
 
+    @property
+    def cpu(self) -> float | None:
+        return self.median_of("cpu")
+
+    @property
+    def server_cpu(self) -> float | None:
+        values = [r.server_cpu for r in self.ok_runs if r.server_cpu is not None]
+        return statistics.median(values) if values else None
+
     def wall_by_round(self) -> dict[int, float]:
         return {r.round: r.wall for r in self.ok_runs if r.wall is not None}
 
@@ -416,14 +439,17 @@ def ratio_text(row: Row, rows: list[Row]) -> str:
 
 def table(rows: list[Row]) -> list[list[str]]:
     out = [
-        ["system", "workload", "median wall (s)", "peak RSS (MB)", "vs pp cold", "rows correct?"]
-    ]
+        ["system", "workload", "median wall (s)", "client CPU (s)", "server CPU (s)",
+         "peak RSS (MB)", "vs pp cold", "rows correct?"]
+    ]  # fmt: skip
     for row in rows:
         out.append(
             [
                 row.system,
                 row.workload,
                 "-" if row.wall is None else f"{row.wall:.2f}",
+                "-" if row.cpu is None else f"{row.cpu:.2f}",
+                "-" if row.server_cpu is None else f"{row.server_cpu:.2f}",
                 "-" if row.rss is None else f"{row.rss:.0f}",
                 ratio_text(row, rows),
                 row.correct,
@@ -649,10 +675,15 @@ def write_report(
         render_markdown(table(rows)),
         "",
         "Wall: measured inside each process from the start of the fetch (posthog-pandas: from "
-        "`connect()`) to the finished DataFrame or file. Peak RSS: getrusage of that process "
-        "(airbyte: the larger of the connector's and the normalizing process's). `vs pp cold`: "
-        "this system's median wall over posthog-pandas cold's on the same workload; a system "
-        "that did not return every row is shown in parentheses as incomplete.",
+        "`connect()`) to the finished DataFrame or file. Client CPU: user + system CPU of that "
+        "process (and of the subprocesses it waited for: airbyte's connector) over the same "
+        "span. Server CPU: what the server process used while the system ran (its start-up "
+        "included; the server is otherwise idle); on 2 cores, a wall close to client CPU "
+        "means the client was the bottleneck. Peak RSS: the process's own high-water mark "
+        "(VmHWM; airbyte: the larger of the connector's and the normalizing process's). "
+        "`vs pp cold`: this system's median wall over posthog-pandas cold's on the same "
+        "workload; a system that did not return every row is shown in parentheses as "
+        "incomplete.",
         "",
         "## Targets (issue 8)",
         "",

@@ -55,3 +55,9 @@ def test_quick_benchmark_runs_and_posthog_pandas_rows_are_correct(tmp_path: Path
     assert re.search(r"code at ([0-9a-f]{7,}( \+ uncommitted changes)?|unknown)", report), report[
         :400
     ]
+    # every system's row carries the CPU it used and the CPU the server used meanwhile
+    header = next(line for line in done.stdout.splitlines() if line.startswith("system"))
+    assert "client CPU (s)" in header and "server CPU (s)" in header
+    pp_cold = [r for r in pp if r["system"] == "posthog-pandas cold"]
+    assert all(isinstance(r["data"]["cpu"], float) and r["data"]["cpu"] > 0 for r in pp_cold)
+    assert all(r["server_cpu"] is None or r["server_cpu"] >= 0 for r in results)

@@ -59,15 +59,31 @@ def own_peak_kib() -> int | None:
     return None
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process and of the children it has waited for."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+_stopped: list[Clock] = []  # the clock of this run, once stopped: emit() reports its CPU
+
+
 class Clock:
-    """Wall time from construction to `stop()`."""
+    """Wall time, and the CPU time spent meanwhile, from construction to `stop()`."""
 
     def __init__(self) -> None:
+        self.cpu_started = cpu_seconds()
         self.started = time.perf_counter()
         self.seconds: float | None = None
+        self.cpu: float | None = None
 
     def stop(self) -> float:
         self.seconds = time.perf_counter() - self.started
+        self.cpu = cpu_seconds() - self.cpu_started
+        _stopped.append(self)
         return self.seconds
 
 
@@ -82,6 +98,8 @@ def write_ids(out: str, name: str, ids: Iterable[Any]) -> str:
 
 def emit(args: argparse.Namespace, system: str, **fields: Any) -> None:
     """Print the one result line the runner reads."""
+    if _stopped and "cpu" not in fields:
+        fields["cpu"] = _stopped[-1].cpu
     line = {"system": system, "workload": args.workload, **fields}
     print(json.dumps(line), flush=True)
 
