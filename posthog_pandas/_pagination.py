@@ -133,7 +133,7 @@ class _LookAhead:
             self._active = True
 
     def close(self) -> None:
-        """Let a guess in flight finish (its request was sent), then stop the worker."""
+        """Let a guess in flight finish (its request was sent), then stop the workers."""
         self._take_guess(None)
         if self._pool is not None:
             self._pool.shutdown(wait=True)

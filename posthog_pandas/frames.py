@@ -398,27 +398,17 @@ def json_text(value: Any) -> str:
             return repr(value)
 
 
-def _render(value: Any) -> str | None:
-    """One cell of a mixed column: strings as they are, everything else as JSON text."""
-    if value is None:
-        return None
-    if type(value) is str:
-        return value
-    if type(value) is float and value != value:  # NaN is missing, not the text "null"
-        return None
-    return json_text(value)
-
-
 def _render_all(values: Sequence[Any]) -> list[str | None]:
-    """``_render`` of every cell, with one orjson call per non-text cell and no other calls
-    (lists of distinct ids, nested dicts: thousands per page, where the calls added up)."""
+    """The cells of a mixed column as text: strings as they are, None and NaN missing,
+    everything else JSON text. One orjson call per non-text cell and no other calls (lists of
+    distinct ids, nested dicts: thousands per page, where the calls added up)."""
     dumps, options = orjson.dumps, _JSON_OPTIONS
     out: list[Any] = list(values)
     for i, value in enumerate(out):
         kind = type(value)
         if value is None or kind is str:
             continue
-        if kind is float and value != value:
+        if kind is float and value != value:  # NaN is missing, not the text "null"
             out[i] = None
             continue
         try:
@@ -472,14 +462,8 @@ def _string_array(values: Sequence[Any], types: set[type] | None = None) -> Any:
     types = _types(values) if types is None else types
     if not types <= {str, _NONE}:
         values = _render_all(values)
-    if _ARROW_STRINGS:
-        import pyarrow as pa
-
-        try:
-            return pd.array(pa.array(values, type=pa.large_string()), dtype="string")
-        except ValueError:  # lone surrogates and the like: pandas' own path copes
-            pass
-    return pd.array(values, dtype="string")
+    text = _only_strings(values)  # lone surrogates and the like: pandas' own path copes
+    return text if text is not None else pd.array(values, dtype="string")
 
 
 def _int_array(values: Sequence[Any]) -> Any:
@@ -1067,7 +1051,7 @@ def _conformed(
         if str(column.dtype) != str(target):
             if str(target) == "string" and str(column.dtype) != "object":
                 column = pd.Series(
-                    [_render(v) if v is not pd.NA else None for v in column.tolist()],
+                    _render_all([None if v is pd.NA else v for v in column.tolist()]),
                     index=frame.index,
                     dtype="string",
                 )
