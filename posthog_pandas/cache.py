@@ -73,6 +73,8 @@ KEY_VERSION = 1
 #: Query parameters never stored, even in the display URL (defensive: keys go in headers).
 REDACTED_PARAMS = frozenset({"personal_api_key", "token", "api_key", "key", "password"})
 BUSY_TIMEOUT_MS = 30_000
+PAGE_SIZE = 65_536  # SQLite's largest page size; the cache holds mostly large bodies
+WAL_BYTES = 16 << 20
 WRITE_ATTEMPTS = 12
 #: Pages are stored as zstd level 1 (pyarrow's codec): ~4.5x smaller JSON at ~600 MB/s, 4x
 #: faster than zlib level 1, which matters because a page is compressed while the next one
@@ -1009,10 +1011,16 @@ class CacheStore:
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            # Takes effect only on a new, empty file: lets clear() give space back.
+            # These two take effect only on a new, empty file. 64 kB pages: a 3 MB page body is
+            # 50 WAL frames instead of 800, 4-6x less CPU per write; incremental auto-vacuum
+            # lets clear() give space back.
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("PRAGMA journal_mode = WAL").fetchall()
-            conn.execute("PRAGMA journal_size_limit = 16777216")  # trim the WAL to 16 MB
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_BYTES}")  # trim the WAL to 16 MB
+            # Checkpoint every 16 MB of WAL whatever the page size (older caches keep 4 kB).
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BYTES // page_size}")
             # With WAL, NORMAL may lose the last commit on power loss but never corrupts.
             conn.execute("PRAGMA synchronous = NORMAL")
             self._ensure_schema(conn)

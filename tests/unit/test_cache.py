@@ -587,6 +587,32 @@ def test_corrupt_json_record_is_a_miss(store: CacheStore) -> None:
     assert store.get_json("pin") is None
 
 
+def test_new_cache_uses_64k_pages_and_a_16mb_checkpoint(store: CacheStore) -> None:
+    conn = store._conn()
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == 65536
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 256  # 16 MB of WAL
+    assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+
+
+def test_cache_made_with_4k_pages_keeps_working(tmp_path: Path) -> None:
+    # A cache written before 64 kB pages: SQLite cannot change the page size of a WAL
+    # database, so it keeps 4 kB pages (and checkpoints every 4,096 of them, 16 MB).
+    (tmp_path / "c").mkdir()
+    conn = sqlite3.connect(tmp_path / "c" / DB_NAME)
+    conn.execute("PRAGMA page_size = 4096")
+    conn.execute("PRAGMA journal_mode = WAL").fetchall()
+    conn.close()
+    old = CacheStore(tmp_path / "c")
+    body = os.urandom(300_000)
+    old.put("k", body, resource="r", url=URL, ttl=60)
+    old.close()
+    s = CacheStore(tmp_path / "c")
+    assert s.get("k").body == body  # type: ignore[union-attr]
+    check = s._conn()
+    assert check.execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert check.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 4096
+
+
 def test_other_schema_version_is_emptied(tmp_path: Path) -> None:
     s = CacheStore(tmp_path / "c")
     s.put("k", b"v", resource="r", url=URL, ttl=60)
