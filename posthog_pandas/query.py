@@ -137,10 +137,17 @@ class QueryMixin(Core):
         if name:
             body["name"] = name[:128]
         url = f"/api/projects/{self.project_id}/query/"
+        checked: list[QueryPage] = []  # a fresh answer is parsed once, to decide caching
         data = self.fetcher.post_query(
-            url, body, cache=cache, refresh=refresh, validate=lambda d: _cacheable(d, url)
+            url,
+            body,
+            cache=cache,
+            refresh=refresh,
+            validate=lambda d: _cacheable(d, url, checked),
         )
         data = self._await_completion(url, data)
+        if checked and checked[-1].raw is data:
+            return checked[-1]
         return parse_query_response(data, url)
 
     def _await_completion(self, url: str, data: Any) -> Any:
@@ -198,12 +205,13 @@ def parse_query_response(data: Any, url: str) -> QueryPage:
     )
 
 
-def _cacheable(data: Any, url: str) -> bool:
-    """A complete, well-formed answer is cached; a 'still running' one is not (nor raised)."""
+def _cacheable(data: Any, url: str, parsed: list[QueryPage]) -> bool:
+    """A complete, well-formed answer is cached (and its parsed page appended to `parsed`);
+    a 'still running' one is not (nor raised)."""
     status = data.get("query_status") if isinstance(data, dict) else None
     if isinstance(status, dict) and status.get("complete") is False:
         return False
-    parse_query_response(data, url)
+    parsed.append(parse_query_response(data, url))
     return True
 
 
