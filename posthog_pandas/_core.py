@@ -232,8 +232,10 @@ class Core:
         refresh: bool = False,
         progress: bool | None = None,
         desc: str | None = None,
+        grow_to: int | None = None,
     ) -> Iterator[Page]:
-        """Every page of a list endpoint, following `next` (or `has_next`) to the end."""
+        """Every page of a list endpoint, following `next` (or `has_next`) to the end;
+        `grow_to` lets limit/offset pages grow to that many rows (see _pagination)."""
         name = resource or _resource_of(path)
 
         def fetch(url: str, page_params: Mapping[str, Any] | None) -> Any:
@@ -248,7 +250,7 @@ class Core:
 
         # ahead: two requests in flight on limit/offset lists (see _pagination); the fetcher,
         # the cache and the HTTP client are safe to use from two threads.
-        pages = iter_pages(fetch, self.http.url_for(path), params, ahead=True)
+        pages = iter_pages(fetch, self.http.url_for(path), params, ahead=True, grow_to=grow_to)
         yield from self._with_progress(pages, desc or name, progress)
 
     def iter_records(

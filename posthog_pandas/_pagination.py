@@ -16,10 +16,21 @@ the same time, so two requests are in flight instead of one round trip after ano
 is used only when it is exactly the URL the server then names; the first time it is not, the
 look-ahead stops for that pull. The cost is one request past the last page, which is awaited
 (never left running) before the pages end.
+
+Growing pages (`grow_to=N`, with the look-ahead): once the server has shown it pages exactly as
+asked (its `next` is offset += limit with the limit requested), each following request asks for
+twice the rows, up to N. The rows a request starts at are the ones the server named; only how
+many come back changes, and every grown page is checked the same way, so a server that caps
+the limit is followed from where it actually stopped. The first page stays small, so building
+a DataFrame starts early; later pages are big, so a long list costs few requests against
+PostHog's rate limit (240 a minute for persons). A grown page the server fails to serve (a 5xx,
+a timeout, a 400 or a broken body, after the HTTP layer's retries) is asked for again at the
+first page's size, and the pages stop growing for that pull.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -28,7 +39,18 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from posthog_pandas.exceptions import PaginationError, ResponseFormatError
+from posthog_pandas.exceptions import (
+    BadRequestError,
+    PaginationError,
+    ResponseFormatError,
+    ServerError,
+    TransportError,
+)
+
+log = logging.getLogger("posthog_pandas")
+
+# What a page too big for the server looks like once the HTTP layer has given up retrying.
+_TOO_BIG_SYMPTOMS = (ServerError, TransportError, ResponseFormatError, BadRequestError)
 
 T = TypeVar("T")
 
@@ -54,17 +76,18 @@ def iter_pages(
     *,
     max_pages: int | None = None,
     ahead: bool = False,
+    grow_to: int | None = None,
 ) -> Iterator[Page]:
     """Yield every page of a list endpoint, starting at `url` with `params`.
 
     With `ahead=True`, limit/offset lists request the following page while the current one
     is in flight (see the module docstring); `fetch` must then be safe to call from two
-    threads at once.
+    threads at once. With `grow_to` as well, their pages grow to that many rows.
     """
     seen: set[str] = set()
     current_url, current_params = url, dict(params or {})
     pages = 0
-    looker = _LookAhead(fetch) if ahead else None
+    looker = _LookAhead(fetch, grow_to) if ahead else None
     try:
         while True:
             marker = canonical_url(current_url, current_params)
@@ -74,10 +97,18 @@ def iter_pages(
                     "stopping instead of looping forever. The rows fetched so far are incomplete."
                 )
             seen.add(marker)
-            if looker is not None:
-                body = looker.fetch(current_url, current_params)
-            else:
-                body = fetch(current_url, current_params or None)
+            try:
+                if looker is not None:
+                    body = looker.fetch(current_url, current_params)
+                else:
+                    body = fetch(current_url, current_params or None)
+            except _TOO_BIG_SYMPTOMS as exc:
+                smaller = looker.shrink(current_url, current_params) if looker else None
+                if smaller is None:
+                    raise
+                log.warning("%s; asking for the same rows in smaller pages.", exc)
+                current_url, current_params = smaller
+                continue
             page = to_page(body, current_url)
             yield page
             pages += 1
@@ -87,7 +118,7 @@ def iter_pages(
             if following is None:
                 return
             if looker is not None:
-                looker.learn(current_url, current_params, following)
+                following = looker.learn(current_url, current_params, following)
             current_url, current_params = following
     finally:
         if looker is not None:
@@ -95,21 +126,26 @@ def iter_pages(
 
 
 class _LookAhead:
-    """Fetches pages for iter_pages, one guessed page ahead once the list is limit/offset."""
+    """Fetches pages for iter_pages, one guessed page ahead once the list is limit/offset,
+    with pages growing to `grow_to` rows (see the module docstring)."""
 
-    def __init__(self, fetch: FetchPage) -> None:
+    def __init__(self, fetch: FetchPage, grow_to: int | None = None) -> None:
         self._fetch = fetch
         self._active = False  # set when the server's `next` matched offset += limit
         self._stopped = False  # set for good the first time it did not
+        self._grow_to = grow_to  # None once a grown page has failed
+        self._first_limit: int | None = None  # where a failed grown page falls back to
         self._guess: tuple[str, Future[Any]] | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     def fetch(self, url: str, params: dict[str, Any]) -> Any:
         """The body of (url, params): from the guess made for it, else fetched now; a guess
         for the page after it is sent before waiting."""
+        if self._first_limit is None:
+            self._first_limit = _limit_offset(url, params)[0]
         marker = canonical_url(url, params)
         guessed = self._take_guess(marker)
-        successor = _offset_successor(url, params) if self._active else None
+        successor = self._successor(url, params) if self._active else None
         if successor is not None:
             if self._pool is None:
                 # Two workers: the guess for this page may still be running on one when the
@@ -123,20 +159,45 @@ class _LookAhead:
 
     def learn(
         self, url: str, params: Mapping[str, Any], following: tuple[str, dict[str, Any]]
-    ) -> None:
-        """Compare the server's `next` with offset += limit: start, or stop, guessing."""
+    ) -> tuple[str, dict[str, Any]]:
+        """Compare the server's `next` with offset += limit: start, or stop, guessing.
+        Returns the request for the next page: the server's `next`, or the same start with
+        a grown limit."""
         successor = _offset_successor(url, params)
         matches = successor is not None and canonical_url(*successor) == canonical_url(*following)
         if not matches:
             self._active, self._stopped = False, True
         elif not self._stopped:
             self._active = True
+            grown = self._successor(url, params)
+            if grown is not None:
+                return grown
+        return following
+
+    def shrink(self, url: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """The same rows at the first page's size, after a grown page failed (None if it was
+        not grown); the pages stop growing."""
+        limit, offset = _limit_offset(url, params)
+        first = self._first_limit
+        if first is None or limit is None or limit <= first:
+            return None
+        self._grow_to = None
+        return _at(url, params, offset, first)
 
     def close(self) -> None:
         """Let a guess in flight finish (its request was sent), then stop the workers."""
         self._take_guess(None)
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+
+    def _successor(self, url: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """The page after this one as requested: offset += limit, the limit doubled while
+        growing."""
+        limit, _ = _limit_offset(url, params)
+        grown = None
+        if self._grow_to is not None and limit is not None and limit < self._grow_to:
+            grown = min(2 * limit, self._grow_to)
+        return _offset_successor(url, params, grown)
 
     def _take_guess(self, marker: str | None) -> Future[Any] | None:
         guess, self._guess = self._guess, None
@@ -148,18 +209,32 @@ class _LookAhead:
         return None
 
 
-def _offset_successor(url: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """(url, params) of the page after this one if the list pages by limit/offset."""
+def _limit_offset(url: str, params: Mapping[str, Any]) -> tuple[int | None, int]:
+    """(limit, offset) of a request; limit None when it has no positive integer limit."""
     query = {**dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)), **params}
     try:
-        limit = int(query["limit"])
-        offset = int(query.get("offset") or 0)
+        limit, offset = int(query["limit"]), int(query.get("offset") or 0)
     except (KeyError, TypeError, ValueError):
+        return None, 0
+    return (limit if limit > 0 else None), offset
+
+
+def _offset_successor(
+    url: str, params: Mapping[str, Any], limit: int | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """(url, params) of the page after this one if the list pages by limit/offset, asking
+    for `limit` rows instead of this page's number when given."""
+    current, offset = _limit_offset(url, params)
+    if current is None:
         return None
-    if limit <= 0:
-        return None
-    # One URL with every parameter, like the `next` links it stands in for (and error texts).
-    following = urlencode({**query, "offset": offset + limit})
+    return _at(url, params, offset + current, limit or current)
+
+
+def _at(url: str, params: Mapping[str, Any], offset: int, limit: int) -> tuple[str, dict[str, Any]]:
+    """This request moved to `offset` and `limit`, as one URL carrying every parameter, like
+    the `next` links it stands in for (and error texts)."""
+    query = {**dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)), **params}
+    following = urlencode({**query, "offset": offset, "limit": limit})
     return urlunsplit(urlsplit(url)._replace(query=following)), {}
 
 

@@ -68,6 +68,7 @@ from posthog_pandas.frames import (
 )
 from posthog_pandas.resources import (
     ACCESSORS,
+    GROWING_PAGES,
     LIST_RESOURCES,
     ResourcesMixin,
     _events_page_frame,
@@ -313,6 +314,7 @@ class ExportMixin(ResourcesMixin):
             cache=request.options.get("cache", True),
             refresh=request.options.get("refresh", False),
             progress=False,
+            grow_to=GROWING_PAGES.get(request.schema),
         )
         frames = (records_to_frame(page.results, schema, options) for page in prefetch(pages))
         return frames, options.sep

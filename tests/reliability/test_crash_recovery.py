@@ -34,6 +34,9 @@ pytestmark = pytest.mark.integration
 
 PERSONS, EVENTS = 20_000, 40_000
 EVENT_PAGE = 4_000  # keyset page size in the children, so 40,000 events make 10 pages (+1 empty)
+# Persons pages in the children grow from 1,000 rows to 2,000 (not 5,000; see _pagination), so
+# 20,000 persons make 11 pages and a kill can land between any two of them.
+PERSONS_FIRST_PAGE, PERSONS_PAGE = 1_000, 2_000
 AFTER, BEFORE = "2024-01-01", "2024-01-31"
 
 PULL = """
@@ -43,6 +46,7 @@ from posthog_pandas import resources
 
 url, key, cache, what, target = sys.argv[1:6]
 resources.MAX_PAGE_ROWS = {page}
+resources.GROWING_PAGES["persons"] = {persons_page}
 retry = php.RetrySettings(attempts=10, backoff_factor=0.02, backoff_max=0.2, jitter=0.05)
 ph = php.connect(key, host=url, cache_dir=cache, progress=False, dotenv=False, prompt=False,
                  retry=retry)
@@ -69,8 +73,22 @@ def srv() -> Iterator[LocalPostHog]:
 @pytest.fixture()
 def pull_script(scripts: Path) -> Path:
     return write_script(
-        scripts, "pull.py", PULL.format(page=EVENT_PAGE, after=AFTER, before=BEFORE)
+        scripts,
+        "pull.py",
+        PULL.format(page=EVENT_PAGE, persons_page=PERSONS_PAGE, after=AFTER, before=BEFORE),
     )
+
+
+def persons_offsets_requested() -> list[int]:
+    """The offsets a whole persons pull asks for: the pages, growing, up to the first one
+    that is not full, then the look-ahead request past it."""
+    offsets, offset, limit = [0], 0, PERSONS_FIRST_PAGE
+    while True:
+        full = PERSONS - offset >= limit
+        offset, limit = offset + limit, min(2 * limit, PERSONS_PAGE)
+        offsets.append(offset)
+        if not full:
+            return offsets
 
 
 def digest(ids: Any) -> str:
@@ -149,9 +167,9 @@ def test_kill_9_mid_persons_fetch_then_the_rerun_requests_only_missing_pages(
     server.clear_log()
     result = run_child(pull_script, server.url, server.api_key, str(cache), "persons", "-")
 
-    # 20 full pages, the empty page a full last page points to, and the look-ahead request
-    # past it (see _pagination); pages already cached are read from the cache.
-    everything = {str(offset) for offset in range(0, PERSONS + 1001, 1000)}
+    # every page and the look-ahead request past the last; cached pages come from the cache
+    everything = {str(offset) for offset in persons_offsets_requested()}
+    assert len(everything) == 12
     rerun = [r.params.get("offset", "0") for r in api_requests(server, "/persons/")]
     assert sorted(rerun, key=int) == sorted(everything - persons_offsets(kept), key=int)
     assert api_requests(server, "/users/@me") == []  # the login answer came from the cache
@@ -203,7 +221,7 @@ def test_kill_9_mid_export_leaves_no_file_and_the_rerun_completes(
 
     assert result == {"rows": PERSONS}
     # the pages not cached yet, plus the look-ahead request past the last page
-    assert len(api_requests(server, "/persons/")) == PERSONS // 1000 + 2 - len(kept)
+    assert len(api_requests(server, "/persons/")) == len(persons_offsets_requested()) - len(kept)
     written = pd.read_csv(target, usecols=["uuid"], dtype="string")["uuid"]
     assert written.is_unique
     assert sorted(written) == sorted(expected_ids(server, "persons"))
@@ -234,7 +252,8 @@ def test_four_processes_pulling_through_one_cache_directory(
             "unique": len(expected),
             "digest": digest(expected),
         }
-    assert assert_cache_holds_only_valid_envelopes(cache) >= PERSONS // 1000 + 1
+    persons_pages = len(persons_offsets_requested()) - 1  # not the request past the end
+    assert assert_cache_holds_only_valid_envelopes(cache) >= persons_pages + EVENTS // EVENT_PAGE
     conn = sqlite3.connect(cache / DB_NAME)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -169,22 +169,34 @@ def test_a_next_link_that_repeats_is_a_clear_error(server: LocalPostHog, tmp_pat
 
 
 def test_a_server_that_stops_answering_mid_pull_is_retried_then_a_transport_error(
-    server: LocalPostHog, tmp_path: Path
+    server: LocalPostHog, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     retry = php.RetrySettings(attempts=1, backoff_factor=0.01, jitter=0.0)
     ph = connector(server, tmp_path / "cache", timeout=(2.0, 0.5), retry=retry)
     server.set_faults(Faults(hang_after=3, paths=("/persons",)))
     with pytest.raises(php.TransportError) as info:
         ph.persons()
-    url = f"{server.url}/api/projects/1/persons/?limit=1000&offset=3000"
+    # Persons pages grow 1,000 -> 2,000 -> 4,000 -> 5,000 rows (see _pagination). The first
+    # request to hang is the grown page at offset 7000: retried, then asked for again at
+    # 1,000 rows, which hangs too and is the error.
+    url = f"{server.url}/api/projects/1/persons/?limit=1000&offset=7000"
     assert str(info.value) == (
         f"GET {url} timed out after 2 s (connect) / 0.5 s (read). PostHog may be slow or "
         "unreachable; try again, or pass timeout=... to connect(). (gave up after 2 attempts)"
     )
     assert info.value.url == url
+    grown = f"{server.url}/api/projects/1/persons/?limit=5000&offset=7000"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"GET {grown} timed out after 2 s (connect) / 0.5 s (read). PostHog may be slow or "
+        "unreachable; try again, or pass timeout=... to connect(). (gave up after 2 attempts)"
+        "; asking for the same rows in smaller pages."
+    ]
     hung = [r for r in api_requests(server, "/persons/") if r.status == 0]
-    # offset 3000: the request and its retry, then the error. offset 4000 is the look-ahead
-    # request sent alongside it (see _pagination): it hangs and is retried too, and the pull
-    # waits for it before raising, so nothing is left running.
-    assert sorted(r.params["offset"] for r in hung) == ["3000", "3000", "4000", "4000"]
-    assert ph.http.stats.retries == 2
+    # Each hung request is sent twice (the retry). Beside offset 7000 at 5,000 and 1,000 rows,
+    # the look-ahead requests sent alongside them (12000 at 5,000 rows, 8000 at 1,000) hang
+    # too, and the pull waits for them before raising, so nothing is left running.
+    assert sorted((int(r.params["offset"]), int(r.params["limit"])) for r in hung) == [
+        (7000, 1000), (7000, 1000), (7000, 5000), (7000, 5000),
+        (8000, 1000), (8000, 1000), (12000, 5000), (12000, 5000),
+    ]  # fmt: skip
+    assert ph.http.stats.retries == 4

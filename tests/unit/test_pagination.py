@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from posthog_pandas._pagination import canonical_url, iter_pages
-from posthog_pandas.exceptions import PaginationError, ResponseFormatError
+from posthog_pandas.exceptions import PaginationError, ResponseFormatError, ServerError
 
 BASE = "https://ph.test/api/projects/1"
 
@@ -311,3 +311,87 @@ def test_an_error_in_a_used_guess_is_that_pages_error_and_an_unused_one_is_ignor
     # offset 6 is only ever a guess past the last page (offset 4 has one row)
     pages = list(iter_pages(failing_at("6"), f"{BASE}/persons/", {"limit": 2}, ahead=True))
     assert rows(pages) == [{"id": i} for i in range(5)]
+
+
+# --- growing pages ---------------------------------------------------------------------------
+
+
+class OffsetServer:
+    """A persons-like list of `total` rows answering any limit/offset: `next` = offset +=
+    limit while a page is full. `cap` clamps the limit as DRF's max_limit does (its `next`
+    then carries the clamped limit); `fail_above` answers a ServerError above that limit."""
+
+    def __init__(self, total: int, cap: int | None = None, fail_above: int | None = None):
+        self.total, self.cap, self.fail_above = total, cap, fail_above
+        self.calls: list[tuple[int, int]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, url: str, params: Mapping[str, Any] | None) -> Any:
+        query = {**dict(parse_qsl(urlsplit(url).query)), **(params or {})}
+        offset, limit = int(query.get("offset", 0)), int(query["limit"])
+        with self._lock:
+            self.calls.append((offset, limit))
+        if self.fail_above is not None and limit > self.fail_above:
+            raise ServerError("PostHog had a server-side problem", status=504, url=url)
+        limit = min(limit, self.cap or limit)
+        chunk = [{"id": i} for i in range(offset, min(offset + limit, self.total))]
+        full = len(chunk) == limit
+        nxt = f"{BASE}/persons/?limit={limit}&offset={offset + limit}" if full else None
+        return {"next": nxt, "results": chunk}
+
+
+def test_pages_grow_from_the_first_limit_to_grow_to() -> None:
+    server = OffsetServer(total=25)
+    pages = list(iter_pages(server, f"{BASE}/persons/", {"limit": 2}, ahead=True, grow_to=8))
+    assert rows(pages) == [{"id": i} for i in range(25)]
+    assert [len(p.results) for p in pages] == [2, 4, 8, 8, 3]
+    # each page once, then the look-ahead request past the last page
+    assert sorted(server.calls) == [(0, 2), (2, 4), (6, 8), (14, 8), (22, 8), (30, 8)]
+
+
+def test_without_grow_to_pages_keep_their_size() -> None:
+    server = OffsetServer(total=7)
+    pages = list(iter_pages(server, f"{BASE}/persons/", {"limit": 2}, ahead=True))
+    assert [len(p.results) for p in pages] == [2, 2, 2, 1]
+    assert {limit for _, limit in server.calls} == {2}
+
+
+def test_a_server_that_caps_the_limit_is_followed_from_where_it_stopped() -> None:
+    server = OffsetServer(total=19, cap=3)
+    pages = list(iter_pages(server, f"{BASE}/persons/", {"limit": 2}, ahead=True, grow_to=16))
+    assert rows(pages) == [{"id": i} for i in range(19)]  # no row skipped, none twice
+    # (2, 4) came back with 3 rows and `next` at offset 5: growing stops, `next` is followed.
+    # (6, 8) was the guess for the grown page after it: sent, then dropped.
+    assert [len(p.results) for p in pages] == [2, 3, 3, 3, 3, 3, 2]
+    assert sorted(server.calls) == [
+        (0, 2),
+        (2, 4),
+        (5, 3),
+        (6, 8),
+        (8, 3),
+        (11, 3),
+        (14, 3),
+        (17, 3),
+    ]
+
+
+def test_a_grown_page_the_server_fails_on_is_asked_for_again_at_the_first_size(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = OffsetServer(total=11, fail_above=4)
+    pages = list(iter_pages(server, f"{BASE}/persons/", {"limit": 2}, ahead=True, grow_to=8))
+    assert rows(pages) == [{"id": i} for i in range(11)]
+    # 0:2, 2:4, then 6:8 fails (its guess 14:8 as well) and the rest comes 2 rows at a time
+    assert [len(p.results) for p in pages] == [2, 4, 2, 2, 1]
+    assert (6, 8) in server.calls and (6, 2) in server.calls
+    assert max(limit for offset, limit in server.calls if offset > 6) == 8  # only the guess
+    assert [r.getMessage() for r in caplog.records] == [
+        "PostHog had a server-side problem; asking for the same rows in smaller pages."
+    ]
+
+
+def test_a_failure_at_the_first_size_is_raised() -> None:
+    server = OffsetServer(total=12, fail_above=1)
+    with pytest.raises(ServerError, match="server-side problem"):
+        list(iter_pages(server, f"{BASE}/persons/", {"limit": 2}, ahead=True, grow_to=8))
+    assert server.calls == [(0, 2)]
