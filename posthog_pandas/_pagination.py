@@ -169,9 +169,9 @@ class _LookAhead:
             self._active, self._stopped = False, True
         elif not self._stopped:
             self._active = True
-            grown = self._successor(url, params)
+            grown = self._grown_limit(url, params)
             if grown is not None:
-                return grown
+                return _offset_successor(url, params, grown) or following
         return following
 
     def shrink(self, url: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
@@ -191,13 +191,15 @@ class _LookAhead:
             self._pool.shutdown(wait=True)
 
     def _successor(self, url: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
-        """The page after this one as requested: offset += limit, the limit doubled while
-        growing."""
+        """The page after this one as it will be requested (offset += limit, grown)."""
+        return _offset_successor(url, params, self._grown_limit(url, params))
+
+    def _grown_limit(self, url: str, params: Mapping[str, Any]) -> int | None:
+        """Twice this page's limit, at most grow_to; None when not growing."""
         limit, _ = _limit_offset(url, params)
-        grown = None
-        if self._grow_to is not None and limit is not None and limit < self._grow_to:
-            grown = min(2 * limit, self._grow_to)
-        return _offset_successor(url, params, grown)
+        if self._grow_to is None or limit is None or limit >= self._grow_to:
+            return None
+        return min(2 * limit, self._grow_to)
 
     def _take_guess(self, marker: str | None) -> Future[Any] | None:
         guess, self._guess = self._guess, None
