@@ -76,6 +76,8 @@ LIST_RESOURCES: dict[str, tuple[str, str]] = {
 }
 # Lists whose pages start at 1,000 rows and grow to 5,000 (see _pagination): the persons
 # lists, millions of rows in a big project, at 240 requests a minute (posthog-api.md §7).
+# 5,000 stays under the row cap of the HogQL query behind both endpoints (10,000 in older
+# PostHog, 50,000 now): above it PostHog would return a short page and no `next`.
 GROWING_PAGES: dict[str, int] = {"persons": 5000, "cohort_persons": 5000}
 ACCESSORS = (
     "persons",
