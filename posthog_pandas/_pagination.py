@@ -87,7 +87,7 @@ def iter_pages(
     seen: set[str] = set()
     current_url, current_params = url, dict(params or {})
     pages = 0
-    looker = _LookAhead(fetch, grow_to) if ahead else None
+    looker = _LookAhead(fetch, grow_to, _limit_offset(url, current_params)[0]) if ahead else None
     try:
         while True:
             marker = canonical_url(current_url, current_params)
@@ -129,20 +129,20 @@ class _LookAhead:
     """Fetches pages for iter_pages, one guessed page ahead once the list is limit/offset,
     with pages growing to `grow_to` rows (see the module docstring)."""
 
-    def __init__(self, fetch: FetchPage, grow_to: int | None = None) -> None:
+    def __init__(
+        self, fetch: FetchPage, grow_to: int | None = None, first_limit: int | None = None
+    ) -> None:
         self._fetch = fetch
         self._active = False  # set when the server's `next` matched offset += limit
         self._stopped = False  # set for good the first time it did not
         self._grow_to = grow_to  # None once a grown page has failed
-        self._first_limit: int | None = None  # where a failed grown page falls back to
+        self._first_limit = first_limit  # the first page's size: a failed grown page's fallback
         self._guess: tuple[str, Future[Any]] | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     def fetch(self, url: str, params: dict[str, Any]) -> Any:
         """The body of (url, params): from the guess made for it, else fetched now; a guess
         for the page after it is sent before waiting."""
-        if self._first_limit is None:
-            self._first_limit = _limit_offset(url, params)[0]
         marker = canonical_url(url, params)
         guessed = self._take_guess(marker)
         successor = self._successor(url, params) if self._active else None
@@ -211,9 +211,14 @@ class _LookAhead:
         return None
 
 
+def _query(url: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The URL's query parameters with `params` on top."""
+    return {**dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)), **params}
+
+
 def _limit_offset(url: str, params: Mapping[str, Any]) -> tuple[int | None, int]:
     """(limit, offset) of a request; limit None when it has no positive integer limit."""
-    query = {**dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)), **params}
+    query = _query(url, params)
     try:
         limit, offset = int(query["limit"]), int(query.get("offset") or 0)
     except (KeyError, TypeError, ValueError):
@@ -235,8 +240,7 @@ def _offset_successor(
 def _at(url: str, params: Mapping[str, Any], offset: int, limit: int) -> tuple[str, dict[str, Any]]:
     """This request moved to `offset` and `limit`, as one URL carrying every parameter, like
     the `next` links it stands in for (and error texts)."""
-    query = {**dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)), **params}
-    following = urlencode({**query, "offset": offset, "limit": limit})
+    following = urlencode({**_query(url, params), "offset": offset, "limit": limit})
     return urlunsplit(urlsplit(url)._replace(query=following)), {}
 
 
