@@ -169,19 +169,23 @@ class Fetcher:
         cache: bool = True,
         refresh: bool = False,
         validate: Validator | None = None,
+        exact_if: Callable[[Any], bool] | None = None,
     ) -> Any:
-        """POST a query (a read, so cacheable and retryable) and return its parsed JSON."""
+        """POST a query (a read, so cacheable and retryable) and return its parsed JSON.
+
+        `exact_if` vouches for the fast decode of an answer, fresh or cached (`_json.loads`)."""
         absolute = self.http.url_for(url)
         encoded = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
         key = self._key("POST", absolute, None, encoded) if cache else None
         return self._fetch(
             key,
-            lambda: self.http.send("POST", absolute, json=body, idempotent=True),
+            lambda: self.http.send("POST", absolute, json=body, idempotent=True, exact_if=exact_if),
             resource=resource,
             ttl=self.ttl.queries,
             refresh=refresh,
             what=f"query {redact_url(absolute)}",
             validate=validate,
+            exact_if=exact_if,
         )
 
     def _key(
@@ -203,17 +207,18 @@ class Fetcher:
         refresh: bool,
         what: str,
         validate: Validator | None = None,
+        exact_if: Callable[[Any], bool] | None = None,
     ) -> Any:
         store = self.store if key is not None else None
         if store is not None and key is not None and not refresh and not self.offline:
             waiting = self.writer.pending(key) if self.writer is not None else None
             if waiting is not None:
                 self.stats.hits += 1
-                return _json.loads(waiting)
+                return _json.loads(waiting, exact_if=exact_if)
             entry = store.get(key)
             if entry is not None:
                 self.stats.hits += 1
-                return _json.loads(entry.body)
+                return _json.loads(entry.body, exact_if=exact_if)
         if self.offline:
             return self._offline_answer(store, key, what)
         self.stats.misses += 1

@@ -172,8 +172,11 @@ class HttpClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         idempotent: bool | None = None,
+        exact_if: Callable[[Any], bool] | None = None,
     ) -> Response:
-        """Send one request (with retries) and return its parsed JSON answer."""
+        """Send one request (with retries) and return its parsed JSON answer.
+
+        `exact_if` is handed to `_json.loads` (a check that vouches for the fast decode)."""
         method = method.upper()
         url = self.url_for(path_or_url)
         if params and FORBIDDEN_PARAMS & set(params):
@@ -182,7 +185,7 @@ class HttpClient:
         retryable = method == "GET" if idempotent is None else idempotent
         is_query = method == "POST" and urlsplit(url).path.rstrip("/").endswith("/query")
         with self._query_slot(is_query):
-            return self._send_with_retries(method, url, params, json, retryable)
+            return self._send_with_retries(method, url, params, json, retryable, exact_if)
 
     @contextmanager
     def _query_slot(self, is_query: bool) -> Iterator[None]:
@@ -199,12 +202,13 @@ class HttpClient:
         params: Mapping[str, Any] | None,
         json_body: Any,
         retryable: bool,
+        exact_if: Callable[[Any], bool] | None,
     ) -> Response:
         retry = self._new_retry(retryable)
         while True:
             self._pace(url)
             try:
-                return self._send_once(method, url, params, json_body)
+                return self._send_once(method, url, params, json_body, exact_if)
             except (TransportError, ResponseFormatError, RateLimitError, ServerError) as exc:
                 if not getattr(exc, "retryable", True):
                     raise
@@ -264,7 +268,12 @@ class HttpClient:
             log.debug("paced %.2fs to stay within PostHog's rate limits", waited)
 
     def _send_once(
-        self, method: str, url: str, params: Mapping[str, Any] | None, json_body: Any
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        exact_if: Callable[[Any], bool] | None = None,
     ) -> Response:
         headers, body, auth = self._auth_parts(json_body)
         self.stats.requests += 1
@@ -303,7 +312,7 @@ class HttpClient:
                 url=redact_url(url),
             ) from exc
         self.stats.bytes += len(content)
-        return self._parse(method, raw, content)
+        return self._parse(method, raw, content, exact_if)
 
     def _timeout_text(self) -> str:
         connect, read = self.settings.timeout
@@ -326,11 +335,17 @@ class HttpClient:
             headers["Content-Type"] = "application/json"
         return headers, body, auth
 
-    def _parse(self, method: str, raw: requests.Response, content: bytes) -> Response:
+    def _parse(
+        self,
+        method: str,
+        raw: requests.Response,
+        content: bytes,
+        exact_if: Callable[[Any], bool] | None = None,
+    ) -> Response:
         url = redact_url(raw.url)
         if 300 <= raw.status_code < 400:
             return self._follow_redirect(method, raw)
-        data = _decode_json(content)
+        data = _decode_json(content, exact_if if raw.status_code < 300 else None)
         if raw.status_code >= 400:
             raise error_from_response(
                 method, url, raw.status_code, data, content, raw.headers, self.credentials
@@ -360,9 +375,9 @@ class HttpClient:
 _NOT_JSON = object()
 
 
-def _decode_json(content: bytes) -> Any:
+def _decode_json(content: bytes, exact_if: Callable[[Any], bool] | None = None) -> Any:
     try:
-        return _json.loads(content)
+        return _json.loads(content, exact_if=exact_if)
     except ValueError:  # orjson's and the stdlib's decode errors are both ValueErrors
         return _NOT_JSON
 

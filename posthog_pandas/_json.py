@@ -10,7 +10,7 @@ regular expression took longer than orjson's whole parse.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -28,8 +28,21 @@ def has_long_number(data: bytes) -> bool:
     return data.translate(_DIGIT_MASK).find(_LONG_RUN) != -1
 
 
-def loads(data: bytes | str) -> Any:
-    """Parse JSON exactly: orjson, unless the text holds an integer too big for 64 bits."""
+def loads(data: bytes | str, *, exact_if: Callable[[Any], bool] | None = None) -> Any:
+    """Parse JSON exactly: orjson, unless the text holds an integer too big for 64 bits.
+
+    `exact_if(parsed)` may vouch for orjson's parse from what the document says about itself
+    (the query API names every column's type: see query.parsed_exactly), which saves the scan,
+    a quarter of the decode time of a 14 MB page. When it does not, the scan decides as usual.
+    """
+    if exact_if is not None:
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # the usual path below decides, and raises the usual error
+        else:
+            if exact_if(parsed):
+                return parsed
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
     if has_long_number(raw):
         return json.loads(data)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,13 +41,19 @@ EVENT_COLUMNS = (
 _LIMIT = re.compile(r"\blimit\s+(\d+)\s*(?:,\s*\d+\s*)?;?\s*$", re.I)
 _ORDER_BY = re.compile(r"\border\s+by\s+(.+?)\s*(?:\blimit\s+\d+\s*)?;?\s*$", re.I | re.S)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# ClickHouse types that can carry integers beyond 64 bits (Int128/UInt256, decimals, and the
+# schemaless JSON/Dynamic/Variant/Object kinds): answers with such a column are scanned.
+_WIDE_NUMBER_TYPES = re.compile(r"Int128|Int256|Decimal|JSON|Object|Dynamic|Variant", re.I)
 _UNIQUE_KEYS = ("uuid", "id")
 _PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_$]+$")
 
 
 @dataclass
 class QueryPage:
-    """One answer of the query API: column names, ClickHouse types and rows."""
+    """One answer of the query API: column names, ClickHouse types and rows.
+
+    `fresh` is True when PostHog answered just now (False for an answer from the cache).
+    """
 
     columns: list[str]
     types: list[str]
@@ -55,6 +61,7 @@ class QueryPage:
     has_more: bool = False
     limit: int | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    fresh: bool = False
 
 
 class QueryMixin(Core):
@@ -116,7 +123,8 @@ class QueryMixin(Core):
         while last.has_more and (wanted is None or got < wanted) and last.results:
             page_limit = MAX_PAGE_ROWS if wanted is None else min(MAX_PAGE_ROWS, wanted - got)
             sql, page_values = keyset_query(hogql, keys, last, page_limit, values)
-            last = self.run_query(sql, page_values, cache=cache, refresh=refresh, name=name)
+            again = refresh_after(last, refresh)
+            last = self.run_query(sql, page_values, cache=cache, refresh=again, name=name)
             got += len(last.results)
             yield last
 
@@ -144,6 +152,7 @@ class QueryMixin(Core):
             cache=cache,
             refresh=refresh,
             validate=lambda d: _cacheable(d, url, checked),
+            exact_if=parsed_exactly,
         )
         data = self._await_completion(url, data)
         if checked and checked[-1].raw is data:
@@ -180,6 +189,14 @@ class QueryMixin(Core):
         return data
 
 
+def refresh_after(previous: QueryPage, refresh: bool) -> bool:
+    """`refresh` for the keyset page after `previous`. When PostHog has just answered
+    `previous`, the next page's cache key holds a row the cache has not seen, so it is all but
+    never cached (pages are stored in order): skip the lookup, 10-30 ms of SQLite per page that
+    would delay the request while the previous page becomes a DataFrame."""
+    return refresh or previous.fresh
+
+
 def parse_query_response(data: Any, url: str) -> QueryPage:
     """Check and unpack one query answer; anything malformed is a ResponseFormatError."""
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
@@ -211,8 +228,24 @@ def _cacheable(data: Any, url: str, parsed: list[QueryPage]) -> bool:
     status = data.get("query_status") if isinstance(data, dict) else None
     if isinstance(status, dict) and status.get("complete") is False:
         return False
-    parsed.append(parse_query_response(data, url))
+    parsed.append(replace(parse_query_response(data, url), fresh=True))
     return True
+
+
+def parsed_exactly(data: Any) -> bool:
+    """Whether orjson read this query answer exactly, so no scan for long numbers is needed:
+    every column has a type, and none can hold an integer beyond 64 bits. ClickHouse sends
+    (U)Int64 as numbers orjson keeps exactly, and String columns (JSON text included) stay
+    text here; the frame builder checks such text before parsing it."""
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        return False
+    columns, types = data.get("columns"), data.get("types")
+    if not isinstance(columns, list) or not isinstance(types, list):
+        return False
+    names = [t[1] if isinstance(t, list) and len(t) == 2 else t for t in types]
+    return len(names) == len(columns) and all(
+        isinstance(name, str) and name and not _WIDE_NUMBER_TYPES.search(name) for name in names
+    )
 
 
 def _type_name(value: Any) -> str:

@@ -38,7 +38,14 @@ from posthog_pandas.frames import (
     hogql_to_frame,
     records_to_frame,
 )
-from posthog_pandas.query import MAX_PAGE_ROWS, EventFilter, QueryMixin, QueryPage, events_query
+from posthog_pandas.query import (
+    MAX_PAGE_ROWS,
+    EventFilter,
+    QueryMixin,
+    QueryPage,
+    events_query,
+    refresh_after,
+)
 
 
 class CallOptions(TypedDict, total=False):
@@ -417,6 +424,7 @@ class ResourcesMixin(QueryMixin):
         """Keyset pages of events of `page_rows` rows (at most MAX_PAGE_ROWS, PostHog's cap)."""
         rows = min(page_rows or MAX_PAGE_ROWS, MAX_PAGE_ROWS)
         last: tuple[Any, Any] | None = None
+        refresh = options.get("refresh", False)
         got = 0
         bar = _progress_bar(options.get("progress"), getattr(self, "progress", None), "events")
         try:
@@ -427,9 +435,10 @@ class ResourcesMixin(QueryMixin):
                     sql,
                     values,
                     cache=options.get("cache", True),
-                    refresh=options.get("refresh", False),
+                    refresh=refresh,
                     name="posthog-pandas events",
                 )
+                refresh = refresh_after(page, options.get("refresh", False))
                 got += len(page.results)
                 if bar is not None:
                     bar.update(len(page.results))

@@ -328,6 +328,49 @@ def test_a_server_that_stops_answering_times_out(server: LocalPostHog, connect: 
     assert f"{server.url}/api/projects/1/cohorts/" in str(info.value)
 
 
+def test_a_resumed_events_pull_reads_its_cached_pages_then_stops_looking(
+    server: LocalPostHog, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import posthog_pandas.resources as resources
+    from posthog_pandas.cache import CacheStore
+
+    monkeypatch.setattr(resources, "MAX_PAGE_ROWS", 997)
+    start, end = server.time_range()
+    events = len(server.dataset().events)
+    pages = -(-events // 997) + (1 if events % 997 == 0 else 0)
+    ph = connect()
+    real_run = type(ph).run_query
+    runs: list[str] = []
+
+    def interrupt_on_third_page(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        runs.append(args[0])
+        if len(runs) == 3:
+            raise KeyboardInterrupt  # Ctrl-C while the third page is asked for
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(ph), "run_query", interrupt_on_third_page)
+    with pytest.raises(KeyboardInterrupt):
+        ph.events(after=start, before=end)
+    monkeypatch.setattr(type(ph), "run_query", real_run)
+    server.clear_log()
+    lookups: list[str] = []
+    real_get = CacheStore.get
+
+    def counted_get(self, key, **kwargs):  # type: ignore[no-untyped-def]
+        lookups.append(key)
+        return real_get(self, key, **kwargs)
+
+    again = connect()  # a new connection, as after a kernel restart
+    monkeypatch.setattr(CacheStore, "get", counted_get)
+    frame = again.events(after=start, before=end)
+    assert sorted(frame["uuid"]) == sorted(server.dataset().events["uuid"])
+    queries = [r for r in server.requests if r.path.endswith("/query/")]
+    assert len(queries) == pages - 2  # the two stored pages are not asked for again
+    # Two hits, then the miss PostHog answers; every page after it is keyed by a row the
+    # cache has not seen, so it is not looked up.
+    assert len(lookups) == 3
+
+
 # -- cache ---------------------------------------------------------------------------------------
 
 

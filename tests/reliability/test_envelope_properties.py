@@ -280,3 +280,18 @@ def test_an_integer_property_beyond_64_bits_keeps_its_exact_value(where: str) ->
         ph, _ = mocked(body)
         frame = ph.events(**WINDOW)
     assert str(frame["properties.n"].iloc[0]) == str(BIG)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_query_column_wider_than_64_bits_keeps_its_exact_value(
+    cached: bool, tmp_path: Path
+) -> None:
+    # The decoder skips its long-number scan only for answers whose types hold (U)Int64 at
+    # most; a UInt256 column must still come back exact, fresh and from the cache alike.
+    body = {"results": [[BIG, "x"]], "columns": ["n", "s"], "types": ["UInt256", "String"]}
+    ph, adapter = mocked(body, cache_dir=tmp_path / "c" if cached else None)
+    frame = ph.query("select n, s from t limit 1")
+    if cached:
+        frame = ph.query("select n, s from t limit 1")
+        assert adapter.call_count == 2  # /users/@me/ and the one query; the rest was cached
+    assert frame["n"].tolist() == [BIG]
