@@ -19,6 +19,7 @@ import orjson
 # gap: negative 19-digit numbers below -2**63, rare enough to accept).
 _DIGIT_MASK = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _LONG_RUN = b"0" * 20
+_SCAN_BATCH = 256  # texts per needs_exact scan: ~25 kB of event properties
 
 JSONDecodeError = orjson.JSONDecodeError
 
@@ -50,5 +51,14 @@ def loads(data: bytes | str, *, exact_if: Callable[[Any], bool] | None = None) -
 
 
 def needs_exact(texts: Sequence[str]) -> bool:
-    """Whether any of many JSON texts holds a big integer (one scan over all of them)."""
-    return has_long_number(" ".join(texts).encode("utf-8", "surrogatepass"))
+    """Whether any of many JSON texts holds a big integer.
+
+    Scanned a few hundred texts at a time: the joined, encoded and translated copies of one
+    batch are small enough for the allocator to hand the same memory back for the next, where
+    copies of a whole 50,000-row page (3 x 5 MB) were fresh memory, ~2,700 page faults a page.
+    """
+    for start in range(0, len(texts), _SCAN_BATCH):
+        batch = " ".join(texts[start : start + _SCAN_BATCH])
+        if has_long_number(batch.encode("utf-8", "surrogatepass")):
+            return True
+    return False

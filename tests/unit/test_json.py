@@ -91,3 +91,17 @@ def test_answers_whose_types_hold_only_64_bit_integers_parse_exactly(types: list
 )
 def test_answers_that_may_hold_wider_numbers_are_not_vouched_for(data: Any) -> None:
     assert parsed_exactly(data) is False
+
+
+@pytest.mark.parametrize("where", [0, 255, 256, 257, 999])
+def test_needs_exact_finds_a_big_integer_in_any_text_of_a_page(where: int) -> None:
+    texts = ['{"n": 1234567}'] * 1000
+    assert _json.needs_exact(texts) is False
+    texts[where] = '{"n": 18446744073709551617}'
+    assert _json.needs_exact(texts) is True
+    assert _json.needs_exact(tuple(texts)) is True  # the frame builder passes tuples too
+
+
+def test_digit_runs_of_neighbouring_texts_do_not_add_up() -> None:
+    # 1,000 texts of 12 digits each: joined without a separator they would read as one run
+    assert _json.needs_exact(["123456789012"] * 1000) is False
