@@ -242,17 +242,19 @@ def parsed_exactly(data: Any) -> bool:
     columns, types = data.get("columns"), data.get("types")
     if not isinstance(columns, list) or not isinstance(types, list):
         return False
-    names = [t[1] if isinstance(t, list) and len(t) == 2 else t for t in types]
+    names = list(map(_unpaired, types))
     return len(names) == len(columns) and all(
         isinstance(name, str) and name and not _WIDE_NUMBER_TYPES.search(name) for name in names
     )
 
 
-def _type_name(value: Any) -> str:
+def _unpaired(value: Any) -> Any:
     # Some PostHog versions send [name, type] pairs in `types`.
-    if isinstance(value, list) and len(value) == 2:
-        return str(value[1])
-    return str(value)
+    return value[1] if isinstance(value, list) and len(value) == 2 else value
+
+
+def _type_name(value: Any) -> str:
+    return str(_unpaired(value))
 
 
 def user_limit(hogql: str) -> int | None:

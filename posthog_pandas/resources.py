@@ -424,7 +424,8 @@ class ResourcesMixin(QueryMixin):
         """Keyset pages of events of `page_rows` rows (at most MAX_PAGE_ROWS, PostHog's cap)."""
         rows = min(page_rows or MAX_PAGE_ROWS, MAX_PAGE_ROWS)
         last: tuple[Any, Any] | None = None
-        refresh = options.get("refresh", False)
+        asked_refresh = options.get("refresh", False)
+        refresh = asked_refresh
         got = 0
         bar = _progress_bar(options.get("progress"), getattr(self, "progress", None), "events")
         try:
@@ -438,7 +439,7 @@ class ResourcesMixin(QueryMixin):
                     refresh=refresh,
                     name="posthog-pandas events",
                 )
-                refresh = refresh_after(page, options.get("refresh", False))
+                refresh = refresh_after(page, asked_refresh)
                 got += len(page.results)
                 if bar is not None:
                     bar.update(len(page.results))
