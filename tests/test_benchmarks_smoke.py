@@ -61,3 +61,20 @@ def test_quick_benchmark_runs_and_posthog_pandas_rows_are_correct(tmp_path: Path
     pp_cold = [r for r in pp if r["system"] == "posthog-pandas cold"]
     assert all(isinstance(r["data"]["cpu"], float) and r["data"]["cpu"] > 0 for r in pp_cold)
     assert all(r["server_cpu"] is None or r["server_cpu"] >= 0 for r in results)
+
+
+@pytest.mark.integration
+def test_quick_ablation_runs_every_variant_with_its_row_count() -> None:
+    # ablation.py exits non-zero when a variant shows it did not take effect (rows: 5,000 of
+    # 10,000 for half-frames; one column for no-frames; no cached frame for no-cache).
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ablation.py"), "--quick"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].split()[:2] == ["variant", "median"]
+    assert [line.split()[0] for line in lines[1:]] == [
+        "none", "half-frames", "no-frames", "no-cache",
+    ]  # fmt: skip
+    assert lines[1].split()[2] == "1.000x"  # each ratio is to `none` of the same round

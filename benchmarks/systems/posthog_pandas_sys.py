@@ -8,6 +8,10 @@ with the server idle.
 `--record FILE` writes every HTTP request this process sent (method, URL, headers, body) so the
 raw-transfer system can replay exactly those requests; recording is a list append per request.
 Progress bars are off (they cost time and write to a terminal nobody reads here).
+`--ablate PART` (W2 only, for benchmarks/ablation.py) takes one part of the client's work out
+of the pull to measure what it costs: `half-frames` builds each page's frame from half its rows,
+`no-frames` builds a one-column frame, `no-cache` pulls with `cache=False`. The result is not
+a correct W2 frame; the runner never uses it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,28 @@ SYSTEM_NAMES = {
     "warm": "posthog-pandas warm",
     "rebuild": "posthog-pandas, pages from cache",
 }
+ABLATIONS = ("none", "half-frames", "no-frames", "no-cache")
+
+
+def ablate(part: str) -> None:
+    """Swap the events page-to-frame step for a cheaper one (see the module docstring)."""
+    import pandas as pd
+
+    from posthog_pandas import resources
+
+    build = resources._events_page_frame
+
+    def half_frame(flt: Any, columns: Any, types: Any, rows: Any, options: Any) -> Any:
+        return build(flt, columns, types, rows[: len(rows) // 2], options)
+
+    def one_column(flt: Any, columns: Any, types: Any, rows: Any, options: Any) -> Any:
+        at = columns.index("uuid")
+        return pd.DataFrame({"uuid": pd.array([row[at] for row in rows], dtype="string")})
+
+    if part == "half-frames":
+        resources._events_page_frame = half_frame
+    elif part == "no-frames":
+        resources._events_page_frame = one_column
 
 
 class RecordingSession(requests.Session):
@@ -55,12 +81,14 @@ def main() -> None:
     p.add_argument("--cache-dir", required=True)
     p.add_argument("--mode", choices=["cold", "warm", "rebuild"], required=True)
     p.add_argument("--record", help="write the requests sent to this JSON file")
+    p.add_argument("--ablate", choices=ABLATIONS, default="none", help="W2: see above")
     args = p.parse_args()
     import posthog_pandas
 
     # `import posthog_pandas` is lazy (PEP 562); load the connector's modules (pandas,
     # requests, pyarrow) now, so the clock starts after imports as it does for every system.
     posthog_pandas.connect  # noqa: B018
+    ablate(args.ablate)
     if args.mode == "rebuild":
         shutil.rmtree(Path(args.cache_dir) / "frames", ignore_errors=True)
     session = RecordingSession() if args.record else None
@@ -79,7 +107,7 @@ def main() -> None:
         df = ph.persons()
         id_column = "id"
     elif args.workload == "W2":
-        df = ph.events(after=args.after, before=args.before)
+        df = ph.events(after=args.after, before=args.before, cache=args.ablate != "no-cache")
         id_column = "uuid"
     else:
         suffix = "csv" if args.workload == "W3-csv" else "parquet"
