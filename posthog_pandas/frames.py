@@ -57,6 +57,7 @@ adds it, all missing, so a declared dtype also pins the header.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -466,15 +467,51 @@ def _string_array(values: Sequence[Any], types: set[type] | None = None) -> Any:
     return text if text is not None else pd.array(values, dtype="string")
 
 
-def _int_array(values: Sequence[Any]) -> Any:
-    try:
-        return pd.array(values, dtype="Int64")
-    except (OverflowError, TypeError, ValueError):
+@functools.cache
+def _masked_kinds() -> dict[str, tuple[Any, Any, Any]]:
+    """Masked dtype -> (Arrow type, fill for missing slots, pandas array class)."""
+    import pyarrow as pa
+    from pandas.arrays import BooleanArray, FloatingArray, IntegerArray
+
+    return {
+        "Int64": (pa.int64(), 0, IntegerArray),
+        "Float64": (pa.float64(), 0.0, FloatingArray),
+        "boolean": (pa.bool_(), False, BooleanArray),
+    }
+
+
+def _masked_via_arrow(values: Sequence[Any], dtype: str) -> Any:
+    """The masked pandas array (Int64, Float64, boolean) of Python scalars and None, built by
+    Arrow: one C pass, ~10x faster than ``pd.array`` on a 50,000-row page. None when Arrow
+    refuses a value: only ints beyond 64 bits, given the callers' type checks.
+    """
+    import pyarrow as pa
+
+    arrow_type, fill, build = _masked_kinds()[dtype]
+    try:  # from_pandas: NaN is missing, as pd.array reads it
+        arrow = pa.array(values, type=arrow_type, from_pandas=True)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
         return None
+    mask = arrow.is_null().to_numpy(zero_copy_only=False)
+    return build(arrow.fill_null(fill).to_numpy(zero_copy_only=False), mask)
+
+
+def _int_array(values: Sequence[Any]) -> Any:
+    # What Arrow refuses (beyond 64 bits) Int64 cannot hold either; pd.array would warn, then
+    # refuse too.
+    return _masked_via_arrow(values, "Int64")
+
+
+def _bool_array(values: Sequence[Any]) -> Any:
+    array = _masked_via_arrow(values, "boolean")
+    return array if array is not None else pd.array(values, dtype="boolean")
 
 
 def _float_array(values: Sequence[Any]) -> Any:
-    try:
+    array = _masked_via_arrow(values, "Float64")
+    if array is not None:
+        return array
+    try:  # ints beyond 64 bits: Arrow refuses them, pandas rounds them to the nearest float
         return pd.array(values, dtype="Float64")
     except (OverflowError, TypeError, ValueError):
         return None
@@ -533,7 +570,7 @@ def _infer_array(values: Sequence[Any], flatten: bool, types: set[type] | None =
     if not present:
         return _object_array(values)
     if present == {bool}:
-        return pd.array(values, dtype="boolean")
+        return _bool_array(values)
     if present == {int}:
         ints = _int_array(values)
         return ints if ints is not None else _string_array(values, types)
@@ -563,7 +600,7 @@ def _typed_array(values: Sequence[Any], dtype: str, flatten: bool) -> Any:
     elif dtype == "Float64" and present <= {int, float}:
         array = _float_array(values)
     elif dtype == "boolean" and present <= {bool}:
-        array = pd.array(values, dtype="boolean")
+        array = _bool_array(values)
     elif dtype in ("datetime", "date"):
         array = _datetime_array(values, types, utc=dtype == "datetime")
         if array is None:
@@ -905,7 +942,7 @@ def _hogql_array(values: Sequence[Any], kind: str, flatten: bool) -> Any:
         present = _types(ints) - {_NONE}
         if present <= {int}:
             fits = all(v is None or _INT64_MIN <= v <= _INT64_MAX for v in ints)
-            return pd.array(ints, dtype="Int64") if fits else _object_array(ints)
+            return _int_array(ints) if fits else _object_array(ints)
         return _infer_array(values, flatten)
     if kind == "Int64":
         values = _numbers_from_text(values, int)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import pandas as pd
@@ -1138,3 +1139,70 @@ def test_concat_frames_leaves_out_empty_pages() -> None:
     pd.testing.assert_frame_equal(combined, full)
     only_empty = concat_frames([empty, empty])
     pd.testing.assert_frame_equal(only_empty, empty)
+
+
+# Numbers and flags are built through Arrow (one C pass) instead of pd.array; the result must
+# be the very array pd.array gives, including its edge cases, or None where pd.array refuses.
+_MASKED_CASES = [
+    ("Float64", [1.5, None, 2, float("nan"), -0.0, float("inf"), 2**53 + 1, 2**63 - 1]),
+    ("Float64", [None, 2**64 + 7, 0.25]),  # beyond int64: Arrow refuses, pandas converts
+    ("Float64", [None, None]),
+    ("Float64", []),
+    ("Int64", [1, None, -(2**63), 2**63 - 1, 0]),
+    ("Int64", [1, 2**63]),  # beyond int64: no Int64 array (the caller falls back)
+    ("Int64", [None, -(2**63) - 1]),
+    ("boolean", [True, None, False]),
+    ("boolean", [None]),
+]
+
+
+def _same_masked(got: Any, want: Any) -> bool:
+    if got is None or want is None:
+        return got is None and want is None
+    if got.dtype != want.dtype or len(got) != len(want):
+        return False
+    for a, b in zip(got, want, strict=True):
+        if (a is pd.NA) != (b is pd.NA):
+            return False
+        if a is not pd.NA and (repr(a) != repr(b)):  # repr tells -0.0 from 0.0, nan == nan
+            return False
+    return True
+
+
+@pytest.mark.parametrize(("dtype", "values"), _MASKED_CASES)
+def test_masked_arrays_are_those_pandas_builds(dtype: str, values: list[Any]) -> None:
+    from posthog_pandas.frames import _bool_array, _float_array, _int_array, _masked_via_arrow
+
+    with warnings.catch_warnings():  # pandas warns before it refuses ints beyond 64 bits
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            want = pd.array(values, dtype=dtype)
+        except (OverflowError, TypeError, ValueError):
+            want = None
+    build = {"Int64": _int_array, "Float64": _float_array, "boolean": _bool_array}[dtype]
+    got = build(values)  # and no warning: pytest turns warnings into errors
+    assert _same_masked(got, want), (got, want)
+    if values and all(v is None or abs(v) < 2**63 for v in values if not isinstance(v, bool)):
+        assert _masked_via_arrow(values, dtype) is not None  # the fast path took these
+
+
+def test_numeric_property_columns_keep_their_dtypes_and_missing_values() -> None:
+    frame = hogql_events_to_frame(
+        ["uuid", "properties"],
+        ["UUID", "String"],
+        [
+            ["u1", '{"n": 1, "x": 1.5, "b": true}'],
+            ["u2", '{"n": null, "x": 2, "b": false}'],
+            ["u3", '{"x": NaN}'.replace("NaN", "null")],
+            ["u4", '{"n": -9223372036854775808, "b": null}'],
+        ],
+    )
+    assert str(frame["properties.n"].dtype) == "Int64"
+    assert frame["properties.n"].tolist()[::3] == [1, -(2**63)]
+    assert frame["properties.n"].isna().tolist() == [False, True, True, False]
+    assert str(frame["properties.x"].dtype) == "Float64"
+    assert frame["properties.x"].tolist()[:2] == [1.5, 2.0]
+    assert frame["properties.x"].isna().tolist() == [False, False, True, True]
+    assert str(frame["properties.b"].dtype) == "boolean"
+    assert frame["properties.b"].isna().tolist() == [False, False, True, True]
+    assert frame["properties.b"].tolist()[:2] == [True, False]
