@@ -109,8 +109,6 @@ _FLATTEN_ROOTS: Final = frozenset(
 
 _NONE: Final = type(None)
 _NESTED: Final = frozenset({dict, list, tuple})
-_INT64_MIN: Final = -(2**63)
-_INT64_MAX: Final = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -940,9 +938,9 @@ def _hogql_array(values: Sequence[Any], kind: str, flatten: bool) -> Any:
     if kind == "bigint":
         ints = _numbers_from_text(values, int)
         present = _types(ints) - {_NONE}
-        if present <= {int}:
-            fits = all(v is None or _INT64_MIN <= v <= _INT64_MAX for v in ints)
-            return _int_array(ints) if fits else _object_array(ints)
+        if present <= {int}:  # Int64 while every value fits in 64 bits, else exact ints
+            array = _int_array(ints)
+            return array if array is not None else _object_array(ints)
         return _infer_array(values, flatten)
     if kind == "Int64":
         values = _numbers_from_text(values, int)
