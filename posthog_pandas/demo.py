@@ -111,6 +111,8 @@ def run_demo(
             )
             say()
             say(REAL_POSTHOG_HINT)
+            # The cached frames' Parquet copies are written before the temporary cache goes.
+            ph.cache.close()
     return 0
 
 

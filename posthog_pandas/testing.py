@@ -29,7 +29,7 @@ def __getattr__(name: str) -> Any:
 
 @pytest.fixture
 def local_posthog() -> Iterator[LocalPostHog]:
-    """A running LocalPostHog with 500 persons and 5,000 events (seed 42), stopped afterwards."""
+    """A running LocalPostHog with 500 persons and 5,000 events (seed 42), closed afterwards."""
     from posthog_pandas.server import LocalPostHog
 
     with LocalPostHog(persons=500, events=5000, seed=42) as srv:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import socket
+import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -75,6 +77,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(address, handler)
         self.open_sockets: set[socket.socket] = set()
+        self.handler_threads: set[threading.Thread] = set()
         self.lock = threading.Lock()
         self.owner: LocalPostHog | None = None
 
@@ -87,6 +90,26 @@ class _Server(ThreadingHTTPServer):
             except OSError:
                 pass
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client went away, or stop() cut the connection: nothing to report
+        super().handle_error(request, client_address)
+
+    def wait_for_handlers(self, timeout: float) -> None:
+        """Cut every connection until no request handler runs (at most `timeout` seconds).
+
+        Handler threads are daemons; one still inside a DuckDB query when the interpreter
+        exits aborts the process (duckdb/duckdb#13904), so `stop()` waits for them.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self.close_open_sockets()  # again: a connection accepted just before shutdown()
+            with self.lock:
+                running = [t for t in self.handler_threads if t.is_alive()]
+            if not running or time.monotonic() >= deadline:
+                return
+            running[0].join(min(0.05, max(0.0, deadline - time.monotonic())))
+
 
 class _BaseHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; every response carries Content-Length
@@ -98,10 +121,12 @@ class _BaseHandler(BaseHTTPRequestHandler):
         super().setup()
         with self.server.lock:
             self.server.open_sockets.add(self.connection)
+            self.server.handler_threads.add(threading.current_thread())
 
     def finish(self) -> None:
         with self.server.lock:
             self.server.open_sockets.discard(self.connection)
+            self.server.handler_threads.discard(threading.current_thread())
         try:
             super().finish()
         except OSError:
@@ -253,19 +278,22 @@ class LocalPostHog:
         return self
 
     def stop(self) -> None:
-        """Stop both listeners, cut open keep-alive connections and release hung requests."""
+        """Stop both listeners, cut open keep-alive connections, release hung requests and wait
+        (up to 5 s) until no request is being handled."""
         self._state.stopping.set()
         for server in self._servers:
             server.shutdown()
             server.server_close()
             server.close_open_sockets()
+        for server in self._servers:
+            server.wait_for_handlers(timeout=5)
         for thread in self._threads:
             thread.join(timeout=5)
         self._servers.clear()
         self._threads.clear()
 
     def close(self) -> None:
-        """Stop and release the DuckDB connections."""
+        """Stop and release the DuckDB connections (``start()`` reopens them on demand)."""
         self.stop()
         for store in self._state.projects.values():
             store.close()
@@ -279,7 +307,7 @@ class LocalPostHog:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.close()
 
     # --- inspection -------------------------------------------------------------------------
 

@@ -443,7 +443,7 @@ class ProjectStore:
     def _build(self) -> None:
         with self._lock:
             if self._dataset is None:
-                ds = generate_dataset(
+                self._dataset = generate_dataset(
                     self.project_id,
                     seed=self._seed,
                     persons=self._persons,
@@ -451,8 +451,8 @@ class ProjectStore:
                     start=self._start,
                     days=self._days,
                 )
-                self._conn = load_duckdb(ds)
-                self._dataset = ds
+            if self._conn is None:  # first use, or reopened after close()
+                self._conn = load_duckdb(self._dataset)
 
     @property
     def dataset(self) -> Dataset:
@@ -470,5 +470,9 @@ class ProjectStore:
             return self._conn.cursor()
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        """Release the DuckDB connection now, not at interpreter exit (where DuckDB may abort
+        the process, duckdb/duckdb#13904); the next query reopens it from the dataset."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
