@@ -104,8 +104,9 @@ class _Server(ThreadingHTTPServer):
         deadline = time.monotonic() + timeout
         while True:
             self.close_open_sockets()  # again: a connection accepted just before shutdown()
+            me = threading.current_thread()  # stop() from a handler must not wait for itself
             with self.lock:
-                running = [t for t in self.handler_threads if t.is_alive()]
+                running = [t for t in self.handler_threads if t.is_alive() and t is not me]
             if not running or time.monotonic() >= deadline:
                 return
             running[0].join(min(0.05, max(0.0, deadline - time.monotonic())))
@@ -121,12 +122,13 @@ class _BaseHandler(BaseHTTPRequestHandler):
         super().setup()
         with self.server.lock:
             self.server.open_sockets.add(self.connection)
-            self.server.handler_threads.add(threading.current_thread())
+            threads = self.server.handler_threads  # kept until they end: stop() joins them
+            threads.difference_update([t for t in threads if not t.is_alive()])
+            threads.add(threading.current_thread())
 
     def finish(self) -> None:
         with self.server.lock:
             self.server.open_sockets.discard(self.connection)
-            self.server.handler_threads.discard(threading.current_thread())
         try:
             super().finish()
         except OSError:
