@@ -31,10 +31,12 @@ sys.path.insert(0, str(HERE))
 
 import run  # noqa: E402 - benchmarks/run.py: the server and the sizes
 
+from posthog_pandas.query import MAX_PAGE_ROWS  # noqa: E402 - the keyset page size of ph.events
+
 VARIANTS = ("none", "half-frames", "no-frames", "no-cache")
 
 
-def expected_rows(variant: str, events: int, page_rows: int = 50_000) -> int:
+def expected_rows(variant: str, events: int, page_rows: int = MAX_PAGE_ROWS) -> int:
     """Rows a variant returns: `half-frames` keeps the first half of every keyset page."""
     if variant != "half-frames":
         return events

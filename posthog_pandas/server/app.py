@@ -286,9 +286,8 @@ class LocalPostHog:
         for server in self._servers:
             server.shutdown()
             server.server_close()
-            server.close_open_sockets()
         for server in self._servers:
-            server.wait_for_handlers(timeout=5)
+            server.wait_for_handlers(timeout=5)  # cuts the open connections first
         for thread in self._threads:
             thread.join(timeout=5)
         self._servers.clear()
