@@ -6,7 +6,8 @@ refused for personal keys (posthog-api.md §5). So:
   orders by a unique key (`ORDER BY timestamp, uuid`), else raises QueryError saying how to fix it.
 - Events are pulled with `ORDER BY timestamp, uuid` and `WHERE (timestamp, uuid) > (last)`,
   50,000 rows a page inside a fixed time range: ties at a page boundary are neither lost nor
-  repeated, unlike the events list's `before` cursor.
+  repeated, unlike the events list's `before` cursor. Each page also says `timestamp >= last`,
+  which the tuple implies, so the database skips the part of the range earlier pages read.
 """
 
 from __future__ import annotations
@@ -440,6 +441,11 @@ def events_query(
     """The HogQL for one keyset page of events; `last` is the previous page's (timestamp, uuid)."""
     clauses, values = flt.conditions()
     if last is not None:
+        # The tuple comparison alone prunes nothing: ClickHouse (ClickHouse/ClickHouse#75086)
+        # and DuckDB use no index, partition or zone map for `(a, b) > (x, y)`, so every page
+        # would read the whole time range again. The implied `timestamp >=` bound lets both
+        # skip what earlier pages returned.
+        clauses.append("timestamp >= toDateTime64({__last_ts}, 6, 'UTC')")
         clauses.append(
             "(timestamp, uuid) > (toDateTime64({__last_ts}, 6, 'UTC'), toUUID({__last_uuid}))"
         )

@@ -196,6 +196,10 @@ def test_events_page_boundaries_by_keyset(
     assert len(queries) == -(-len(server.dataset().events) // 997) + (
         1 if len(server.dataset().events) % 997 == 0 else 0
     )
+    # Every continuation also bounds timestamp alone: ClickHouse prunes nothing on the tuple.
+    bound = "timestamp >= toDateTime64({__last_ts}, 6, 'UTC') AND (timestamp, uuid) > "
+    assert bound not in (queries[0].hogql or "")
+    assert all(bound in (q.hogql or "") for q in queries[1:])
 
 
 def test_event_filters_are_applied_on_the_server(server: LocalPostHog, connect: Connect) -> None:
