@@ -299,10 +299,10 @@ def keyset_query(
         bound_values[placeholder] = last_row[index]
         literals.append(_typed_placeholder(placeholder, last.types[index]))
     key_list = ", ".join(keys)
-    sql = (
-        f"SELECT * FROM ({inner}) WHERE ({key_list}) > ({', '.join(literals)}) "
-        f"ORDER BY {key_list} LIMIT {limit}"
-    )
+    condition = f"({key_list}) > ({', '.join(literals)})"
+    if len(keys) > 1:  # the implied bound on the first key prunes; the tuple does not
+        condition = f"{keys[0]} >= {literals[0]} AND {condition}"
+    sql = f"SELECT * FROM ({inner}) WHERE {condition} ORDER BY {key_list} LIMIT {limit}"
     return sql, bound_values
 
 

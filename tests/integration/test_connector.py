@@ -258,6 +258,19 @@ def test_query_values_and_truncation_rules(server: LocalPostHog, connect: Connec
     every = ph.query("select uuid, timestamp from events order by timestamp, uuid limit 100000")
     assert len(every) == len(expected) and every["uuid"].is_unique
 
+    # Without LIMIT PostHog answers 100 rows; the rest come by keyset, each continuation also
+    # bounding the first key alone (ClickHouse prunes nothing on the tuple comparison).
+    paged = ph.query("select uuid, timestamp from events order by timestamp, uuid")
+    assert paged["uuid"].tolist() == expected["uuid"].tolist()
+    first, continuation = [r.hogql or "" for r in server.requests if r.path.endswith("/query/")][
+        -2:
+    ]
+    assert "__keyset" not in first
+    assert continuation.startswith(
+        "SELECT * FROM (select uuid, timestamp from events) WHERE timestamp >= "
+        "toDateTime64({__keyset_0}, 6, 'UTC') AND (timestamp, uuid) > "
+    )
+
 
 def test_an_explicit_limit_is_a_complete_answer(server: LocalPostHog, connect: Connect) -> None:
     ph = connect(cache=False)
