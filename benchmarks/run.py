@@ -201,7 +201,14 @@ class Spec:
     checks_ids: bool = True
 
 
-def run_system(spec: Spec, server: Server, out: Path, tag: str, timeout: float) -> Result:
+def run_system(
+    spec: Spec,
+    server: Server,
+    out: Path,
+    tag: str,
+    timeout: float,
+    extra_env: dict[str, str] | None = None,
+) -> Result:
     info = server.info
     command = [
         spec.python, str(SYSTEMS / spec.script),
@@ -212,7 +219,12 @@ def run_system(spec: Spec, server: Server, out: Path, tag: str, timeout: float) 
     if spec.system != "warm-up":
         COMMANDS.setdefault((spec.system, spec.workload), redact(command, info["api_key"]))
     server_before = server.cpu_seconds()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **(extra_env or {}),
+    }
     for name in ("POSTHOG_PERSONAL_API_KEY", "POSTHOG_HOST", "POSTHOG_PROJECT_ID"):
         env.pop(name, None)
     try:

@@ -109,3 +109,22 @@ def test_a_system_reports_its_own_peak_not_the_runners(tmp_path: Path) -> None:
     del ballast
     # a bare interpreter is ~10-30 MB; ru_maxrss would have said 300+ here
     assert float(done.stdout) < 100
+
+
+def test_a_clock_told_a_start_instant_starts_no_sooner() -> None:
+    # benchmarks/overlap.py starts two processes together this way; without the variable a
+    # clock starts at once (every other harness run).
+    import subprocess
+
+    systems = RUN_PY.parent / "systems"
+    code = (
+        "import os, time, _common\n"
+        "at = time.time() + 0.3\n"
+        "os.environ[_common.START_AT_VARIABLE] = repr(at)\n"
+        "clock = _common.Clock()\n"
+        "print(time.time() >= at, clock.seconds is None)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=systems
+    )
+    assert done.stdout.split() == ["True", "True"]

@@ -78,3 +78,32 @@ def test_quick_ablation_runs_every_variant_with_its_row_count() -> None:
         "none", "half-frames", "no-frames", "no-cache",
     ]  # fmt: skip
     assert lines[1].split()[2] == "1.000x"  # each ratio is to `none` of the same round
+
+
+@pytest.mark.integration
+def test_quick_overlap_runs_every_measure_against_the_raw_transfer() -> None:
+    # overlap.py exits non-zero when a pull loses rows; each ratio is to the round's raw
+    # transfer alone, so that row reads exactly 1.000x, and "overlapped" is the later of the
+    # two runs started together, so it is never below either of them.
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "overlap.py"), "--quick"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].split()[:2] == ["measure", "median"]
+    walls = {line[:46].strip(): float(line[46:].split()[0]) for line in lines[1:]}
+    assert list(walls) == [
+        "cold pull",
+        "client's own work (pages from cache)",
+        "raw transfer",
+        "own work, run together with the raw transfer",
+        "raw transfer, run together with own work",
+        "overlapped (the later of those two)",
+    ]
+    assert lines[3].split()[-2] == "1.000x"
+    assert walls["overlapped (the later of those two)"] == max(
+        walls["own work, run together with the raw transfer"],
+        walls["raw transfer, run together with own work"],
+    )
+    assert "round 1/1" in done.stderr

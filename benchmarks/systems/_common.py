@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -71,10 +72,18 @@ def cpu_seconds() -> float:
 _stopped: list[Clock] = []  # the clock of this run, once stopped: emit() reports its CPU
 
 
+#: Epoch seconds at which a clock starts (after waiting), so that two processes launched
+#: together by benchmarks/overlap.py start their measured work at the same instant.
+START_AT_VARIABLE = "PP_BENCH_START_AT"
+
+
 class Clock:
     """Wall time, and the CPU time spent meanwhile, from construction to `stop()`."""
 
     def __init__(self) -> None:
+        start_at = os.environ.get(START_AT_VARIABLE)
+        if start_at:
+            time.sleep(max(0.0, float(start_at) - time.time()))
         self.cpu_started = cpu_seconds()
         self.started = time.perf_counter()
         self.seconds: float | None = None
