@@ -18,10 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -81,11 +79,7 @@ def report(walls: dict[str, list[float]]) -> list[str]:
     """One line per variant: median wall and median of per-round ratios to `none`."""
     lines = [f"{'variant':12}  {'median wall (s)':>15}  {'vs none':>8}  range"]
     for variant, values in walls.items():
-        ratios = [v / base for v, base in zip(values, walls["none"], strict=True)]
-        lines.append(
-            f"{variant:12}  {statistics.median(values):15.3f}  "
-            f"{statistics.median(ratios):7.3f}x  {min(ratios):.2f}-{max(ratios):.2f}x"
-        )
+        lines.append(f"{variant:12}  {run.median_and_ratio(values, walls['none'])}")
     return lines
 
 
@@ -97,18 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     sizes = run.QUICK if args.quick else run.FULL
     runs = args.runs or (1 if args.quick else 10)
-    with tempfile.TemporaryDirectory(prefix="pp-ablation-") as tmp:
-        out = Path(tmp)
-        server = run.Server(out, sizes["persons"], sizes["events"], args.seed)
-        try:
-            pull(server, "none", out, sizes["events"])  # untimed: first queries are slower
-            walls: dict[str, list[float]] = {v: [] for v in VARIANTS}
-            for round_ in range(1, runs + 1):
-                for variant in VARIANTS:
-                    walls[variant].append(pull(server, variant, out, sizes["events"]))
-                    run.log(f"round {round_}/{runs} {variant}: {walls[variant][-1]:.3f} s")
-        finally:
-            server.stop()
+    with run.temporary_server("pp-ablation-", sizes, args.seed) as (server, out):
+        pull(server, "none", out, sizes["events"])  # untimed: first queries are slower
+        walls: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        for round_ in range(1, runs + 1):
+            for variant in VARIANTS:
+                walls[variant].append(pull(server, variant, out, sizes["events"]))
+                run.log(f"round {round_}/{runs} {variant}: {walls[variant][-1]:.3f} s")
     print("\n".join(report(walls)))
     return 0
 

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -110,14 +108,10 @@ def one_round(server: run.Server, out: Path, round_: int) -> list[float]:
 
 def report(rounds: list[list[float]]) -> list[str]:
     """One line per measure: median wall and median of per-round ratios to the raw transfer."""
-    lines = [f"{'measure':46}  {'median wall (s)':>15}  {'vs raw':>7}  range"]
+    lines = [f"{'measure':46}  {'median wall (s)':>15}  {'vs raw':>8}  range"]
+    floors = [r[2] for r in rounds]
     for i, name in enumerate(MEASURES):
-        walls = [r[i] for r in rounds]
-        ratios = [r[i] / r[2] for r in rounds]
-        lines.append(
-            f"{name:46}  {statistics.median(walls):15.3f}  "
-            f"{statistics.median(ratios):6.3f}x  {min(ratios):.2f}-{max(ratios):.2f}x"
-        )
+        lines.append(f"{name:46}  {run.median_and_ratio([r[i] for r in rounds], floors)}")
     return lines
 
 
@@ -145,19 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     sizes = run.QUICK if args.quick else run.FULL
     runs = args.runs or (1 if args.quick else 8)
-    with tempfile.TemporaryDirectory(prefix="pp-overlap-") as tmp:
-        out = Path(tmp)
-        server = run.Server(out, sizes["persons"], sizes["events"], args.seed)
-        try:
-            with pinned(server) if args.pin else nullcontext():
-                one_round(server, out, 0)  # untimed: the first queries of a server are slower
-                rounds = []
-                for round_ in range(1, runs + 1):
-                    rounds.append(one_round(server, out, round_))
-                    walls = ", ".join(f"{w:.3f}" for w in rounds[-1])
-                    run.log(f"round {round_}/{runs}: {walls} s")
-        finally:
-            server.stop()
+    with run.temporary_server("pp-overlap-", sizes, args.seed) as (server, out):
+        with pinned(server) if args.pin else nullcontext():
+            one_round(server, out, 0)  # untimed: the first queries of a server are slower
+            rounds = []
+            for round_ in range(1, runs + 1):
+                rounds.append(one_round(server, out, round_))
+                walls = ", ".join(f"{w:.3f}" for w in rounds[-1])
+                run.log(f"round {round_}/{runs}: {walls} s")
     print("\n".join(report(rounds)))
     return 0
 

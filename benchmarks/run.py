@@ -21,8 +21,10 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,6 +161,30 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+@contextmanager
+def temporary_server(
+    prefix: str, sizes: dict[str, int], seed: int
+) -> Iterator[tuple[Server, Path]]:
+    """A server of `sizes` with a scratch folder for its data and the runs' files, both removed
+    afterwards (benchmarks/ablation.py and overlap.py)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        out = Path(tmp)
+        server = Server(out, sizes["persons"], sizes["events"], seed)
+        try:
+            yield server, out
+        finally:
+            server.stop()
+
+
+def median_and_ratio(walls: Sequence[float], bases: Sequence[float]) -> str:
+    """Median wall, then the median and range of the per-round ratios `walls / bases`."""
+    ratios = [w / b for w, b in zip(walls, bases, strict=True)]
+    return (
+        f"{statistics.median(walls):15.3f}  "
+        f"{statistics.median(ratios):7.3f}x  {min(ratios):.2f}-{max(ratios):.2f}x"
+    )
 
 
 # -- running one system --------------------------------------------------------------------------

@@ -67,11 +67,7 @@ def test_quick_benchmark_runs_and_posthog_pandas_rows_are_correct(tmp_path: Path
 def test_quick_ablation_runs_every_variant_with_its_row_count() -> None:
     # ablation.py exits non-zero when a variant shows it did not take effect (rows: 5,000 of
     # 10,000 for half-frames; one column for no-frames; no cached frame for no-cache).
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "ablation.py"), "--quick"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = _run_quick("ablation.py")
     lines = done.stdout.strip().splitlines()
     assert lines[0].split()[:2] == ["variant", "median"]
     assert [line.split()[0] for line in lines[1:]] == [
@@ -85,11 +81,7 @@ def test_quick_overlap_runs_every_measure_against_the_raw_transfer() -> None:
     # overlap.py exits non-zero when a pull loses rows; each ratio is to the round's raw
     # transfer alone, so that row reads exactly 1.000x, and "overlapped" is the later of the
     # two runs started together, so it is never below either of them.
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "overlap.py"), "--quick"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = _run_quick("overlap.py")
     lines = done.stdout.strip().splitlines()
     assert lines[0].split()[:2] == ["measure", "median"]
     walls = {line[:46].strip(): float(line[46:].split()[0]) for line in lines[1:]}
@@ -107,3 +99,13 @@ def test_quick_overlap_runs_every_measure_against_the_raw_transfer() -> None:
         walls["raw transfer, run together with own work"],
     )
     assert "round 1/1" in done.stderr
+
+
+def _run_quick(script: str) -> subprocess.CompletedProcess[str]:
+    """benchmarks/<script> --quick, which must exit 0 (each script checks its own results)."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
