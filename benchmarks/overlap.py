@@ -1,7 +1,7 @@
 """How close a W2 cold pull could get to the raw transfer if its work overlapped perfectly.
 
     python benchmarks/overlap.py              # 200,000 events, 8 rounds
-    python benchmarks/overlap.py --pin        # server on CPU 0, every client on CPU 1
+    python benchmarks/overlap.py --pin        # the server on one CPU, every client on another
     python benchmarks/overlap.py --quick      # 10,000 events, 1 round: a smoke test
 
 A cold pull is a chain: the server computes a page, the client reads and decodes it, sends the
@@ -14,7 +14,7 @@ the same instant (`PP_BENCH_START_AT`), so they share the machine as a perfectly
 would, with nothing waiting on anything. It prints each measure's median wall and the median of
 its per-round ratios to that round's raw transfer alone.
 
-With `--pin` the server runs on CPU 0 and the clients on CPU 1: no sharing of cores between
+With `--pin` the server runs on one CPU and the clients on another: no sharing of cores between
 the two sides, so what remains between the cold pull and the bound is the chain itself (the
 first page, which the client waits for; the decode between a response and the next request;
 the last page's frame, which the server waits for).
@@ -68,8 +68,14 @@ def specs(out: Path, round_: int) -> tuple[run.Spec, run.Spec, run.Spec]:
         "posthog_pandas_sys.py",
         ["--cache-dir", str(cache), "--mode", "rebuild"],
     )
-    raw = run.Spec(run.RAW, "W2", run.PYTHON, "raw_transfer.py", ["--replay", str(requests_log)],
-                   checks_ids=False)  # fmt: skip
+    raw = run.Spec(
+        run.RAW,
+        "W2",
+        run.PYTHON,
+        "raw_transfer.py",
+        ["--replay", str(requests_log)],
+        checks_ids=False,
+    )
     return cold, rebuild, raw
 
 
@@ -94,6 +100,8 @@ def together(server: run.Server, out: Path, tag: str, *pair: run.Spec) -> list[f
         thread.start()
     for thread in threads:
         thread.join()
+    if any(r is None for r in results):
+        raise SystemExit("a run started together with another did not finish")
     return [wall(r) for r in results if r is not None]
 
 
@@ -117,13 +125,17 @@ def report(rounds: list[list[float]]) -> list[str]:
 
 @contextmanager
 def pinned(server: run.Server) -> Iterator[None]:
-    """The server's threads on CPU 0, this process (and so every client it starts) on CPU 1."""
-    if len(os.sched_getaffinity(0)) < 2:
-        raise SystemExit("--pin needs two CPUs this process may run on")
+    """The server's threads on one CPU, this process (and so every client it starts) on another.
+
+    The first two CPUs this process may use; the others stay idle.
+    """
     mine = os.sched_getaffinity(0)
+    if len(mine) < 2:
+        raise SystemExit("--pin needs two CPUs this process may run on; it may use one")
+    server_cpu, client_cpu = sorted(mine)[:2]
     for task in Path(f"/proc/{server.proc.pid}/task").iterdir():
-        os.sched_setaffinity(int(task.name), {0})
-    os.sched_setaffinity(0, {1})
+        os.sched_setaffinity(int(task.name), {server_cpu})
+    os.sched_setaffinity(0, {client_cpu})
     try:
         yield
     finally:
@@ -134,7 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="10,000 events, 1 round (smoke test)")
     p.add_argument("--runs", type=int, help="rounds (default 8; 1 with --quick)")
-    p.add_argument("--pin", action="store_true", help="server on CPU 0, clients on CPU 1")
+    p.add_argument(
+        "--pin", action="store_true", help="the server on one CPU, the clients on another"
+    )
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
     sizes = run.QUICK if args.quick else run.FULL
