@@ -261,13 +261,16 @@ def _utc(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, tz=UTC)
 
 
-def _human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+def human_bytes(n: int) -> str:
+    """A byte count for people, in powers of 1,000: "999 bytes", "1.2 kB", "183.2 MB"."""
+    if n < 1000:
+        return f"{n} bytes"
+    size = n / 1000
+    for unit in ("kB", "MB"):
+        if round(size, 1) < 1000:  # 999,999 bytes is "1.0 MB", not "1000.0 kB"
+            return f"{size:.1f} {unit}"
         size /= 1000
-    raise AssertionError("unreachable")
+    return f"{size:.1f} GB"
 
 
 def _when(value: datetime | None) -> str:
@@ -317,7 +320,7 @@ class CacheInfo:
 
     def _summary(self) -> str:
         return (
-            f"{self.entries} entries ({self.expired} expired), {_human_bytes(self.bytes)}, "
+            f"{self.entries} entries ({self.expired} expired), {human_bytes(self.bytes)}, "
             f"oldest {_when(self.oldest)}, newest {_when(self.newest)}"
         )
 
@@ -327,7 +330,7 @@ class CacheInfo:
         for name in sorted(self.resources):
             r = self.resources[name]
             lines.append(
-                f"  {name:<{width}}  {r.entries:>6} entries  {_human_bytes(r.bytes):>9}"
+                f"  {name:<{width}}  {r.entries:>6} entries  {human_bytes(r.bytes):>9}"
                 f"  newest {_when(r.newest)}"
             )
         return "\n".join(lines)

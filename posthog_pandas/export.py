@@ -59,6 +59,7 @@ import pyarrow.parquet as pq
 
 from posthog_pandas._gc import paused_gc
 from posthog_pandas._pagination import prefetch
+from posthog_pandas.cache import human_bytes
 from posthog_pandas.exceptions import ConfigurationError, PostHogError
 from posthog_pandas.frames import (
     SCHEMAS,
@@ -138,18 +139,9 @@ class ExportSummary:
         where = self.path.name + ("/" if self.format == "parquet-dataset" else "")
         files = f", {self.files:,} files" if self.format == "parquet-dataset" else ""
         return (
-            f"Wrote {self.rows:,} rows ({_human_bytes(self.bytes)}{files}) to {where} "
+            f"Wrote {self.rows:,} rows ({human_bytes(self.bytes)}{files}) to {where} "
             f"in {self.seconds:.1f} s"
         )
-
-
-def _human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{n:,} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
 
 
 # -- target ----------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from posthog_pandas.cache import (
     compress_body,
     decompress_body,
     default_cache_dir,
+    human_bytes,
     normalize_url,
     redact_url,
 )
@@ -1038,3 +1039,16 @@ def test_report_throughput_of_1mb_pages(tmp_path: Path) -> None:
             f"get {n / get_s:.0f}/s ({n / get_s:.0f} MB/s)"
         )
     s.close()
+
+
+def test_human_bytes_in_powers_of_1000_rounding_up_a_unit() -> None:
+    # shared by CacheInfo and the export summary
+    assert [human_bytes(n) for n in (0, 999, 1000, 999_949, 999_999, 183_200_000)] == [
+        "0 bytes",
+        "999 bytes",
+        "1.0 kB",
+        "999.9 kB",
+        "1.0 MB",
+        "183.2 MB",
+    ]
+    assert [human_bytes(n) for n in (999_999_999, 5 * 10**12)] == ["1.0 GB", "5000.0 GB"]
