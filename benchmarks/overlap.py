@@ -25,9 +25,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -47,6 +47,7 @@ MEASURES = (
     "overlapped (the later of those two)",
 )
 START_DELAY = 2.0  # seconds for both processes to import everything before the common start
+TIMEOUT = 600.0  # seconds one run may take
 
 
 def specs(out: Path, round_: int) -> tuple[run.Spec, run.Spec, run.Spec]:
@@ -90,26 +91,18 @@ def wall(result: run.Result) -> float:
 def together(server: run.Server, out: Path, tag: str, *pair: run.Spec) -> list[float]:
     """Run the specs in parallel processes whose clocks start at the same instant."""
     start = {_common.START_AT_VARIABLE: f"{time.time() + START_DELAY:.6f}"}
-    results: list[run.Result | None] = [None] * len(pair)
-
-    def one(i: int) -> None:
-        results[i] = run.run_system(pair[i], server, out, tag, 600, extra_env=start)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(pair))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if any(r is None for r in results):
-        raise SystemExit("a run started together with another did not finish")
-    return [wall(r) for r in results if r is not None]
+    with ThreadPoolExecutor(len(pair)) as pool:
+        results = pool.map(
+            lambda spec: run.run_system(spec, server, out, tag, TIMEOUT, extra_env=start), pair
+        )
+        return [wall(r) for r in results]
 
 
 def one_round(server: run.Server, out: Path, round_: int) -> list[float]:
     """The walls of one round, in the order of MEASURES."""
     cold, rebuild, raw = specs(out, round_)
     tag = f"o{round_}"
-    alone = [wall(run.run_system(spec, server, out, tag, 600)) for spec in (cold, rebuild, raw)]
+    alone = [wall(run.run_system(s, server, out, tag, TIMEOUT)) for s in (cold, rebuild, raw)]
     own, floor = together(server, out, tag, rebuild, raw)
     return [*alone, own, floor, max(own, floor)]
 
