@@ -31,6 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         legacy=args.legacy,
         port=args.port,
+        timezone=args.timezone,
     )
     srv.start()
     print(f"Local PostHog listening on {srv.url}")
@@ -53,6 +54,9 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--events", type=int, default=20000, help="events to generate")
     p.add_argument("--seed", type=int, default=42, help="seed of the generated data and key")
     p.add_argument("--legacy", action="store_true", help="also accept Basic auth and old routes")
+    p.add_argument(
+        "--timezone", default="UTC", help="the projects' timezone (IANA name, e.g. Asia/Kolkata)"
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from posthog_pandas.server.auth import ApiKey
 from posthog_pandas.server.data import Dataset
@@ -210,13 +211,31 @@ def _parse_start(start: str | datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _check_timezone(name: str) -> str:
+    """An IANA zone name, as PostHog's Team.timezone holds (e.g. "America/Los_Angeles")."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"timezone={name!r} is not an IANA time zone; use a name like 'UTC', "
+            "'America/Los_Angeles' or 'Asia/Kolkata'."
+        ) from None
+    return name
+
+
 class LocalPostHog:
     """An embedded PostHog-compatible HTTP server with deterministic demo data.
 
     >>> with LocalPostHog(persons=500, events=5000) as srv:  # doctest: +SKIP
     ...     requests.get(f"{srv.url}/api/projects/1/persons/",
     ...                  headers={"Authorization": f"Bearer {srv.api_key}"})
+
+    `timezone` is every project's Team.timezone (default `default_timezone`, "UTC"): as in
+    PostHog, HogQL reads DateTime columns in that zone (day functions group by local day,
+    results carry its offset), while REST lists keep UTC timestamps.
     """
+
+    default_timezone: ClassVar[str] = "UTC"  # the test suite may switch it (tests/conftest.py)
 
     def __init__(
         self,
@@ -231,9 +250,11 @@ class LocalPostHog:
         days: int = 30,
         *,
         port: int = 0,
+        timezone: str | None = None,
     ) -> None:
         self.api_key = default_key(seed)
         self.project_id = 1
+        self.timezone = _check_timezone(timezone or self.default_timezone)
         self._port = port
         all_keys = [ApiKey(self.api_key), *(keys or [])]
         self._state = ServerState(
@@ -246,6 +267,7 @@ class LocalPostHog:
             users=users or {},
             legacy=legacy,
             faults=faults,
+            timezone=self.timezone,
         )
         self._log: list[LoggedRequest] = []
         self._foreign_log: list[ForeignRequest] = []

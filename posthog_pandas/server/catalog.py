@@ -142,12 +142,15 @@ def _flags(ds: Dataset, rng: np.random.Generator) -> None:
 
 
 def _trend(ds: Dataset, event: str) -> dict[str, Any]:
-    """One TrendsQuery series: daily totals of `event`, computed from the events."""
+    """One TrendsQuery series: daily totals of `event` from `date_from` on, computed from the
+    events. PostHog counts the project's local days (an event at 02:00 UTC is on the previous
+    day in Los Angeles); events before local midnight of `date_from` are outside the range."""
     ts = ds.events.loc[ds.events["event"] == event, "timestamp"]
-    start = pd.Timestamp(ds.start)
-    day = ((ts - start) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
-    data = np.bincount(day, minlength=ds.days)[: ds.days].tolist()
-    dates = [ds.start + timedelta(days=d) for d in range(ds.days)]
+    local_days = ts.dt.tz_convert(ds.timezone).dt.tz_localize(None).dt.normalize()
+    first = pd.Timestamp(ds.start.date())
+    day = ((local_days - first) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
+    data = np.bincount(day[(day >= 0) & (day < ds.days)], minlength=ds.days).tolist()
+    dates = [ds.start.date() + timedelta(days=d) for d in range(ds.days)]
     return {
         "action": {"id": event, "type": "events", "order": 0, "name": event, "math": "total"},
         "label": event,
@@ -201,7 +204,7 @@ def _insights(ds: Dataset) -> None:
                 "effective_restriction_level": 21,
                 "effective_privilege_level": 37,
                 "user_access_level": "editor",
-                "timezone": "UTC",
+                "timezone": ds.timezone,
                 "is_cached": True,
                 "query_status": None,
                 "hogql": None,

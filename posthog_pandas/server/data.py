@@ -63,6 +63,7 @@ class Dataset:
     events: pd.DataFrame  # uuid, event, distinct_id, timestamp, properties (JSON), ...
     groups: pd.DataFrame  # group_type_index, group_key, group_properties (dict), created_at
     cohort_people: pd.DataFrame  # cohort_id, person_id
+    timezone: str = "UTC"  # the project's Team.timezone (insights count its local days)
     group_types: list[dict[str, Any]] = field(default_factory=list)
     cohorts: list[dict[str, Any]] = field(default_factory=list)
     feature_flags: list[dict[str, Any]] = field(default_factory=list)
@@ -300,8 +301,10 @@ def generate_dataset(
     events: int,
     start: datetime,
     days: int,
+    timezone: str = "UTC",
 ) -> Dataset:
-    """Deterministic data for one project: the same (seed, project_id) gives the same rows."""
+    """Deterministic data for one project: the same (seed, project_id) gives the same rows
+    whatever its timezone (only the insights' local-day counts depend on it)."""
     from posthog_pandas.server.catalog import build_catalog
 
     rng = np.random.default_rng([seed, project_id])
@@ -329,6 +332,7 @@ def generate_dataset(
         cohort_people=pd.DataFrame(
             {"cohort_id": pd.array([], dtype="Int64"), "person_id": pd.array([], dtype="string")}
         ),
+        timezone=timezone,
     )
     build_catalog(ds, rng)
     return ds
@@ -422,9 +426,18 @@ class ProjectStore:
     """One project's dataset and DuckDB connection, built once on first use."""
 
     def __init__(
-        self, project_id: int, *, seed: int, persons: int, events: int, start: datetime, days: int
+        self,
+        project_id: int,
+        *,
+        seed: int,
+        persons: int,
+        events: int,
+        start: datetime,
+        days: int,
+        timezone: str = "UTC",
     ) -> None:
         self.project_id = project_id
+        self.timezone = timezone
         self._seed, self._persons, self._events = seed, persons, events
         self._start, self._days = start, days
         self._lock = threading.Lock()
@@ -450,6 +463,7 @@ class ProjectStore:
                     events=self._events,
                     start=self._start,
                     days=self._days,
+                    timezone=self.timezone,
                 )
             if self._conn is None:  # first use, or reopened after close()
                 self._conn = load_duckdb(self._dataset)

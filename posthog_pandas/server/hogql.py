@@ -26,9 +26,18 @@ Supported subset (anything else raises `HogQLError` naming the unsupported thing
 | Placeholders  | `{name}` filled from `values` as sqlglot-built literals (never text splicing)  |
 | LIMIT         | none -> 100 (default_limit); above 50,000 -> 50,000; OFFSET rejected           |
 
-Result values: DateTime -> "2024-01-05T10:00:00Z" (".123000Z" only when sub-second part
-is non-zero, like Python's isoformat), Date -> "2024-01-05", numbers as numbers, NULL -> None,
-arrays as lists. The conversion runs inside DuckDB (a wrapping SELECT), not a Python loop.
+Project timezone: like PostHog's printer, which wraps every DateTime field in
+`toTimeZone(field, team.timezone)`, DateTime columns are read in the project's timezone (the
+query runs with DuckDB's TimeZone set to it): toDate/toStartOfDay/toHour... group by local day
+and hour, strings compared with a DateTime and `toDateTime('...')` without a zone are local
+wall times, `today()` stays the UTC date (a ClickHouse server function), and DateTime types
+read `DateTime64(6, '<zone>')`.
+
+Result values: DateTime -> "2024-01-05T10:00:00Z" in UTC projects, "2024-01-05T02:00:00-08:00"
+in the project's offset otherwise (PostHog's orjson renderer with OPT_UTC_Z: any zero offset is
+"Z"; ".123000" only when the sub-second part is non-zero), Date -> "2024-01-05", numbers as
+numbers, NULL -> None, arrays as lists. The conversion runs inside DuckDB (a wrapping SELECT),
+not a Python loop.
 Known gaps against ClickHouse: LEFT JOIN misses are NULL (not type defaults); concat skips
 NULLs; JOIN ... USING, ANY/ASOF joins and correlated subqueries are rejected; function
 argument types are tracked statically, so e.g. toString(x) of a datetime whose type cannot
@@ -70,6 +79,7 @@ OFFSET_NOT_ALLOWED_MESSAGE = (
 )
 
 _PLACEHOLDER_PREFIX = "__hogql_placeholder_"
+_ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-/]*$")
 
 
 class HogQLError(Exception):
@@ -318,10 +328,13 @@ def _value_literal(name: str, value: Any) -> exp.Expression:
     if isinstance(value, str):
         return exp.Literal.string(value)
     if isinstance(value, datetime):
+        # The same instant in any project timezone (PostHog prints toDateTime64(.., 6, tz));
+        # naive values are UTC, as on PostHog's servers.
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
         text = value.isoformat(sep=" ", timespec="microseconds")
-        return exp.Anonymous(this="toDateTime", expressions=[exp.Literal.string(text)])
+        args = [exp.Literal.string(text), exp.Literal.number(6), exp.Literal.string("UTC")]
+        return exp.Anonymous(this="toDateTime64", expressions=args)
     if isinstance(value, date):
         return exp.Anonymous(this="toDate", expressions=[exp.Literal.string(value.isoformat())])
     if isinstance(value, list | tuple | set | frozenset):
@@ -861,20 +874,25 @@ def _expand_tuple_comparison(node: exp.Expression) -> exp.Expression:
 
 # ---- results -------------------------------------------------------------------------------
 
-_ISO = "'%Y-%m-%dT%H:%M:%SZ'"
-_ISO_US = "'%Y-%m-%dT%H:%M:%S.%fZ'"
+_ISO = "%Y-%m-%dT%H:%M:%S"
+# DuckDB's %z is "-08" or "+05:30"; PostHog writes "-08:00", and "Z" for any zero offset.
+_OFFSET = "replace(rpad(strftime({ts}, '%z'), 6, ':00'), '+00:00', 'Z')"
 
 
-def _present(col: str, type_id: str, child: Any) -> str:
-    """DuckDB SQL turning column `col` into its JSON-ready form."""
+def _present(col: str, type_id: str, child: Any, utc: bool = True) -> str:
+    """DuckDB SQL turning column `col` into its JSON-ready form; DateTimes carry the session
+    timezone's offset (a literal "Z" when `utc`: no per-row offset to compute)."""
     if type_id in ("timestamp with time zone", "timestamp", "timestamp_s", "timestamp_ms"):
-        ts = col if type_id.startswith("timestamp w") else f"CAST({col} AS TIMESTAMP)"
-        return (
-            f"CASE WHEN date_trunc('second', {ts}) = {ts} THEN strftime({ts}, {_ISO}) "
-            f"ELSE strftime({ts}, {_ISO_US}) END"
+        # a zone-less timestamp is a wall time in the project's timezone
+        ts = col if type_id.startswith("timestamp w") else f"CAST({col} AS TIMESTAMPTZ)"
+        z = "Z" if utc else ""
+        shown = (
+            f"CASE WHEN date_trunc('second', {ts}) = {ts} THEN strftime({ts}, '{_ISO}{z}') "
+            f"ELSE strftime({ts}, '{_ISO}.%f{z}') END"
         )
+        return shown if utc else f"{shown} || {_OFFSET.format(ts=ts)}"
     if type_id == "timestamp_ns":
-        return _present(f"CAST({col} AS TIMESTAMP)", "timestamp", None)
+        return _present(f"CAST({col} AS TIMESTAMP)", "timestamp", None, utc)
     if type_id == "date":
         return f"strftime({col}, '%Y-%m-%d')"
     if type_id == "decimal":
@@ -882,12 +900,19 @@ def _present(col: str, type_id: str, child: Any) -> str:
     if type_id in ("uuid", "interval", "time", "blob", "json", "time with time zone"):
         return f"CAST({col} AS VARCHAR)"
     if type_id == "list" and child is not None:
-        inner = _present("__x", child.id, _child(child))
+        inner = _present("__x", child.id, _child(child), utc)
         if inner != "__x":
             return f"list_transform({col}, lambda __x: {inner})"
     return col
 
 
+_TIMESTAMP_TYPES = (
+    "timestamp with time zone",
+    "timestamp",
+    "timestamp_s",
+    "timestamp_ms",
+    "timestamp_ns",
+)
 _SCALAR_TYPES = {
     "varchar": "String",
     "bigint": "Int64",
@@ -904,11 +929,7 @@ _SCALAR_TYPES = {
     "float": "Float32",
     "decimal": "Float64",
     "boolean": "Bool",
-    "timestamp with time zone": "DateTime64(6, 'UTC')",
-    "timestamp": "DateTime64(6, 'UTC')",
-    "timestamp_s": "DateTime64(6, 'UTC')",
-    "timestamp_ms": "DateTime64(6, 'UTC')",
-    "timestamp_ns": "DateTime64(6, 'UTC')",
+    **dict.fromkeys(_TIMESTAMP_TYPES, "DateTime64(6, 'UTC')"),
     "date": "Date",
     "uuid": "UUID",
     "json": "String",
@@ -917,10 +938,12 @@ _SCALAR_TYPES = {
 }
 
 
-def _ch_type(type_id: str, child: Any, override: str | None) -> str:
+def _ch_type(type_id: str, child: Any, override: str | None, timezone: str = "UTC") -> str:
     if type_id == "list":
-        inner = _ch_type(child.id, _child(child), None) if child else "Nothing"
+        inner = _ch_type(child.id, _child(child), None, timezone) if child else "Nothing"
         return f"Array({inner})"
+    if type_id in _TIMESTAMP_TYPES:  # toTimeZone(field, tz) has the type DateTime64(6, tz)
+        return f"DateTime64(6, '{timezone}')"
     base = _SCALAR_TYPES.get(type_id, "String")
     if override is None:
         return base
@@ -937,7 +960,7 @@ def _ch_type(type_id: str, child: Any, override: str | None) -> str:
 class HogQLEngine:
     """Runs HogQL queries on a DuckDB connection holding the server's five tables.
 
-    Thread-safe: each `run` uses its own cursor, pinned to TimeZone 'UTC'.
+    Thread-safe: each `run` uses its own cursor, pinned to the project's `timezone`.
     """
 
     def __init__(
@@ -947,8 +970,12 @@ class HogQLEngine:
         default_limit: int = 100,
         max_limit: int = 50_000,
         now: Callable[[], datetime] | None = None,
+        timezone: str = "UTC",
     ):
+        if not _ZONE_NAME.match(timezone):  # it is spliced into SET TimeZone below
+            raise ValueError(f"timezone={timezone!r} is not an IANA time zone name")
         self._conn = conn
+        self.timezone = timezone
         self.default_limit = default_limit
         self.max_limit = max_limit
         self._now = now or (lambda: datetime.now(UTC))
@@ -985,12 +1012,14 @@ class HogQLEngine:
         sql = translated.node.sql(dialect="duckdb")
         cur = self._conn.cursor()
         try:
-            cur.execute("SET TimeZone = 'UTC'")
+            cur.execute(f"SET TimeZone = '{self.timezone}'")
+            utc = self.timezone in ("UTC", "Etc/UTC")
             try:
                 dtypes = cur.sql(sql).types  # binds without running
                 names = [f"c{i}" for i in range(len(dtypes))]
                 shown = ", ".join(
-                    _present(f'"{n}"', t.id, _child(t)) for n, t in zip(names, dtypes, strict=True)
+                    _present(f'"{n}"', t.id, _child(t), utc)
+                    for n, t in zip(names, dtypes, strict=True)
                 )
                 wrapper = f"SELECT {shown} FROM ({sql}) AS __hogql({', '.join(names)})"
                 rows = cur.execute(wrapper).fetchall()
@@ -1000,7 +1029,7 @@ class HogQLEngine:
             cur.close()
 
         types = [
-            _ch_type(t.id, _child(t), override)
+            _ch_type(t.id, _child(t), override, self.timezone)
             for t, override in zip(dtypes, translated.ch_types, strict=True)
         ]
         return HogQLResult(

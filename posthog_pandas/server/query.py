@@ -28,11 +28,12 @@ class _Engine(Protocol):
     def run(self, query: str, values: dict[str, Any] | None = None) -> _Result: ...
 
 
-def create_engine(conn: duckdb.DuckDBPyConnection) -> _Engine:
-    """The HogQL engine over one DuckDB cursor (tests may monkeypatch this factory)."""
+def create_engine(conn: duckdb.DuckDBPyConnection, timezone: str = "UTC") -> _Engine:
+    """The HogQL engine over one DuckDB cursor, reading DateTimes in the project's timezone
+    (tests may monkeypatch this factory)."""
     from posthog_pandas.server.hogql import HogQLEngine
 
-    engine: _Engine = HogQLEngine(conn)
+    engine: _Engine = HogQLEngine(conn, timezone=timezone)
     return engine
 
 
@@ -70,7 +71,7 @@ def query_endpoint(ctx: Context) -> Response:
     try:
         cur = ctx.store.cursor()
         try:
-            result = create_engine(cur).run(text, values)
+            result = create_engine(cur, ctx.store.timezone).run(text, values)
         except HogQLError as exc:
             raise ApiError(400, "validation_error", exc.code, exc.detail) from None
         finally:

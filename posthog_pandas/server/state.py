@@ -40,14 +40,22 @@ class ServerState:
         users: dict[str, str],
         legacy: bool,
         faults: Faults | None,
+        timezone: str = "UTC",
     ) -> None:
         self.seed = seed
         self.legacy = legacy
+        self.timezone = timezone
         self.keyring = KeyRing(keys, users, legacy)
         ids = {1} | {p for k in keys for p in k.project_ids}
         self.projects = {
             pid: ProjectStore(
-                pid, seed=seed, persons=persons, events=events, start=start, days=days
+                pid,
+                seed=seed,
+                persons=persons,
+                events=events,
+                start=start,
+                days=days,
+                timezone=timezone,
             )
             for pid in sorted(ids)
         }
@@ -78,7 +86,7 @@ class ServerState:
             "has_completed_onboarding_for": {"product_analytics": True},
             "ingested_event": True,
             "is_demo": False,
-            "timezone": "UTC",
+            "timezone": self.timezone,
             "access_control": False,
         }
 

@@ -37,8 +37,8 @@ def test_stop_returns_only_when_the_query_in_progress_has_finished(
     real_engine = server_query.create_engine
 
     class SlowEngine:  # a long DuckDB query: it does not watch for the server stopping
-        def __init__(self, conn: Any) -> None:
-            self.inner = real_engine(conn)
+        def __init__(self, conn: Any, timezone: str = "UTC") -> None:
+            self.inner = real_engine(conn, timezone)
 
         def run(self, query: str, values: Any = None) -> Any:
             started.set()

@@ -192,9 +192,13 @@ def test_insight_result_is_computed_from_events(
     ins = session.get(f"{srv.url}/api/projects/1/insights/1/").json()
     series = ins["result"][0]
     events = srv.dataset().events
-    assert series["count"] == int((events["event"] == series["action"]["id"]).sum())
-    assert len(series["data"]) == len(series["days"]) == 30
-    assert series["days"][0] == "2024-01-01"
+    # PostHog counts the project's local days, from local midnight of date_from on
+    assert ins["timezone"] == srv.timezone
+    stamps = events.loc[events["event"] == series["action"]["id"], "timestamp"]
+    local_days = stamps.dt.tz_convert(srv.timezone).dt.strftime("%Y-%m-%d")
+    assert series["days"] == [f"2024-01-{d:02d}" for d in range(1, 31)]
+    assert series["data"] == [int((local_days == day).sum()) for day in series["days"]]
+    assert series["count"] == sum(series["data"])
     basic = session.get(f"{srv.url}/api/projects/1/insights/?basic=true").json()["results"][0]
     assert "result" not in basic
 

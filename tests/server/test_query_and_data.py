@@ -89,7 +89,7 @@ class _BlockingEngine:
     entered = threading.Semaphore(0)
     release = threading.Event()
 
-    def __init__(self, conn: object) -> None:
+    def __init__(self, conn: object, timezone: str = "UTC") -> None:
         pass
 
     def run(self, query: str, values: dict[str, Any] | None = None) -> _FakeResult:
