@@ -6,16 +6,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
 import pandas as pd
 
+from posthog_pandas._dates import hogql_literal
+
 DAILY_SQL = """
 SELECT toDate(timestamp) AS day, event, count() AS events
 FROM events
-WHERE timestamp >= {start} AND timestamp < {end}
+WHERE timestamp >= toDateTime64({start}, 6, 'UTC') AND timestamp < toDateTime64({end}, 6, 'UTC')
 GROUP BY day, event
 ORDER BY day, event
 LIMIT 50000
@@ -89,10 +90,9 @@ def run_demo(
                 raw[["timestamp", "event", "distinct_id", "properties.$browser"]].head().to_string()
             )
             say()
-            values = {
-                "start": start.strftime("%Y-%m-%d %H:%M:%S"),
-                "end": (end + timedelta(seconds=0)).strftime("%Y-%m-%d %H:%M:%S"),
-            }
+            # Instants, not wall times: PostHog reads a bare string compared with a DateTime
+            # in the project's timezone. toDate() then counts the project's local days.
+            values = {"start": hogql_literal(start), "end": hogql_literal(end)}
             daily = _timed(
                 say, "HogQL: events per day by event name", lambda: ph.query(DAILY_SQL, values)
             )

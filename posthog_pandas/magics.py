@@ -431,7 +431,9 @@ def _id_argument(name: str, raw: str | None) -> int:
 
 
 def bindable(value: Any) -> Any:
-    """A namespace value in a form PostHog can bind (JSON types; datetimes as HogQL text)."""
+    """A namespace value in a form PostHog can bind (JSON types; datetimes as UTC text for
+    `toDateTime64({x}, 6, 'UTC')`: compared bare with a DateTime, PostHog would read that text
+    as a wall time in the project's timezone)."""
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
     if isinstance(value, dt.datetime):

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from posthog_pandas.demo import run_demo
+from posthog_pandas.server import LocalPostHog
 
 
 def test_demo_prints_and_writes_every_step_and_leaves_nothing_running(
@@ -36,3 +37,14 @@ def test_demo_prints_and_writes_every_step_and_leaves_nothing_running(
     assert caplog.records == []  # e.g. no frame copy written into a removed cache directory
     running = [t.name for t in threading.enumerate() if "process_request_thread" in t.name]
     assert running == []
+
+
+def test_demo_daily_counts_cover_every_event_in_a_non_utc_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostHog reads a bare string compared with a DateTime as local wall time: bounds sent as
+    # UTC text without toDateTime64(.., 'UTC') would shift the window by the project's offset.
+    monkeypatch.setattr(LocalPostHog, "default_timezone", "Asia/Kolkata")
+    assert run_demo(persons=50, events=500, seed=3, out=tmp_path, stream=io.StringIO()) == 0
+    daily = pd.read_csv(tmp_path / "events_per_day.csv")
+    assert daily["events"].sum() == 500

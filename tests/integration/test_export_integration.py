@@ -176,8 +176,8 @@ def test_persons_export_matches_the_accessor(ph: Any, tmp_path: Path) -> None:
 def test_export_query_pages_by_keyset(ph: Any, srv: LocalPostHog, tmp_path: Path) -> None:
     expected = server_events(srv)
     sql = (
-        "SELECT uuid, event, timestamp FROM events WHERE timestamp >= toDateTime({a}) "
-        "AND timestamp < toDateTime({b}) ORDER BY timestamp, uuid"
+        "SELECT uuid, event, timestamp FROM events WHERE timestamp >= toDateTime64({a}, 6, 'UTC') "
+        "AND timestamp < toDateTime64({b}, 6, 'UTC') ORDER BY timestamp, uuid"
     )
     summary = ph.export_query(
         sql, tmp_path / "q.parquet", values={"a": f"{AFTER} 00:00:00", "b": f"{BEFORE} 00:00:00"}

@@ -925,6 +925,27 @@ def test_hogql_values_that_defy_their_type_do_not_crash() -> None:
     assert rows(df) == [["soon", "x", "y"], [None, "1.5", "2"]]
 
 
+def test_hogql_datetimes_in_a_project_timezone_become_utc_instants() -> None:
+    # A non-UTC project answers with its offsets; across a DST change they differ row to row.
+    zone = "DateTime64(6, 'America/Los_Angeles')"
+    values = [
+        "2024-03-09T16:00:00-08:00",
+        "2024-03-10T05:00:00.250000-07:00",
+        "2024-03-10T17:30:00+05:30",
+        "2024-03-10T12:00:00Z",
+        None,
+    ]
+    df = hogql_to_frame(["t"], [zone], [[v] for v in values])
+    assert dtypes(df) == {"t": UTC}
+    assert df["t"].tolist()[:4] == [
+        ts("2024-03-10T00:00:00Z"),
+        ts("2024-03-10T12:00:00.25Z"),
+        ts("2024-03-10T12:00:00Z"),
+        ts("2024-03-10T12:00:00Z"),
+    ]
+    assert df["t"].isna().tolist() == [False] * 4 + [True]
+
+
 def test_hogql_empty_result_is_typed() -> None:
     df = hogql_to_frame(["e", "c", "t"], ["String", "UInt64", "DateTime"], [])
     assert df.shape == (0, 3)
