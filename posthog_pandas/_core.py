@@ -63,6 +63,7 @@ class Core:
         self._http: HttpClient | None = None
         self._fetcher: Fetcher | None = None
         self._me: dict[str, Any] | None = None
+        self._user_unreadable = False  # the key lacks user:read: /api/users/@me/ is a 403
         self._project = Project(settings.project_id, None, "argument/environment")
         self.frame_options = FrameOptions()
 
@@ -100,6 +101,7 @@ class Core:
             offline=self._offline,
         )
         self._me = None
+        self._user_unreadable = False
         self._discover()
         return self
 
@@ -108,7 +110,10 @@ class Core:
         return f"{self.settings.host}|{fingerprint}"
 
     def _discover(self) -> None:
-        """Read the user once: it checks the key and picks the project when none was given."""
+        """Read the user once: it checks the key and picks the project when none was given.
+
+        A key without `user:read` gets a 403 there; with a project given that is no obstacle
+        (the 403 already proves the key valid, and the user is only shown, never needed)."""
         assert self._credentials is not None
         if self._legacy is None and self._credentials.mode == "basic":
             # HTTP Basic exists only on old self-hosted PostHog, which has only the old API.
@@ -125,10 +130,15 @@ class Core:
             self._legacy = True
             self._discover_legacy()
             return
-        except PermissionDeniedError:
+        except PermissionDeniedError as exc:
             if self.settings.project_id is None:
-                raise
-            return  # a key without user:read can still read its project
+                raise _cannot_find_project(exc) from None
+            self._user_unreadable = True
+            log.info(
+                "this key cannot read /api/users/@me/; using project %s as given",
+                self.settings.project_id,
+            )
+            return
         self._choose_project(me.get("team") or {})
 
     def _discover_legacy(self) -> None:
@@ -307,11 +317,28 @@ class Core:
     # -- who and where -------------------------------------------------------------------------
 
     def me(self, *, refresh: bool = False) -> dict[str, Any]:
-        """The authenticated user (/api/users/@me/), as a dict."""
+        """The authenticated user (/api/users/@me/, needs the user:read scope), as a dict."""
         if self._me is None or refresh:
             data = self.get("/api/users/@me/", resource="me", refresh=refresh)
             self._me = data if isinstance(data, dict) else {}
         return self._me
+
+    def readable_user(self) -> dict[str, Any]:
+        """The user, or {} when the key may not read it (no user:read): for display only."""
+        return {} if self._user_unreadable else self.me()
+
+
+def _cannot_find_project(exc: PermissionDeniedError) -> PermissionDeniedError:
+    """The 403 from /api/users/@me/ with what to do when no project was given."""
+    scope = exc.scope or "user:read"
+    exc.args = (
+        f"{exc.args[0].splitlines()[0]}\n"
+        f"posthog-pandas reads /api/users/@me/ to find your project, and this key lacks the "
+        f"'{scope}' scope. Name the project instead: connect(project_id=...) or set "
+        "POSTHOG_PROJECT_ID (the number in your PostHog URL, /project/<id>/); or add "
+        f"'{scope}' to the key (Settings → Personal API keys → edit the key).",
+    )
+    return exc
 
 
 def _resource_of(path: str) -> str:

@@ -1,7 +1,8 @@
 """Credentials: where the key comes from (argument, environment, .env, prompt) and how it is kept.
 
 The secret lives only in a Credentials object that never shows it: its repr masks it, it refuses
-to be pickled, and `scrub()` removes it from any text before that text is shown or logged.
+to be pickled, and `scrub()` removes it (and any long piece of it) from any text before that text
+is shown or logged.
 """
 
 from __future__ import annotations
@@ -22,9 +23,14 @@ AuthMode = Literal["bearer", "body", "basic"]
 
 CREATE_KEY_HELP = (
     "Create a personal API key in PostHog: Settings → Personal API keys → Create key "
-    "(give it read scopes, e.g. person:read and query:read), and copy it immediately: "
-    "PostHog shows it only once. It starts with phx_."
+    "(give it read scopes: user:read, so connect() can find your project, plus those of what "
+    "you read, e.g. query:read and person:read; the README lists them), and copy it "
+    "immediately: PostHog shows it only once. It starts with phx_."
 )
+# A run of this many characters of a secret is masked wherever it appears: PostHog's 400s echo
+# a rejected body value through pydantic, which cuts values longer than 50 characters to
+# 'first 24...last 24' (a current 51-character phx_ key is echoed that way).
+_FRAGMENT = 12
 
 
 @dataclass(frozen=True, repr=False)
@@ -50,10 +56,12 @@ class Credentials:
         return f"{prefix}…{key[-4:]}" if len(key) >= 12 else "********"
 
     def scrub(self, text: str) -> str:
-        """Remove every form of the secrets (raw, and as sent in a Basic header) from text."""
-        for secret in self._secret_forms():
+        """Remove every form of the secrets (raw, and as sent in a Basic header) from text,
+        and every piece of one at least _FRAGMENT characters long (a truncated echo)."""
+        forms = self._secret_forms()
+        for secret in forms:
             text = text.replace(secret, "********")
-        return text
+        return _mask_fragments(text, [s for s in forms if len(s) >= _FRAGMENT])
 
     def _secret_forms(self) -> list[str]:
         forms = list(self.secrets)
@@ -72,6 +80,24 @@ class Credentials:
             "posthog-pandas credentials cannot be pickled: they hold your PostHog key. "
             "Pickle the DataFrames instead."
         )
+
+
+def _mask_fragments(text: str, secrets: list[str]) -> str:
+    """`text` with every stretch made of _FRAGMENT-character pieces of a secret masked."""
+    pieces = {s[i : i + _FRAGMENT] for s in secrets for i in range(len(s) - _FRAGMENT + 1)}
+    spans: list[list[int]] = []
+    for i in range(len(text) - _FRAGMENT + 1) if pieces else ():
+        if text[i : i + _FRAGMENT] not in pieces:
+            continue
+        if spans and i <= spans[-1][1]:
+            spans[-1][1] = i + _FRAGMENT  # overlaps the stretch before: extend it
+        else:
+            spans.append([i, i + _FRAGMENT])
+    out, kept_from = [], 0
+    for begin, end in spans:
+        out += [text[kept_from:begin], "********"]
+        kept_from = end
+    return "".join(out) + text[kept_from:]
 
 
 def check_api_key(key: str, *, source: str) -> str:

@@ -3,8 +3,11 @@
 Everything that touches the network goes through `HttpClient.send`. It:
 - sends only to the configured origin (never follows a redirect or link elsewhere with the key);
 - puts the key where the auth mode says (Bearer header, JSON body, or HTTP Basic) and nowhere else;
+  in body mode only GETs carry it in the body: a POST body is PostHog's own schema (QueryRequest
+  forbids extra fields), so POSTs carry it in the Authorization header;
 - retries 429, 5xx, connection resets and malformed bodies for idempotent calls, with urllib3's
   Retry for the backoff and Retry-After rules, capped by RetrySettings.max_wait;
+- pauses every request of the connection, from every thread, while a 429's wait runs;
 - paces requests under PostHog's documented rate limits;
 - turns every failure into one exception of `posthog_pandas.exceptions`, with the secret scrubbed.
 """
@@ -118,6 +121,7 @@ class HttpClient:
         *,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.credentials = credentials
@@ -125,15 +129,19 @@ class HttpClient:
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = _config.USER_AGENT
         self.sleep = sleep
+        self.clock = clock
         self.stats = RequestStats()
+        # After a 429, no request of this connection is sent before this clock() time.
+        self._paused_until = float("-inf")
+        self._pause_lock = threading.Lock()
         # Over loopback, gzip costs CPU on both ends and saves no time: ask for plain bodies.
         hostname = urlsplit(self.origin).hostname or ""
         self._extra_headers = (
             {"Accept-Encoding": "identity"} if _config.is_loopback(hostname) else {}
         )
         pacing = settings.pacing
-        self._analytics = RateLimiter(pacing.analytics_per_minute, sleep=sleep)
-        self._other = RateLimiter(pacing.other_per_minute, sleep=sleep)
+        self._analytics = RateLimiter(pacing.analytics_per_minute, clock=clock, sleep=sleep)
+        self._other = RateLimiter(pacing.other_per_minute, clock=clock, sleep=sleep)
         self._query_slots = threading.BoundedSemaphore(pacing.max_concurrent_queries)
         if settings.verify is False:
             warnings.warn(
@@ -206,18 +214,55 @@ class HttpClient:
     ) -> Response:
         retry = self._new_retry(retryable)
         while True:
+            self._await_pause(method, url)
             self._pace(url)
             try:
                 return self._send_once(method, url, params, json_body, exact_if)
             except (TransportError, ResponseFormatError, RateLimitError, ServerError) as exc:
                 if not getattr(exc, "retryable", True):
                     raise
+                if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+                    # PostHog's wait holds for every thread, even if this request gives up.
+                    self._pause(exc.retry_after)
                 retry = self._increment(retry, method, url, exc)
                 wait = self._wait_for(retry, exc)
                 self.stats.retries += 1
                 self.stats.waits.append(wait)
                 log.debug("retrying %s %s in %.2fs after: %s", method, redact_url(url), wait, exc)
-                self.sleep(wait)
+                if isinstance(exc, RateLimitError):
+                    self._pause(wait)  # waited out at the top of the loop, like every thread
+                else:
+                    self.sleep(wait)
+
+    def _pause(self, seconds: float) -> None:
+        """Hold every request of this connection for `seconds` from now (a 429's wait)."""
+        with self._pause_lock:
+            self._paused_until = max(self._paused_until, self.clock() + seconds)
+
+    def _await_pause(self, method: str, url: str) -> None:
+        """Wait until no 429's pause is running; raise instead when the rest is too long."""
+        served = None  # the pause end already slept to (another 429 may push it further)
+        while True:
+            with self._pause_lock:
+                until = self._paused_until
+                remaining = until - self.clock()
+            if remaining <= 0 or until == served:
+                return
+            limit = self.settings.retry.max_wait
+            if remaining > limit:
+                exc = RateLimitError(
+                    f"{method} {redact_url(url)} not sent: PostHog rate-limited this key and "
+                    f"asked to wait {remaining:.0f} s more, longer than the configured maximum "
+                    f"of {limit:.0f} s; try again later or raise RetrySettings.max_wait.",
+                    status=429,
+                    method=method,
+                    url=redact_url(url),
+                )
+                exc.retry_after = remaining
+                raise exc
+            log.debug("waiting %.2fs: PostHog rate-limited this connection", remaining)
+            self.sleep(remaining)
+            served = until
 
     def _new_retry(self, retryable: bool) -> Retry:
         cfg = self.settings.retry
@@ -275,7 +320,7 @@ class HttpClient:
         json_body: Any,
         exact_if: Callable[[Any], bool] | None = None,
     ) -> Response:
-        headers, body, auth = self._auth_parts(json_body)
+        headers, body, auth = self._auth_parts(method, json_body)
         self.stats.requests += 1
         log.debug("%s %s", method, redact_url(url))
         try:
@@ -318,12 +363,14 @@ class HttpClient:
         connect, read = self.settings.timeout
         return f"{connect:g} s (connect) / {read:g} s (read)"
 
-    def _auth_parts(self, json_body: Any) -> tuple[dict[str, str], bytes | None, Any]:
+    def _auth_parts(self, method: str, json_body: Any) -> tuple[dict[str, str], bytes | None, Any]:
         """Headers, encoded body and requests auth for this request's auth mode."""
         creds = self.credentials
         headers: dict[str, str] = dict(self._extra_headers)
         auth: Any = None
-        if creds.mode == "bearer":
+        if creds.mode == "bearer" or (creds.mode == "body" and method != "GET"):
+            # A POST body is PostHog's schema: QueryRequest (posthog/schema.py) forbids extra
+            # fields, so a personal_api_key there is a 400 that echoes the key.
             headers["Authorization"] = f"Bearer {creds.api_key}"
         elif creds.mode == "basic":
             auth = (creds.username or "", creds.password or "")
@@ -449,7 +496,7 @@ def error_from_response(
     detail = _str_or_none(body.get("detail"))
     if detail is None and data is _NOT_JSON:
         detail = _text_excerpt(content, headers)
-    error_cls, advice = _classify(status, code, detail or "", url, credentials)
+    error_cls, advice = _classify(status, code, detail or "", method, url, credentials)
     message = f"{method} {url} → {status}"
     if detail:
         message += f": {detail}"
@@ -463,9 +510,9 @@ def error_from_response(
         error_type=_str_or_none(body.get("type")),
         code=code,
         detail=credentials.scrub(detail) if detail else None,
-        attr=_str_or_none(body.get("attr")),
+        attr=_scrub_json(_str_or_none(body.get("attr")), credentials),
         request_id=headers.get("X-Request-Id") or headers.get("X-Request-ID"),
-        body=body or None,
+        body=_scrub_json(body, credentials) or None,
     )
     if isinstance(exc, RateLimitError):
         exc.retry_after = retry_after_seconds(headers, detail)
@@ -475,12 +522,28 @@ def error_from_response(
     return exc
 
 
+def _scrub_json(value: Any, credentials: Credentials) -> Any:
+    """A decoded JSON value with the secrets scrubbed from every string in it."""
+    if isinstance(value, str):
+        return credentials.scrub(value)
+    if isinstance(value, list):
+        return [_scrub_json(v, credentials) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub_json(v, credentials) for k, v in value.items()}
+    return value
+
+
 def _classify(
-    status: int, code: str | None, detail: str, url: str, credentials: Credentials
+    status: int,
+    code: str | None,
+    detail: str,
+    method: str,
+    url: str,
+    credentials: Credentials,
 ) -> tuple[type[APIError], str]:
     """Pick the exception class by PostHog's code first (auth can come back as 403), then status."""
     if code in ("authentication_failed", "not_authenticated") or status == 401:
-        return AuthenticationError, _auth_advice(code, credentials)
+        return AuthenticationError, _auth_advice(code, method, credentials)
     if status == 403 or code == "permission_denied":
         return PermissionDeniedError, _permission_advice(detail)
     if status == 404:
@@ -496,11 +559,17 @@ def _classify(
     return APIError, ""
 
 
-def _auth_advice(code: str | None, credentials: Credentials) -> str:
+def _auth_advice(code: str | None, method: str, credentials: Credentials) -> str:
     if credentials.mode == "basic":
         return (
             "This PostHog did not accept a username and password (HTTP Basic). Current PostHog "
             "versions accept only personal API keys for the API. " + CREATE_KEY_HELP
+        )
+    if code == "not_authenticated" and credentials.mode == "body" and method != "GET":
+        return (
+            "PostHog received no credentials. With key_in='body', POST requests (queries) carry "
+            "the key in the Authorization header, since PostHog's query body accepts no key "
+            "field: something between you and PostHog (a proxy?) removed that header."
         )
     if code == "not_authenticated":
         return "PostHog received no credentials. " + CREATE_KEY_HELP

@@ -8,7 +8,10 @@ Shapes handled (posthog-api.md §4), all by one rule: follow what the server say
 - `has_next` without `next` (session recordings): advance `offset` by the rows received.
 - no envelope: a single page.
 A `next` that repeats an earlier URL, or that leaves the configured origin, raises
-PaginationError (the HTTP layer checks the origin before any credential is attached).
+PaginationError (the HTTP layer checks the origin before any credential is attached). A `next`
+that differs from the page it came from only in scheme (http:// for an https:// origin: PostHog
+behind a TLS proxy without IS_BEHIND_PROXY builds it so) is followed on the page's origin: its
+path and query, the configured scheme, host and port.
 
 Look-ahead (`ahead=True`): when the server's `next` turns out to be "this URL with offset +=
 limit" (PostHog's limit/offset lists), the page after the one being fetched is requested at
@@ -37,7 +40,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from posthog_pandas.exceptions import (
     BadRequestError,
@@ -288,13 +291,43 @@ def next_request(
         if not isinstance(nxt, str):
             raise ResponseFormatError(f"`next` from {url} is not a URL: {nxt!r}.")
         # `next` carries every parameter itself; a relative link resolves against this page.
-        return urljoin(url, nxt), {}
+        return reanchor(urljoin(url, nxt), url), {}
     if body.get("has_next") and received:
         merged = {**dict(parse_qsl(urlsplit(url).query)), **params}
         offset = int(merged.get("offset", 0) or 0) + received
         base = urlunsplit(urlsplit(url)._replace(query=""))
         return base, {**merged, "offset": offset}
     return None
+
+
+def reanchor(link: str, page_url: str) -> str:
+    """`link` moved onto the scheme of `page_url` when that is all that differs between them.
+
+    PostHog builds `next` with `request.build_absolute_uri`; behind a TLS-terminating proxy
+    without IS_BEHIND_PROXY that is an http:// link for an https:// origin. Any other difference
+    (host, port, userinfo) is left alone, for the HTTP layer to refuse.
+    """
+    target, page = urlsplit(link), urlsplit(page_url)
+    if target.scheme == page.scheme or target.scheme not in _DEFAULT_PORTS:
+        return link
+    same_place = (
+        target.username is None
+        and (target.hostname or "").lower() == (page.hostname or "").lower()
+        and _shown_port(target) == _shown_port(page)
+    )
+    if not same_place:
+        return link
+    log.debug("following a %s:// `next` link on the %s:// origin", target.scheme, page.scheme)
+    return urlunsplit(page._replace(path=target.path, query=target.query, fragment=""))
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _shown_port(parts: SplitResult) -> int | None:
+    """The port written in the URL, None when absent or its scheme's default."""
+    port = parts.port
+    return None if port == _DEFAULT_PORTS.get(parts.scheme) else port
 
 
 def canonical_url(url: str, params: Mapping[str, Any] | None) -> str:

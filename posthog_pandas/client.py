@@ -51,8 +51,11 @@ def connect(
         api_key: a personal API key (phx_...). Project keys (phc_...) are refused: they cannot read.
         host: https://us.posthog.com (default), https://eu.posthog.com, "us", "eu", or your
             self-hosted origin.
-        project_id: the project to read; when omitted, your user's current project is used.
-        key_in: "header" (Authorization: Bearer, default) or "body" (personal_api_key in the body).
+        project_id: the project to read; when omitted, your user's current project is used,
+            read from /api/users/@me/, which needs the key's user:read scope.
+        key_in: "header" (Authorization: Bearer, default) or "body": personal_api_key in the
+            JSON body of GET requests. PostHog's query body (QueryRequest) forbids extra
+            fields, so query POSTs carry the key in the Authorization header in both modes.
         session: a prepared requests.Session (proxies, test adapters).
         cache: keep responses on disk (default); cache_dir overrides the location.
         offline: answer only from the cache; a miss raises CacheError naming what is missing.
@@ -151,6 +154,8 @@ class PostHog(ExportMixin):
 
     def _summary(self) -> dict[str, str]:
         user = (self._me or {}).get("email") or "(not read)"
+        if self._user_unreadable:
+            user = "(unknown: the key lacks the user:read scope)"
         project = "(not chosen)"
         if self.settings.project_id is not None:
             name = f" {self._project.name!r}" if self._project.name else ""
@@ -200,7 +205,7 @@ class PostHog(ExportMixin):
 def _describe_auth(credentials: Credentials) -> str:
     where = {
         "bearer": "personal API key in the Authorization header",
-        "body": "personal API key in the request body",
+        "body": "personal API key in the request body (queries: Authorization header)",
         "basic": "username and password (HTTP Basic, legacy)",
     }[credentials.mode]
     return f"{where} ({credentials.masked}, from {credentials.source})"

@@ -375,7 +375,7 @@ class PostHogMagics(Magics, Configurable):
     def _cmd_whoami(self, args: list[str]) -> None:
         MagicArgumentParser("%posthog whoami").parse_line(args)
         ph = self.connection()
-        me = ph.me()
+        me = ph.readable_user()
         for label, value in whoami(ph, me).items():
             print(f"{label + ':':<9}{value}")
 
@@ -488,7 +488,7 @@ def project_name(ph: PostHog, me: Mapping[str, Any]) -> str | None:
 
 
 def connected_message(ph: PostHog) -> str:
-    me = ph.me() if not ph.legacy else {}
+    me = ph.readable_user() if not ph.legacy else {}
     name = project_name(ph, me)
     suffix = f" ({name})" if name else ""
     return f"Connected as {me.get('email') or 'unknown user'} to project {ph.project_id}{suffix}"
@@ -499,7 +499,7 @@ def whoami(ph: PostHog, me: Mapping[str, Any]) -> dict[str, str]:
     creds = ph._credentials
     modes = {
         "bearer": "personal API key (Authorization header)",
-        "body": "personal API key (request body)",
+        "body": "personal API key (request body; queries: Authorization header)",
         "basic": "username and password (legacy)",
     }
     auth = "not connected" if creds is None else f"{modes[creds.mode]}, from {creds.source}"

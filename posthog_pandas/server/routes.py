@@ -36,6 +36,7 @@ class Route:
     sharing: bool = False  # sharing-enabled viewsets answer auth failures with 403
     environments: bool = False  # also served under /api/environments/{id}/
     read_action: bool = False  # POST that PostHog treats as a read (the query API)
+    also: tuple[str, ...] = ()  # further scope objects the action requires (`required_scopes`)
 
 
 def _r(
@@ -47,9 +48,10 @@ def _r(
     sharing: bool = False,
     env: bool = False,
     read_action: bool = False,
+    also: tuple[str, ...] = (),
 ) -> Route:
     regex = re.compile(rf"^{pattern}/?$" if pattern else r"^/?$")
-    return Route(regex, handler, scope, methods, sharing, env, read_action)
+    return Route(regex, handler, scope, methods, sharing, env, read_action, also)
 
 
 def _project_detail(ctx: Context) -> Response:
@@ -76,7 +78,8 @@ def _project_routes() -> list[Route]:
             env=True,
             read_action=True,
         ),
-        _r("cohorts/(?P<cohort_id>[^/]+)/persons", res.cohort_persons, "cohort"),
+        # posthog/api/cohort.py: @action(required_scopes=["cohort:read", "person:read"])
+        _r("cohorts/(?P<cohort_id>[^/]+)/persons", res.cohort_persons, "cohort", also=("person",)),
         _r("event_definitions", partial(res.definitions_list, kind="event"), "event_definition"),
         _r(
             "property_definitions",
@@ -228,7 +231,8 @@ def dispatch(state: ServerState, request: Request, faults_on: bool) -> Outcome:
             project_id = _project_id(state, principal, raw_project, request)
             check_project_access(principal, project_id)
         write = request.method in _WRITE_METHODS and not route.read_action
-        check_scope(principal, route.scope, "write" if write else "read")
+        for scope in (route.scope, *route.also):
+            check_scope(principal, scope, "write" if write else "read")
         state.limiter.check(principal)
         if request.method not in route.methods:
             raise ApiError(

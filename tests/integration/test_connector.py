@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import posthog_pandas as php
+from posthog_pandas.magics import connected_message, whoami
 from posthog_pandas.server import ApiKey, Faults, LocalPostHog
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,9 @@ def test_key_in_body_mode(server: LocalPostHog, connect: Connect) -> None:
     ph = connect(key_in="body")
     frame = ph.cohorts()
     assert len(frame) == len(server.dataset().cohorts)
-    assert {r.auth for r in server.requests} == {"body"}
+    assert ph.query("select 1 as one")["one"].tolist() == [1]
+    # PostHog's QueryRequest forbids extra fields: the query POST carries the key in the header
+    assert {(r.method, r.auth) for r in server.requests} == {("GET", "body"), ("POST", "bearer")}
 
 
 def test_wrong_key_is_an_authentication_error(server: LocalPostHog, connect: Connect) -> None:
@@ -93,6 +96,32 @@ def test_missing_scope_names_scope_and_accessor(server: LocalPostHog, connect: C
         assert info.value.scope == "person:read"
         assert "Add the 'person:read' scope" in str(info.value)
         assert "(raised by ph.persons())" in str(info.value)
+
+
+def test_a_key_without_user_read_connects_when_the_project_is_given() -> None:
+    # PostHog's /api/users/@me/ needs user:read (posthog/api/user.py, scope_object = "user").
+    key = ApiKey(
+        "phx_query_and_person_only_cccccccccccccccccccccccc", scopes=("query:read", "person:read")
+    )
+    options = {"cache": False, "progress": False, "dotenv": False, "prompt": False}
+    with LocalPostHog(persons=60, events=120, seed=5, keys=[key]) as srv:
+        ph = php.connect(key.key, host=srv.url, project_id=1, **options)
+        assert len(ph.persons()) == 60
+        assert "user: (unknown: the key lacks the user:read scope)" in repr(ph)
+        assert connected_message(ph) == "Connected as unknown user to project 1"
+        assert whoami(ph, ph.readable_user())["user"] == "unknown"
+        assert len([r for r in srv.requests if "/api/users/@me" in r.path]) == 1
+        with pytest.raises(php.PermissionDeniedError) as denied:
+            ph.me()  # asked for explicitly: the 403, with the scope to add
+        assert denied.value.scope == "user:read"
+        assert "Add the 'user:read' scope to this key" in str(denied.value)
+
+        with pytest.raises(php.PermissionDeniedError) as info:
+            php.connect(key.key, host=srv.url, **options)
+    message = str(info.value)
+    assert "→ 403: API key missing required scope 'user:read'" in message
+    assert "connect(project_id=...) or set POSTHOG_PROJECT_ID" in message
+    assert info.value.scope == "user:read" and info.value.status == 403
 
 
 def test_two_keys_two_projects_never_share_data_or_cache(tmp_path) -> None:

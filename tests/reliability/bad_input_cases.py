@@ -28,6 +28,7 @@ from posthog_pandas.server import ApiKey, Faults, LocalPostHog
 
 LIMITED = ApiKey("phx_limited_scope_" + "l" * 28, scopes=("user:read", "cohort:read"))
 OTHER_PROJECT = ApiKey("phx_other_project_" + "m" * 28, project_ids=(2,))
+NO_USER_READ = ApiKey("phx_no_user_read_" + "n" * 29, scopes=("query:read", "person:read"))
 QUICK = php.RetrySettings(attempts=2, backoff_factor=0.01, jitter=0.0)
 EVENTS_WINDOW = {"after": "2024-01-01", "before": "2024-01-31"}
 
@@ -59,7 +60,9 @@ class Env:
 @contextmanager
 def environment(tmp: Path) -> Iterator[Env]:
     with (
-        LocalPostHog(persons=300, events=3000, seed=3, keys=[LIMITED, OTHER_PROJECT]) as srv,
+        LocalPostHog(
+            persons=300, events=3000, seed=3, keys=[LIMITED, OTHER_PROJECT, NO_USER_READ]
+        ) as srv,
         LocalPostHog(persons=10, events=10, seed=99) as eu,
     ):
         yield Env(srv, eu, tmp)
@@ -171,8 +174,9 @@ def cache_under_a_file(env: Env) -> Any:
 
 KEY_HELP = (
     "Create a personal API key in PostHog: Settings → Personal API keys → Create key (give it "
-    "read scopes, e.g. person:read and query:read), and copy it immediately: PostHog shows it "
-    "only once. It starts with phx_."
+    "read scopes: user:read, so connect() can find your project, plus those of what you read, "
+    "e.g. query:read and person:read; the README lists them), and copy it immediately: PostHog "
+    "shows it only once. It starts with phx_."
 )
 REGION = (
     "Check that it is a personal API key (phx_…) that has not been deleted, and that "
@@ -634,6 +638,17 @@ CASES: list[Case] = [
         php.ResponseFormatError,
         "The query API at /api/projects/1/query/ answered with an incomplete query_status "
         "that has no id to poll.",
+    ),
+    Case(
+        "no-user-read-no-project", "scope",
+        "a key without `user:read` and no project id (`connect()` cannot find the project)",
+        lambda env: env.connect(NO_USER_READ.key),
+        php.PermissionDeniedError,
+        ME + " → 403: API key missing required scope 'user:read'\nposthog-pandas reads "
+        "/api/users/@me/ to find your project, and this key lacks the 'user:read' scope. Name "
+        "the project instead: connect(project_id=...) or set POSTHOG_PROJECT_ID (the number in "
+        "your PostHog URL, /project/<id>/); or add 'user:read' to the key (Settings → Personal "
+        "API keys → edit the key).",
     ),
 ]  # fmt: skip
 

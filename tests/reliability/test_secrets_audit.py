@@ -281,10 +281,11 @@ def exercise(ph: Any, mode: str, target: LocalPostHog, out: Path, seen: Collecte
         "html": (Faults(html_login=1.0), php.ResponseFormatError),
         "reset": (Faults(reset_mid_body=1.0), php.TransportError),
         "502": (Faults(rate_502=1.0), php.ServerError),
-        "429": (Faults(rate_429=1.0, retry_after=900), php.RateLimitError),
         "hang": (Faults(hang_after=0), php.TransportError),
         "foreign": (Faults(foreign_next=True), php.PaginationError),
         "repeat": (Faults(repeat_next=True), php.PaginationError),
+        # last: PostHog's 900 s wait holds every later request of this connection
+        "429": (Faults(rate_429=1.0, retry_after=900), php.RateLimitError),
     }
     quick = connect_quick(ph, mode, target)
     for name, (fault, error) in faults.items():

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.integration
 
 SCOPED = "phx_scoped_to_project_two_persons_only_0000000000"
 LIMITED = "phx_rate_limited_key_000000000000000000000000000"
+NO_USER_READ = "phx_query_and_person_read_only_000000000000000000"
+COHORT_ONLY = "phx_cohort_read_only_0000000000000000000000000000"
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +26,8 @@ def srv() -> Iterator[LocalPostHog]:
     keys = [
         ApiKey(SCOPED, project_ids=(2,), scopes=("person:read", "user:read")),
         ApiKey(LIMITED, rate_limit_per_minute=2),
+        ApiKey(NO_USER_READ, scopes=("query:read", "person:read")),
+        ApiKey(COHORT_ONLY, scopes=("cohort:read",)),
     ]
     with LocalPostHog(persons=300, events=2000, seed=7, keys=keys) as server:
         yield server
@@ -141,6 +145,31 @@ def test_missing_scope_is_403_naming_the_scope(srv: LocalPostHog) -> None:
     r = requests.get(f"{srv.url}/api/projects/2/cohorts/", headers=bearer(SCOPED))
     assert r.json()["detail"] == "API key missing required scope 'cohort:read'"
     assert requests.get(f"{srv.url}/api/projects/2/persons/", headers=bearer(SCOPED)).ok
+
+
+def test_me_needs_user_read_like_posthog(srv: LocalPostHog) -> None:
+    # posthog/api/user.py: scope_object = "user"; posthog/permissions.py APIScopePermission.
+    r = requests.get(f"{srv.url}/api/users/@me/", headers=bearer(NO_USER_READ))
+    assert r.status_code == 403
+    assert r.json() == err(
+        "authentication_error", "permission_denied", "API key missing required scope 'user:read'"
+    )
+    assert requests.get(f"{srv.url}/api/users/@me/", headers=bearer(SCOPED)).ok
+
+
+def test_cohort_persons_need_cohort_and_person_read(srv: LocalPostHog) -> None:
+    # posthog/api/cohort.py: the persons action has required_scopes=["cohort:read", "person:read"]
+    cohort = srv.dataset(1).cohorts[0]["id"]
+    url = f"{srv.url}/api/projects/1/cohorts/{cohort}/persons/"
+    r = requests.get(url, headers=bearer(NO_USER_READ))  # person:read, no cohort:read
+    assert r.status_code == 403
+    assert r.json()["detail"] == "API key missing required scope 'cohort:read'"
+    r = requests.get(url, headers=bearer(COHORT_ONLY))
+    assert r.status_code == 403
+    assert r.json() == err(
+        "authentication_error", "permission_denied", "API key missing required scope 'person:read'"
+    )
+    assert requests.get(url, headers=bearer(srv.api_key)).ok
 
 
 def test_current_resolves_to_the_keys_project(srv: LocalPostHog) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import threading
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -15,6 +18,7 @@ import requests_mock
 from posthog_pandas import _config
 from posthog_pandas._credentials import Credentials
 from posthog_pandas._http import HttpClient, RateLimiter, redact_url, retry_after_seconds
+from posthog_pandas._pagination import iter_pages
 from posthog_pandas.exceptions import (
     APIError,
     AuthenticationError,
@@ -34,8 +38,53 @@ KEY = "phx_unit_test_key_0123456789abcdefghijklmnop"
 PATH = "/api/projects/1/persons/"
 
 
+class VirtualTime:
+    """A monotonic clock that moves only when a thread sleeps: to that sleeper's wake-up time.
+
+    With `hold_first_sleep`, the first sleep (the rate-limited request's) does not return until
+    another thread sleeps or sends a request (`request_seen`), so anything the transport lets
+    through during the pause is seen at the virtual time it was sent: before the pause ends.
+    """
+
+    def __init__(self, *, hold_first_sleep: bool = False) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+        self.holding = threading.Event()
+        self._hold = hold_first_sleep
+        self._activity = threading.Event()
+        self._lock = threading.Lock()
+
+    def clock(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            wake = self.now + seconds
+            self.sleeps.append(seconds)
+            hold, self._hold = self._hold, False
+        if hold:
+            self._activity.clear()  # only what happens from now on ends the hold
+            self.holding.set()
+            assert self._activity.wait(10), "nothing else happened during the pause"
+        else:
+            self._activity.set()
+        with self._lock:
+            self.now = max(self.now, wake)
+
+    def request_seen(self) -> float:
+        self._activity.set()
+        return self.clock()
+
+
 def make_client(
-    mode: str = "bearer", *, attempts: int = 3, max_wait: float = 120.0, **creds: Any
+    mode: str = "bearer",
+    *,
+    attempts: int = 3,
+    max_wait: float = 120.0,
+    time: VirtualTime | None = None,
+    api_key: str = KEY,
+    **creds: Any,
 ) -> tuple[HttpClient, requests_mock.Adapter, list[float]]:
     session = requests.Session()
     adapter = requests_mock.Adapter()
@@ -44,14 +93,14 @@ def make_client(
     if mode == "basic":
         credentials = Credentials(username="ann", password="pw-secret-77", mode="basic")
     else:
-        credentials = Credentials(api_key=KEY, mode=mode, **creds)  # type: ignore[arg-type]
+        credentials = Credentials(api_key=api_key, mode=mode, **creds)  # type: ignore[arg-type]
     settings = _config.Settings(
         host=HOST,
         retry=_config.RetrySettings(attempts=attempts, jitter=0.0, max_wait=max_wait),
     )
-    sleeps: list[float] = []
-    client = HttpClient(settings, credentials, session=session, sleep=sleeps.append)
-    return client, adapter, sleeps
+    time = time or VirtualTime()
+    client = HttpClient(settings, credentials, session=session, sleep=time.sleep, clock=time.clock)
+    return client, adapter, time.sleeps
 
 
 def error_body(status: int, code: str, detail: str, kind: str = "authentication_error") -> dict:
@@ -73,7 +122,8 @@ def test_bearer_mode_sends_the_key_only_in_the_authorization_header() -> None:
     assert request.headers["User-Agent"] == _config.USER_AGENT
 
 
-def test_body_mode_sends_the_key_in_a_json_body_on_get_and_post() -> None:
+def test_body_mode_sends_the_key_in_the_body_of_gets_and_the_header_of_query_posts() -> None:
+    # PostHog's QueryRequest forbids extra fields: a personal_api_key in the query body is a 400.
     client, adapter, _ = make_client("body")
     adapter.register_uri("GET", HOST + PATH, json={"results": []})
     adapter.register_uri("POST", HOST + "/api/projects/1/query/", json={"results": []})
@@ -83,8 +133,23 @@ def test_body_mode_sends_the_key_in_a_json_body_on_get_and_post() -> None:
     assert "Authorization" not in get.headers
     assert json.loads(get.body) == {"personal_api_key": KEY}
     assert get.headers["Content-Type"] == "application/json"
-    assert json.loads(post.body) == {"query": {"kind": "HogQLQuery"}, "personal_api_key": KEY}
+    assert json.loads(post.body) == {"query": {"kind": "HogQLQuery"}}
+    assert post.headers["Authorization"] == f"Bearer {KEY}"
     assert KEY not in get.url and KEY not in post.url
+
+
+def test_body_mode_query_without_credentials_names_the_header_it_sent() -> None:
+    client, adapter, _ = make_client("body")
+    adapter.register_uri(
+        "POST",
+        HOST + "/api/projects/1/query/",
+        status_code=403,
+        json=error_body(403, "not_authenticated", "Authentication credentials were not provided."),
+    )
+    with pytest.raises(AuthenticationError) as info:
+        client.send("POST", "/api/projects/1/query/", json={"query": {"kind": "HogQLQuery"}})
+    assert "POST requests (queries) carry the key in the Authorization header" in str(info.value)
+    assert "removed that header" in str(info.value)
 
 
 def test_basic_mode_sends_http_basic_only() -> None:
@@ -277,6 +342,45 @@ def test_bad_hogql_is_a_query_error() -> None:
     assert "Fix the HogQL query" in str(info.value)
 
 
+def pydantic_repr(value: str) -> str:
+    """How pydantic (2.x) shows an input value in an error: its repr, cut to 'first 24...last
+    24' when longer than 50 characters."""
+    text = repr(value)
+    return f"{text[:25]}...{text[-24:]}" if len(text) > 50 else text
+
+
+def key_pieces(key: str, size: int = 12) -> list[str]:
+    return [key[i : i + size] for i in range(len(key) - size + 1)]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "phx_" + "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zA7bC0dE3fG6",  # 47 chars: echoed whole
+        "phx_" + "Zq8Wx2Ec4Rv6Tb8Yn0Um2Ik4Ol6Pa8Sd0Fg2Hj4Kl6Zx8Cv0Bn2",  # 51: echoed cut
+    ],
+)
+def test_a_query_400_that_echoes_the_key_like_posthog_never_shows_it(key: str) -> None:
+    # PostHog's answer to a body that QueryRequest rejects (PydanticModelMixin.get_model):
+    # a ParseError whose detail is pydantic's message, with the offending value in it.
+    echo = (
+        "JSON parse error - 1 validation error for QueryRequest\npersonal_api_key\n  Extra "
+        f"inputs are not permitted [type=extra_forbidden, input_value={pydantic_repr(key)}, "
+        "input_type=str]\n    For further information visit "
+        "https://errors.pydantic.dev/2.14/v/extra_forbidden"
+    )
+    body = {"type": "invalid_request", "code": "parse_error", "detail": echo, "attr": None}
+    client, adapter, _ = make_client("body", api_key=key)
+    adapter.register_uri("POST", HOST + "/api/projects/1/query/", status_code=400, json=body)
+    with pytest.raises(QueryError) as info:
+        client.send("POST", "/api/projects/1/query/", json={"query": {"kind": "HogQLQuery"}})
+    exc = info.value
+    shown = [str(exc), repr(exc), exc.detail or "", json.dumps(exc.body)]
+    assert not [(text, piece) for text in shown for piece in key_pieces(key) if piece in text]
+    assert "Extra inputs are not permitted [type=extra_forbidden, input_value=" in str(exc)
+    assert "********" in (exc.detail or "")
+
+
 def test_the_key_is_scrubbed_even_when_the_server_echoes_it() -> None:
     client, adapter, _ = make_client()
     adapter.register_uri(
@@ -361,6 +465,97 @@ def test_a_wait_longer_than_allowed_raises_with_the_wait() -> None:
     assert info.value.retry_after == 3600.0
     assert "asked to wait 3600 s, longer than the configured maximum of 60 s" in str(info.value)
     assert sleeps == [] and adapter.call_count == 1
+
+
+THROTTLED = error_body(429, "throttled", "Request was throttled.", "throttled_error")
+
+
+def test_a_429_pauses_requests_from_other_threads_until_its_wait_is_over() -> None:
+    time = VirtualTime(hold_first_sleep=True)
+    client, adapter, _ = make_client(time=time)
+    sent: list[tuple[str, float]] = []
+
+    def answer(status: int) -> Any:
+        def callback(request: Any, context: Any) -> dict[str, Any]:
+            sent.append((urlsplit(request.url).path, time.request_seen()))
+            context.status_code = status
+            if status == 429:
+                context.headers["Retry-After"] = "5"
+                return THROTTLED
+            return {"results": []}
+
+        return callback
+
+    adapter.register_uri("GET", HOST + "/a/", [{"json": answer(429)}, {"json": answer(200)}])
+    adapter.register_uri("GET", HOST + "/b/", json=answer(200))
+    throttled = threading.Thread(target=client.send, args=("GET", "/a/"))
+    throttled.start()
+    assert time.holding.wait(10)  # /a/ got its 429 and is waiting
+    client.send("GET", "/b/")
+    throttled.join(10)
+    assert sent[0] == ("/a/", 0.0)
+    assert sorted(sent[1:]) == [("/a/", 5.0), ("/b/", 5.0)]  # nothing before the 5 s were up
+
+
+def test_a_429_on_a_look_ahead_page_holds_the_next_guess_too() -> None:
+    time = VirtualTime(hold_first_sleep=True)
+    client, adapter, _ = make_client(time=time)
+    base = HOST + "/api/projects/1/cohorts/"
+    sent: list[tuple[int, int, float]] = []  # (offset, status, virtual time)
+    second_page_sent = threading.Event()
+    throttle_once = [True]
+
+    def page(request: Any, context: Any) -> dict[str, Any]:
+        # Offsets 2 (foreground) and 4 (its look-ahead guess) are in flight together: 2 is
+        # seen first, 4 is throttled, and 2 is answered once 4's client waits out the 429.
+        offset = int(request.qs.get("offset", ["0"])[0])
+        throttled = offset == 4 and bool(throttle_once)
+        if throttled:
+            throttle_once.clear()
+            assert second_page_sent.wait(10)
+        sent.append((offset, 429 if throttled else 200, time.request_seen()))
+        if offset == 2:
+            second_page_sent.set()
+            assert time.holding.wait(10)
+        if throttled:
+            context.status_code = 429
+            context.headers["Retry-After"] = "5"
+            return THROTTLED
+        following = f"{base}?limit=2&offset={offset + 2}" if offset + 2 < 7 else None
+        ids = range(offset, min(offset + 2, 7))
+        return {"count": 7, "next": following, "results": [{"id": i} for i in ids]}
+
+    adapter.register_uri("GET", re.compile(re.escape(base)), json=page)
+
+    def fetch(url: str, params: Any) -> Any:
+        return client.send("GET", url, params=params).data
+
+    pages = list(iter_pages(fetch, f"{base}?limit=2&offset=0", ahead=True))
+    assert [r["id"] for p in pages for r in p.results] == list(range(7))
+    assert sent[:3] == [(0, 200, 0.0), (2, 200, 0.0), (4, 429, 0.0)]
+    after = sent[3:]
+    assert sorted(offset for offset, _, _ in after) == [4, 6, 8]  # one guess past the end
+    assert all(at >= 5.0 for _, _, at in after), after
+
+
+def test_after_a_429_too_long_to_wait_the_connection_sends_nothing_until_it_is_over() -> None:
+    time = VirtualTime()
+    client, adapter, _ = make_client(max_wait=60, time=time)
+    adapter.register_uri(
+        "GET", HOST + "/a/", status_code=429, headers={"Retry-After": "3600"}, json=THROTTLED
+    )
+    adapter.register_uri("GET", HOST + "/b/", json={"results": []})
+    with pytest.raises(RateLimitError):
+        client.send("GET", "/a/")
+    with pytest.raises(RateLimitError) as info:
+        client.send("GET", "/b/")  # another thread's look-ahead, or the user trying again
+    assert "GET https://ph.test/b/ not sent: PostHog rate-limited this key" in str(info.value)
+    assert "wait 3600 s more, longer than the configured maximum of 60 s" in str(info.value)
+    assert info.value.retry_after == 3600.0
+    assert adapter.call_count == 1
+    time.sleep(3600)  # once the wait is over, requests go out again
+    client.send("GET", "/b/")
+    assert adapter.call_count == 2
 
 
 def test_5xx_backs_off_exponentially_and_gives_up_after_the_budget() -> None:

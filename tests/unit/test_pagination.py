@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+import requests
+import requests_mock
 
-from posthog_pandas._pagination import canonical_url, iter_pages
+from posthog_pandas import _config
+from posthog_pandas._credentials import Credentials
+from posthog_pandas._http import HttpClient, origin_of
+from posthog_pandas._pagination import canonical_url, iter_pages, reanchor
 from posthog_pandas.exceptions import PaginationError, ResponseFormatError, ServerError
 
 BASE = "https://ph.test/api/projects/1"
@@ -395,3 +401,84 @@ def test_a_failure_at_the_first_size_is_raised() -> None:
     with pytest.raises(ServerError, match="server-side problem"):
         list(iter_pages(server, f"{BASE}/persons/", {"limit": 2}, ahead=True, grow_to=8))
     assert server.calls == [(0, 2)]
+
+
+# -- `next` links on another scheme (PostHog behind a TLS proxy) ---------------------------------
+
+KEY = "phx_pagination_test_key_0123456789abcdefghijk"
+ORIGIN = "https://ph.test"
+COHORTS = f"{ORIGIN}/api/projects/1/cohorts/"
+
+
+def transport() -> tuple[HttpClient, requests_mock.Adapter]:
+    """An HttpClient for ORIGIN whose every request, on any scheme or host, reaches `adapter`."""
+    session = requests.Session()
+    adapter = requests_mock.Adapter()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    client = HttpClient(_config.Settings(host=ORIGIN), Credentials(api_key=KEY), session=session)
+    return client, adapter
+
+
+def cohorts_linking_to(link_origin: str, adapter: requests_mock.Adapter, total: int = 5) -> None:
+    """Cohort pages of 2 on ORIGIN (and on link_origin, to catch a request that goes there),
+    whose `next` links are absolute on `link_origin`."""
+
+    def page(request: Any, context: Any) -> dict[str, Any]:
+        offset = int(request.qs.get("offset", ["0"])[0])
+        ids = range(offset, min(offset + 2, total))
+        following = offset + 2 < total
+        link = f"{link_origin}/api/projects/1/cohorts/?limit=2&offset={offset + 2}"
+        return {
+            "count": total,
+            "next": link if following else None,
+            "results": [{"id": i} for i in ids],
+        }
+
+    for origin in {ORIGIN, link_origin}:
+        adapter.register_uri("GET", re.compile(re.escape(origin) + "/api/"), json=page)
+
+
+def fetch_with(client: HttpClient) -> Callable[[str, Mapping[str, Any] | None], Any]:
+    return lambda url, params: client.send("GET", url, params=params).data
+
+
+@pytest.mark.parametrize("ahead", [False, True])
+def test_an_http_next_link_for_an_https_origin_is_followed_on_the_origin(ahead: bool) -> None:
+    client, adapter = transport()
+    cohorts_linking_to("http://ph.test", adapter)
+    pages = list(iter_pages(fetch_with(client), f"{COHORTS}?limit=2", ahead=ahead))
+    assert rows(pages) == [{"id": i} for i in range(5)]
+    sent = adapter.request_history
+    offsets = sorted(int(r.qs.get("offset", ["0"])[0]) for r in sent)
+    # three pages; with the look-ahead, its guesses matched the re-anchored links (one past the end)
+    assert offsets == ([0, 2, 4, 6] if ahead else [0, 2, 4])
+    assert {origin_of(r.url) for r in sent} == {ORIGIN}
+    assert all(r.headers["Authorization"] == f"Bearer {KEY}" for r in sent)
+
+
+@pytest.mark.parametrize(
+    "link_origin",
+    ["http://evil.test", "https://evil.test", "http://ph.test:8080", "https://ph.test:8443"],
+)
+def test_a_next_link_to_another_host_or_port_is_refused_before_sending(link_origin: str) -> None:
+    client, adapter = transport()
+    cohorts_linking_to(link_origin, adapter)
+    with pytest.raises(PaginationError, match="outside the configured PostHog origin"):
+        list(iter_pages(fetch_with(client), f"{COHORTS}?limit=2"))
+    assert [r.url for r in adapter.request_history] == [f"{COHORTS}?limit=2"]
+
+
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        ("http://ph.test/a/?x=1", "https://ph.test/a/?x=1"),
+        ("http://PH.test:80/a/", "https://ph.test/a/"),  # the default port is no port
+        ("http://ph.test:8443/a/", "http://ph.test:8443/a/"),  # another port: left to refuse
+        ("http://evil.test/a/", "http://evil.test/a/"),
+        ("http://user@ph.test/a/", "http://user@ph.test/a/"),
+        ("https://ph.test/a/?x=1", "https://ph.test/a/?x=1"),
+    ],
+)
+def test_reanchor_changes_only_the_scheme(link: str, expected: str) -> None:
+    assert reanchor(link, "https://ph.test/api/") == expected
