@@ -8,10 +8,10 @@ message, or None when PostHog would go on to run the query.
 
 Loading the wheel: its module init imports `posthog.hogql.errors` (for the exception classes it
 raises) with CPython's `PyImport_ImportModule`, which imports the top-level `posthog` too. That
-name belongs to PostHog's Python SDK (`pip install posthog`), so the loader puts a small stand-in
-errors module into `sys.modules` only for the moment of the import, never a `posthog` package
-of its own where a real one exists, and leaves `sys.modules` as it found it (the extension keeps
-its own reference to the errors module).
+name belongs to PostHog's Python SDK (`pip install posthog`). So the loader puts a stand-in
+errors module into `sys.modules` for the moment of the import only (the extension keeps its own
+reference to it); an installed SDK is imported as `import posthog` would, and an empty stand-in
+`posthog` is used, and removed again, only where no `posthog` package exists at all.
 
 Parsing an events page's text takes 15-30 ms of CPU (about ten times sqlglot's time), so answers
 are cached by query text: every keyset page after the first sends the same text with new values,
