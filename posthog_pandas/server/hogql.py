@@ -1,11 +1,14 @@
 """The embedded server's HogQL engine: PostHog's ClickHouse-dialect SQL, read-only, on DuckDB.
 
-A query is tokenized by sqlglot's ClickHouse dialect (with every function call kept by its
-written name), checked against an allow-list of syntax, resolved against the five tables the
-server creates, rewritten node by node into DuckDB SQL, run with LIMIT n+1, and returned with
-JSON-ready values and ClickHouse type names, as `POST /api/projects/{id}/query/` does.
+A query is first parsed by PostHog's own parser (`hogql_parse.py`): what PostHog rejects is
+rejected here with PostHog's message. An accepted query is then tokenized by sqlglot's ClickHouse
+dialect (with every function call kept by its written name), checked against an allow-list of
+syntax, resolved against the five tables the server creates, rewritten node by node into DuckDB
+SQL, run with LIMIT n+1, and returned with JSON-ready values and ClickHouse type names, as
+`POST /api/projects/{id}/query/` does.
 
-Supported subset (anything else raises `HogQLError` naming the unsupported thing):
+Supported subset (anything else raises `HogQLUnsupported`, naming the unsupported thing and
+saying that the limitation is this server's):
 
 | Area          | Supported                                                                      |
 |---------------|--------------------------------------------------------------------------------|
@@ -67,8 +70,16 @@ from posthog_pandas.server.hogql_functions import (
     translate_call,
     with_kind,
 )
+from posthog_pandas.server.hogql_parse import parse_error
 
-__all__ = ["OFFSET_NOT_ALLOWED_MESSAGE", "HogQLEngine", "HogQLError", "HogQLResult"]
+__all__ = [
+    "LOCAL_LIMITATION",
+    "OFFSET_NOT_ALLOWED_MESSAGE",
+    "HogQLEngine",
+    "HogQLError",
+    "HogQLResult",
+    "HogQLUnsupported",
+]
 
 # Verbatim from PostHog (posthog/hogql pre-execution validators, OFFSET_NOT_ALLOWED_MESSAGE).
 OFFSET_NOT_ALLOWED_MESSAGE = (
@@ -76,6 +87,12 @@ OFFSET_NOT_ALLOWED_MESSAGE = (
     "For pagination, use keyset pagination on the `timestamp` column, e.g. "
     "`WHERE timestamp > :last_seen_timestamp ORDER BY timestamp LIMIT N`. "
     "For bulk data extraction, use batch exports: https://posthog.com/docs/cdp/batch-exports"
+)
+
+# Appended to errors about valid HogQL that the local engine cannot run.
+LOCAL_LIMITATION = (
+    "a limitation of this local server, not of PostHog: PostHog's parser accepts the query, "
+    "but the local server runs only a subset of HogQL"
 )
 
 _PLACEHOLDER_PREFIX = "__hogql_placeholder_"
@@ -89,6 +106,14 @@ class HogQLError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.code = code
+
+
+class HogQLUnsupported(HogQLError):
+    """Valid HogQL (PostHog's parser accepts it) that this local server cannot run: a 400 too,
+    whose detail says the limitation is the local server's."""
+
+    def __init__(self, detail: str):
+        super().__init__(f"{detail} ({LOCAL_LIMITATION})")
 
 
 @dataclass
@@ -288,6 +313,10 @@ def _preprocess(query: str) -> _Preprocessed:
 
 
 def _parse(query: str) -> exp.Expression:
+    """PostHog's parser decides what is HogQL; sqlglot then parses what the engine can run."""
+    rejected = parse_error(query)
+    if rejected is not None:
+        raise HogQLError(rejected)
     pre = _preprocess(query)
     try:
         statements = [s for s in sqlglot.parse(pre.text, dialect=_Dialect) if s]
@@ -298,18 +327,18 @@ def _parse(query: str) -> exp.Expression:
         if first.get("line") is not None:
             width = len(first.get("highlight") or "") or 1
             line, col = pre.original_position(first["line"], first["col"], width)
-            raise HogQLError(f"Syntax error at line {line}, column {col}: {desc}") from None
-        raise HogQLError(f"Syntax error: {desc}") from None
+            raise HogQLUnsupported(f"Syntax error at line {line}, column {col}: {desc}") from None
+        raise HogQLUnsupported(f"Syntax error: {desc}") from None
     except sqlglot.errors.SqlglotError as e:
-        raise HogQLError(f"Syntax error: {e}") from None
+        raise HogQLUnsupported(f"Syntax error: {e}") from None
     if not statements:
         raise HogQLError("Empty query")
     if len(statements) > 1 or isinstance(statements[0], exp.Block):
-        raise HogQLError("Only one SELECT statement is allowed per query")
+        raise HogQLUnsupported("Only one SELECT statement is allowed per query")
     root = statements[0]
     if not isinstance(root, exp.Select):
         kind = root.key.upper() if not isinstance(root, exp.Command) else str(root.this).upper()
-        raise HogQLError(f"Only SELECT queries are supported, got {kind}")
+        raise HogQLUnsupported(f"Only SELECT queries are supported, got {kind}")
     return root
 
 
@@ -552,8 +581,8 @@ class _Scope:
                 this=inner.node, alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True))
             )
         if isinstance(node, exp.Final):
-            raise HogQLError("FINAL is not supported")
-        raise HogQLError(f"Unsupported FROM clause: {node.sql(dialect=_Dialect)}")
+            raise HogQLUnsupported("FINAL is not supported")
+        raise HogQLUnsupported(f"Unsupported FROM clause: {node.sql(dialect=_Dialect)}")
 
     def _add_table(self, node: exp.Table) -> exp.Expression:
         if not isinstance(node.this, exp.Identifier):
@@ -566,7 +595,9 @@ class _Scope:
             raise HogQLError(f'Unknown table "{name}".')
         for key, value in node.args.items():
             if value and key not in ("this", "alias"):
-                raise HogQLError(f"{_CLAUSES.get(key, key.upper())} is not supported on tables")
+                raise HogQLUnsupported(
+                    f"{_CLAUSES.get(key, key.upper())} is not supported on tables"
+                )
         alias = node.alias or name
         self._register(_Source(alias=alias, name=name, table=table))
         return exp.Table(
@@ -683,13 +714,13 @@ class _Translator:
     def select(self, sel: exp.Select) -> _Translated:
         for key, value in sel.args.items():
             if value and key not in _SELECT_ARGS:
-                raise HogQLError(f"{_CLAUSES.get(key, key.upper())} is not supported")
+                raise HogQLUnsupported(f"{_CLAUSES.get(key, key.upper())} is not supported")
         distinct = sel.args.get("distinct")
         if distinct is not None and distinct.args.get("on") is not None:
-            raise HogQLError("DISTINCT ON is not supported")
+            raise HogQLUnsupported("DISTINCT ON is not supported")
         limit = sel.args.get("limit")
         if limit is not None and limit.expressions:
-            raise HogQLError("LIMIT BY is not supported")
+            raise HogQLUnsupported("LIMIT BY is not supported")
         if limit is not None and not _is_count(limit.expression):
             raise HogQLError("LIMIT must be a constant non-negative integer")
 
@@ -735,7 +766,7 @@ class _Translator:
             if key == "group" and any(
                 clause.args.get(k) for k in ("rollup", "cube", "totals", "grouping_sets")
             ):
-                raise HogQLError("GROUP BY ROLLUP/CUBE/WITH TOTALS is not supported")
+                raise HogQLUnsupported("GROUP BY ROLLUP/CUBE/WITH TOTALS is not supported")
             if isinstance(clause, exp.Where | exp.Having):
                 clause.set("this", self.expr(clause.this, scope))
             else:
@@ -766,14 +797,14 @@ class _Translator:
     def _check_join(join: exp.Join) -> None:
         kind = (join.args.get("kind") or "").upper()
         if kind not in ("", "INNER", "OUTER", "CROSS", "ALL"):
-            raise HogQLError(f"{kind} JOIN is not supported")
+            raise HogQLUnsupported(f"{kind} JOIN is not supported")
         if kind == "ALL":
             join.set("kind", None)
         if join.args.get("using"):
-            raise HogQLError("JOIN ... USING is not supported, use JOIN ... ON")
+            raise HogQLUnsupported("JOIN ... USING is not supported, use JOIN ... ON")
         for key in ("method", "global_", "match_condition"):
             if join.args.get(key):
-                raise HogQLError(f"{str(join.args[key]).upper()} JOIN is not supported")
+                raise HogQLUnsupported(f"{str(join.args[key]).upper()} JOIN is not supported")
 
     # expressions
 
@@ -783,22 +814,22 @@ class _Translator:
             if any(isinstance(p, exp.Star) for p in chain):
                 raise HogQLError("* is only allowed directly in the SELECT list")
             if not all(isinstance(p, exp.Identifier | exp.Literal) for p in chain):
-                raise HogQLError(f"Unsupported field access: {node.sql(dialect=_Dialect)}")
+                raise HogQLUnsupported(f"Unsupported field access: {node.sql(dialect=_Dialect)}")
             return scope.column([_part_name(p) for p in chain])
         if isinstance(node, exp.Select):
             return self.select(node).node
         if isinstance(node, exp.Subquery):
             if not isinstance(node.this, exp.Select):
-                raise HogQLError("Only SELECT subqueries are supported")
+                raise HogQLUnsupported("Only SELECT subqueries are supported")
             return exp.Subquery(this=self.select(node.this).node)
         if isinstance(node, exp.Cast):
             return self._cast(node, scope)
         if isinstance(node, exp.ParameterizedAgg):
             return self._parametric(node, scope)
         if isinstance(node, exp.Alias):
-            raise HogQLError("Aliases (AS) are only supported in the SELECT list")
+            raise HogQLUnsupported("Aliases (AS) are only supported in the SELECT list")
         if not isinstance(node, _PASSTHROUGH + _FUNCTION_NODES):
-            raise HogQLError(f"Unsupported syntax: {node.sql(dialect=_Dialect)}")
+            raise HogQLUnsupported(f"Unsupported syntax: {node.sql(dialect=_Dialect)}")
 
         for key, child in list(node.args.items()):
             if isinstance(child, exp.Expression) and not isinstance(child, exp.Var):
@@ -827,7 +858,7 @@ class _Translator:
         to = node.args["to"]
         target = _CAST_TYPES.get(to.this) if isinstance(to, exp.DataType) else None
         if target is None:
-            raise HogQLError(f"Unsupported CAST type: {to.sql(dialect=_Dialect)}")
+            raise HogQLUnsupported(f"Unsupported CAST type: {to.sql(dialect=_Dialect)}")
         value = self.expr(node.this, scope)
         cast = exp.Cast(this=value, to=exp.DataType.build(target[0], dialect="duckdb"))
         return with_kind(cast, target[1])

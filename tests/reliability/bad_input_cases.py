@@ -462,8 +462,8 @@ CASES: list[Case] = [
         "hogql-syntax", "HogQL", "`ph.query('selec 1')`",
         lambda env: env.connect().query("selec 1"),
         php.QueryError,
-        QUERY + " → 400: Syntax error at line 1, column 7: Invalid expression / Unexpected "
-        "token\nFix the HogQL query and run it again.",
+        QUERY + " → 400: mismatched input 'selec' expecting {SELECT, WITH, '{', '(', '<'}\n"
+        "Fix the HogQL query and run it again.",
     ),
     Case(
         "hogql-empty", "HogQL", "`ph.query('')`",
