@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from posthog_pandas.server.auth import check_scope
 from posthog_pandas.server.catalog import iso_z
 from posthog_pandas.server.data import ProjectStore
 from posthog_pandas.server.filters import compile_properties
@@ -372,10 +373,16 @@ def _group_rows(store: ProjectStore, index: int) -> list[dict[str, Any]]:
     return store.cached(f"groups:{index}", build)
 
 
+_GROUP_INDEX_MISSING = (
+    "You must pass ?group_type_index= in this URL. To get a list of valid group types, "
+    "call /api/:project_id/groups_types/."
+)
+
+
 def _group_index(ctx: Context) -> int:
     raw = ctx.request.params.get("group_type_index")
     if raw is None or raw == "":
-        raise ApiError.validation("This field is required.", "group_type_index", "required")
+        raise ApiError.validation(_GROUP_INDEX_MISSING, "group_type_index")  # ee/.../groups.py
     try:
         return int(raw)
     except ValueError:
@@ -385,7 +392,10 @@ def _group_index(ctx: Context) -> int:
 
 
 def groups_list(ctx: Context) -> Response:
-    """Groups: DRF CursorPagination, newest first, `group_type_index` required."""
+    """Groups: DRF CursorPagination, newest first, `group_type_index` required.
+
+    `search` matches like PostHog's: the key exactly (any case), or any text of the properties.
+    """
     rows = _group_rows(ctx.store, _group_index(ctx))
     search = ctx.request.params.get("search")
     if search:
@@ -393,8 +403,8 @@ def groups_list(ctx: Context) -> Response:
         rows = [
             r
             for r in rows
-            if s in r["group_key"].lower()
-            or s in str(r["group_properties"].get("name", "")).lower()
+            if s == r["group_key"].lower()
+            or s in orjson.dumps(r["group_properties"]).decode().lower()
         ]
     return json_response(ctx.pager.cursor_page(rows))
 
@@ -481,6 +491,7 @@ def recording_retrieve(ctx: Context, recording_id: str) -> Response:
 
 
 def cohort_persons(ctx: Context, cohort_id: str) -> Response:
+    check_scope(ctx.principal, "person", "read")  # cohort:read (the route) and person:read
     if not any(str(c["id"]) == cohort_id for c in ctx.dataset.cohorts):
         raise ApiError.not_found()
     return persons_list(ctx, cohort_id=int(cohort_id))

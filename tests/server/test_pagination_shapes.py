@@ -228,10 +228,11 @@ def test_groups_cursor_pagination(srv: LocalPostHog, session: requests.Session) 
     assert set(pages[0]) == {"next", "previous", "results"}
     missing = session.get(f"{srv.url}/api/projects/1/groups/")
     assert missing.status_code == 400
-    assert missing.json() == {
+    assert missing.json() == {  # PostHog's text (ee/clickhouse/views/groups.py)
         "type": "validation_error",
-        "code": "required",
-        "detail": "This field is required.",
+        "code": "invalid_input",
+        "detail": "You must pass ?group_type_index= in this URL. To get a list of valid group "
+        "types, call /api/:project_id/groups_types/.",
         "attr": "group_type_index",
     }
     bad = session.get(f"{srv.url}/api/projects/1/groups/?group_type_index=0&cursor=zzz")

@@ -1,0 +1,1307 @@
+"""The PostHog API contract of docs/posthog-compat.md, one test per row, against the local server.
+
+Every row id of the document (`persons.list`, `query.hasmore`, ...) has exactly one function
+here, registered with `@row(id)`; `test_contract[<id>]` runs it. Each checks the row's facts over
+real HTTP (status, body, paging, defaults, limits, scopes with scoped keys) and, where the row
+says what the client sends or reads, drives the client and inspects the server's request log or
+the bodies the client sent. `test_rows_and_tests_match` keeps the document and this file in step.
+
+A few rows need server features that do not exist in every tree (creating a person during a
+pull, a project in another timezone, the query timeout); they go through the `_hook_*` helpers
+below, which fail with a message naming what is missing.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+import pandas as pd
+import pytest
+import requests
+
+import posthog_pandas as php
+from posthog_pandas import _config, _http
+from posthog_pandas._credentials import Credentials
+from posthog_pandas.server import ApiKey, Faults, LocalPostHog
+from posthog_pandas.server import query as query_module
+
+pytestmark = pytest.mark.integration
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "posthog-compat.md"
+_ROW_ID = re.compile(r"^\|\s*`([a-z0-9_]+(?:\.[a-z0-9_]+)+)`\s*\|", re.M)
+
+PERSON_ONLY = ApiKey("phx_compat_person_only_" + "p" * 21, scopes=("person:read",))
+PERSON_WRITE = ApiKey("phx_compat_person_write_" + "w" * 20, scopes=("person:write",))
+NO_USER = ApiKey("phx_compat_no_user_read_" + "n" * 20, scopes=("person:read", "query:read"))
+COHORT_ONLY = ApiKey("phx_compat_cohort_only_" + "c" * 21, scopes=("cohort:read", "user:read"))
+LEGACY_SCOPES = ApiKey("phx_compat_legacy_scopes_" + "l" * 19, scopes=())
+OTHER_PROJECT = ApiKey("phx_compat_project_two_" + "t" * 21, project_ids=(2,))
+LIMITED = ApiKey("phx_compat_rate_limited_" + "r" * 20, rate_limit_per_minute=2)
+KEYS = [PERSON_ONLY, PERSON_WRITE, NO_USER, COHORT_ONLY, LEGACY_SCOPES, OTHER_PROJECT, LIMITED]
+LEGACY_USER = ("analyst@example.com", "correct horse")
+
+
+def doc_rows() -> list[str]:
+    return _ROW_ID.findall(DOC.read_text(encoding="utf-8"))
+
+
+# -- the registry ------------------------------------------------------------------------------
+
+RowCheck = Callable[["Env"], None]
+ROWS: dict[str, RowCheck] = {}
+
+
+def row(row_id: str) -> Callable[[RowCheck], RowCheck]:
+    def register(check: RowCheck) -> RowCheck:
+        assert row_id not in ROWS, f"two tests for row {row_id}"
+        ROWS[row_id] = check
+        return check
+
+    return register
+
+
+def test_rows_and_tests_match() -> None:
+    ids = doc_rows()
+    assert len(ids) == len(set(ids)), "a row id appears twice in docs/posthog-compat.md"
+    assert sorted(set(ids) - set(ROWS)) == [], "rows of docs/posthog-compat.md without a test"
+    assert sorted(set(ROWS) - set(ids)) == [], "tests here without a row in the document"
+
+
+@pytest.mark.parametrize("row_id", doc_rows())
+def test_contract(row_id: str, env: Env) -> None:
+    ROWS[row_id](env)
+
+
+# -- what the tests share ------------------------------------------------------------------------
+
+
+@dataclass
+class Sent:
+    """One request the client sent through its session (the body is the raw bytes)."""
+
+    method: str
+    url: str
+    params: dict[str, Any] | None
+    body: bytes | None
+
+    @property
+    def json(self) -> Any:
+        return None if self.body is None else orjson.loads(self.body)
+
+
+class RecordingSession(requests.Session):
+    """A session that remembers what the client sent, and can act after each answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[Sent] = []
+        self.after: Callable[[str], None] | None = None
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        answer = super().request(method, url, *args, **kwargs)
+        data = kwargs.get("data")
+        self.sent.append(Sent(str(method), str(url), kwargs.get("params"), data))
+        if self.after is not None:
+            self.after(str(url))
+        return answer
+
+
+@dataclass
+class Env:
+    srv: LocalPostHog
+    legacy: LocalPostHog
+    tmp: Path
+    monkeypatch: pytest.MonkeyPatch
+    sessions: list[RecordingSession] = field(default_factory=list)
+
+    def get(self, path: str, key: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {key or self.srv.api_key}"}
+        headers.update(kwargs.pop("headers", {}))
+        return requests.get(self.srv.url + path, headers=headers, timeout=60, **kwargs)
+
+    def query(
+        self, sql: str, key: str | None = None, values: dict[str, Any] | None = None, **extra: Any
+    ) -> requests.Response:
+        node: dict[str, Any] = {"kind": "HogQLQuery", "query": sql}
+        if values is not None:
+            node["values"] = values
+        headers = {"Authorization": f"Bearer {key or self.srv.api_key}"}
+        headers.update(extra.pop("headers", {}))
+        body = {"query": node, **extra}
+        return requests.post(
+            f"{self.srv.url}/api/projects/1/query/", json=body, headers=headers, timeout=60
+        )
+
+    def connect(self, key: str | None = None, **kwargs: Any) -> php.PostHog:
+        """A connection through a recording session; the server logs restart here, so
+        `logged` afterwards holds the client's requests (and any made after this call)."""
+        self.srv.clear_log()
+        session = RecordingSession()
+        self.sessions.append(session)
+        options: dict[str, Any] = {
+            "host": self.srv.url,
+            "cache": False,
+            "progress": False,
+            "dotenv": False,
+            "prompt": False,
+            "session": session,
+        }
+        options.update(kwargs)
+        return php.connect(key or self.srv.api_key, **options)
+
+    @property
+    def sent(self) -> list[Sent]:
+        return self.sessions[-1].sent
+
+    def logged(self, path_part: str, srv: LocalPostHog | None = None) -> list[Any]:
+        return [r for r in (srv or self.srv).requests if path_part in r.path]
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[LocalPostHog]:
+    with LocalPostHog(persons=300, events=2000, seed=13, keys=KEYS) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def legacy_srv() -> Iterator[LocalPostHog]:
+    users = {LEGACY_USER[0]: LEGACY_USER[1]}
+    with LocalPostHog(persons=150, events=1200, seed=5, legacy=True, users=users) as server:
+        yield server
+
+
+@pytest.fixture()
+def env(
+    srv: LocalPostHog, legacy_srv: LocalPostHog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Env]:
+    for server in (srv, legacy_srv):
+        server.clear_log()
+        server.set_faults(None)
+        server.reset_rate_limits()
+    yield Env(srv, legacy_srv, tmp_path, monkeypatch)
+    srv.set_faults(None)
+
+
+def err(type_: str, code: str, detail: str, attr: str | None = None) -> dict[str, Any]:
+    return {"type": type_, "code": code, "detail": detail, "attr": attr}
+
+
+def params_of(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
+
+
+def follow(env: Env, url: str, key: str | None = None) -> list[dict[str, Any]]:
+    """Every page of a list, following `next` to the end."""
+    pages: list[dict[str, Any]] = []
+    next_url: str | None = url
+    while next_url:
+        answer = requests.get(
+            next_url, headers={"Authorization": f"Bearer {key or env.srv.api_key}"}, timeout=60
+        )
+        assert answer.status_code == 200, answer.text
+        pages.append(answer.json())
+        next_url = pages[-1].get("next")
+        assert len(pages) < 200
+    return pages
+
+
+def person_order(srv: LocalPostHog) -> list[str]:
+    persons = srv.dataset().persons
+    return list(persons.sort_values(["created_at", "id"], ascending=False)["id"])
+
+
+def missing_scope(scope: str) -> dict[str, Any]:
+    return err(
+        "authentication_error", "permission_denied", f"API key missing required scope '{scope}'"
+    )
+
+
+# -- hooks for server features another change provides ---------------------------------------------
+
+
+def _hook_create_person(srv: LocalPostHog) -> None:
+    """A person created now, so it sorts first (persons.offset_shift)."""
+    create = getattr(srv, "add_person", None) or getattr(srv, "create_person", None)
+    if create is None:
+        pytest.fail(
+            "LocalPostHog cannot create a person while a pull runs (issue 21, persons pages "
+            "shifting under concurrent writes): expected LocalPostHog.add_person()."
+        )
+    create()
+
+
+def _hook_server_in_timezone(tz: str) -> LocalPostHog:
+    """A server whose project 1 has a non-UTC timezone (query.datetime_results)."""
+    try:
+        return LocalPostHog(persons=40, events=300, seed=13, timezone=tz)  # type: ignore[call-arg]
+    except TypeError:
+        pytest.fail(
+            "LocalPostHog has no project timezone yet (issue 21, results' DateTimes in the "
+            "project's timezone): expected LocalPostHog(timezone=...)."
+        )
+
+
+def _hook_server_with_query_timeout(seconds: float) -> LocalPostHog:
+    """A server whose queries stop after `seconds` (query.timeout)."""
+    try:
+        return LocalPostHog(
+            persons=40,
+            events=2000,
+            seed=13,
+            max_execution_time=seconds,  # type: ignore[call-arg]
+        )
+    except TypeError:
+        pytest.fail(
+            "LocalPostHog has no query time limit yet (issue 21, the timeout error of long "
+            "queries): expected LocalPostHog(max_execution_time=...)."
+        )
+
+
+# == transport and authentication =================================================================
+
+
+@row("http.projects_prefix")
+def _(env: Env) -> None:
+    for bad in ("abc", "99"):
+        answer = env.get(f"/api/projects/{bad}/cohorts/")
+        assert answer.status_code == 404
+        assert answer.json() == err("invalid_request", "not_found", "Project not found.")
+    ph = env.connect()
+    ph.cohorts()
+    assert [r.path for r in env.logged("/cohorts")] == ["/api/projects/1/cohorts/"]
+    with pytest.raises(php.NotFoundError) as info:
+        env.connect(project_id=99).cohorts()
+    assert "Project not found." in str(info.value) and "POSTHOG_PROJECT_ID" in str(info.value)
+
+
+@row("http.trailing_slash")
+def _(env: Env) -> None:
+    for path in ("/api/projects/1/cohorts", "/api/users/@me"):
+        without, with_slash = env.get(path), env.get(path + "/")
+        assert without.status_code == with_slash.status_code == 200
+        assert without.json() == with_slash.json()
+    env.connect().cohorts()
+    assert all(r.path.endswith("/") for r in env.srv.requests)
+
+
+@row("http.gzip")
+def _(env: Env) -> None:
+    zipped = env.get("/api/projects/1/persons/", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    answer = env.query("select uuid from events", headers={"Accept-Encoding": "gzip"})
+    assert answer.headers["Content-Encoding"] == "gzip" and len(answer.json()["results"]) == 100
+    env.connect().persons()
+    assert {r.headers.get("accept-encoding") for r in env.srv.requests} == {"identity"}
+
+
+@row("http.next_absolute")
+def _(env: Env) -> None:
+    port = env.srv.url.rsplit(":", 1)[1]
+    page = env.get(
+        "/api/projects/1/feature_flags/?limit=5&active=true", headers={"Host": f"localhost:{port}"}
+    ).json()
+    assert page["next"].startswith(f"http://localhost:{port}/api/projects/1/feature_flags/?")
+    assert params_of(page["next"]) == {"limit": "5", "active": "true", "offset": "5"}
+    env.srv.set_faults(Faults(foreign_next=True, paths=("/feature_flags",)))
+    with pytest.raises(php.PaginationError, match="outside the configured PostHog origin"):
+        env.connect().feature_flags()
+    assert env.srv.foreign_requests == []
+
+
+@row("http.not_found")
+def _(env: Env) -> None:
+    for headers in ({}, {"Authorization": f"Bearer {env.srv.api_key}"}):
+        answer = requests.get(f"{env.srv.url}/api/nothing_here/", headers=headers, timeout=30)
+        assert answer.status_code == 404
+        assert answer.json() == err("invalid_request", "not_found", "Endpoint not found.")
+    with pytest.raises(php.NotFoundError, match="does not have that endpoint"):
+        env.connect().fetch("/api/nothing_here/")
+
+
+@row("auth.bearer")
+def _(env: Env) -> None:
+    assert env.get("/api/projects/1/persons/?limit=1").status_code == 200
+    lower = requests.get(
+        f"{env.srv.url}/api/projects/1/persons/",
+        headers={"Authorization": f"bearer {env.srv.api_key}"},
+        timeout=30,
+    )
+    assert lower.status_code == 401 and lower.json()["code"] == "not_authenticated"
+    env.connect().persons()
+    assert {r.auth for r in env.srv.requests} == {"bearer"}
+    assert all(s.body is None for s in env.sent)
+    assert all(env.srv.api_key not in s.url for s in env.sent)
+
+
+@row("auth.precedence")
+def _(env: Env) -> None:
+    url = f"{env.srv.url}/api/projects/1/persons/?limit=1"
+    key = env.srv.api_key
+    wrong_header = requests.get(
+        url,
+        headers={"Authorization": "Bearer phx_wrong_key_0000000000000000000000000000"},
+        json={"personal_api_key": key},
+        timeout=30,
+    )
+    assert wrong_header.status_code == 401
+    assert wrong_header.json()["detail"] == (
+        "Personal API key found in request Authorization header is invalid."
+    )
+    assert requests.get(url, json={"personal_api_key": key}, timeout=30).status_code == 200
+    assert requests.get(url, params={"personal_api_key": key}, timeout=30).status_code == 200
+    wrong_body = requests.get(
+        url, json={"personal_api_key": "phx_wrong"}, params={"personal_api_key": key}, timeout=30
+    )
+    assert wrong_body.status_code == 401
+    assert wrong_body.json()["detail"] == "Personal API key found in request body is invalid."
+
+
+@row("auth.invalid_key")
+def _(env: Env) -> None:
+    url = f"{env.srv.url}/api/projects/1/persons/"
+    wrong = "phx_not_a_real_key_00000000000000000000000000"
+    for kwargs, where in (
+        ({"headers": {"Authorization": f"Bearer {wrong}"}}, "Authorization header"),
+        ({"json": {"personal_api_key": wrong}}, "body"),
+        ({"params": {"personal_api_key": wrong}}, "query string"),
+    ):
+        answer = requests.get(url, timeout=30, **kwargs)  # type: ignore[arg-type]
+        assert answer.status_code == 401
+        assert answer.json() == err(
+            "authentication_error",
+            "authentication_failed",
+            f"Personal API key found in request {where} is invalid.",
+        )
+    with pytest.raises(php.AuthenticationError) as info:
+        env.connect(wrong)
+    assert "was not accepted" in str(info.value) and wrong not in str(info.value)
+
+
+@row("auth.missing")
+def _(env: Env) -> None:
+    answer = requests.get(f"{env.srv.url}/api/projects/1/persons/", timeout=30)
+    assert answer.status_code == 401
+    assert answer.json() == err(
+        "authentication_error", "not_authenticated", "Authentication credentials were not provided."
+    )
+    with pytest.raises(php.AuthenticationError, match="PostHog received no credentials"):
+        raise _http.error_from_response(
+            "GET",
+            answer.url,
+            answer.status_code,
+            answer.json(),
+            answer.content,
+            answer.headers,
+            Credentials(api_key="phx_x", source="test"),
+        )
+
+
+@row("auth.sharing_403")
+def _(env: Env) -> None:
+    body = {"query": {"kind": "HogQLQuery", "query": "select 1"}}
+    query = requests.post(f"{env.srv.url}/api/projects/1/query/", json=body, timeout=30)
+    assert query.status_code == 403 and query.json()["code"] == "not_authenticated"
+    for path in ("insights", "dashboards", "session_recordings"):
+        shared = requests.get(f"{env.srv.url}/api/projects/1/{path}/", timeout=30)
+        assert shared.status_code == 403 and shared.json()["code"] == "not_authenticated"
+    plain = requests.get(f"{env.srv.url}/api/projects/1/persons/", timeout=30)
+    assert plain.status_code == 401
+    bad = requests.post(
+        f"{env.srv.url}/api/projects/1/query/",
+        json=body,
+        headers={"Authorization": "Bearer phx_wrong_key_0000000000000000000000000000"},
+        timeout=30,
+    )
+    assert bad.status_code == 403 and bad.json()["code"] == "authentication_failed"
+    mapped = _http.error_from_response(
+        "POST",
+        bad.url,
+        bad.status_code,
+        bad.json(),
+        bad.content,
+        bad.headers,
+        Credentials(api_key="phx_wrong_key_0000000000000000000000000000", source="test"),
+    )
+    assert isinstance(mapped, php.AuthenticationError)
+
+
+@row("auth.project_key")
+def _(env: Env) -> None:
+    token = env.srv.project_token(1)
+    answer = env.get("/api/projects/1/persons/", key=token)
+    assert answer.status_code == 401 and answer.json()["code"] == "authentication_failed"
+    env.srv.clear_log()
+    with pytest.raises(php.CredentialsError, match="project API key"):
+        env.connect(token)
+    assert env.srv.requests == []
+
+
+@row("auth.no_basic")
+def _(env: Env) -> None:
+    answer = requests.get(f"{env.srv.url}/api/projects/1/persons/", auth=LEGACY_USER, timeout=30)
+    assert answer.status_code == 401 and answer.json()["code"] == "not_authenticated"
+    with pytest.raises(php.AuthenticationError, match="accept only personal API keys"):
+        php.connect(
+            host=env.srv.url,
+            username=LEGACY_USER[0],
+            password=LEGACY_USER[1],
+            cache=False,
+            progress=False,
+            dotenv=False,
+            prompt=False,
+        )
+
+
+@row("auth.token_param")
+def _(env: Env) -> None:
+    bogus = env.get("/api/projects/1/persons/", params={"token": "phc_bogus"})
+    assert bogus.status_code == 401
+    switched = env.get("/api/projects/1/persons/", params={"token": env.srv.project_token(1)})
+    assert switched.status_code == 200
+    ph = env.connect()
+    env.srv.clear_log()
+    for name in ("token", "api_key", "personal_api_key"):
+        with pytest.raises(php.PaginationError, match=name):
+            ph.fetch("cohorts", **{name: "x"})
+    assert env.srv.requests == []
+
+
+@row("auth.key_in_body")
+def _(env: Env) -> None:
+    answer = env.query("select 1", key=None, personal_api_key=env.srv.api_key)
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "parse_error"
+    ph = env.connect(key_in="body")
+    assert ph.query("select 1 as one")["one"].tolist() == [1]
+    queries = env.logged("/query")
+    assert queries and all(r.auth != "body" for r in queries)
+    bodies = [s.json for s in env.sent if s.url.rstrip("/").endswith("/query")]
+    assert bodies and all("personal_api_key" not in b for b in bodies)
+
+
+# == errors, scopes and rate limits ===============================================================
+
+
+@row("error.shape")
+def _(env: Env) -> None:
+    missing = env.get("/api/projects/1/cohorts/999/")
+    assert missing.status_code == 404
+    assert missing.json() == err("invalid_request", "not_found", "Not found.")
+    invalid = env.query("select nope from nowhere")
+    assert invalid.status_code == 400
+    assert set(invalid.json()) >= {"type", "code", "detail", "attr"}
+    assert invalid.json()["type"] == "validation_error" and invalid.json()["attr"] is None
+    ph = env.connect()
+    with pytest.raises(php.NotFoundError) as info:
+        ph.get(ph.project_path("cohorts/999"))
+    assert (info.value.type, info.value.code, info.value.detail, info.value.attr) == (
+        "invalid_request",
+        "not_found",
+        "Not found.",
+        None,
+    )
+
+
+@row("scope.missing")
+def _(env: Env) -> None:
+    answer = env.get("/api/projects/1/cohorts/", key=PERSON_ONLY.key)
+    assert answer.status_code == 403 and answer.json() == missing_scope("cohort:read")
+    assert env.get("/api/projects/1/persons/", key=PERSON_ONLY.key).status_code == 200
+    assert env.get("/api/projects/1/cohorts/", key=LEGACY_SCOPES.key).status_code == 200
+    ph = env.connect(PERSON_ONLY.key, project_id=1)
+    with pytest.raises(php.PermissionDeniedError) as info:
+        ph.cohorts()
+    assert info.value.scope == "cohort:read"
+    assert "Add the 'cohort:read' scope" in str(info.value)
+
+
+@row("scope.write_implies_read")
+def _(env: Env) -> None:
+    assert env.get("/api/projects/1/persons/", key=PERSON_WRITE.key).status_code == 200
+    answer = env.get("/api/projects/1/cohorts/", key=PERSON_WRITE.key)
+    assert answer.status_code == 403 and answer.json() == missing_scope("cohort:read")
+
+
+@row("scope.project")
+def _(env: Env) -> None:
+    answer = env.get("/api/projects/1/persons/", key=OTHER_PROJECT.key)
+    assert answer.status_code == 403
+    assert answer.json() == err(
+        "authentication_error",
+        "permission_denied",
+        "API key does not have access to the requested project: ID 1.",
+    )
+    assert env.get("/api/projects/2/persons/", key=OTHER_PROJECT.key).status_code == 200
+    with pytest.raises(php.PermissionDeniedError, match="limited to other projects"):
+        env.connect(OTHER_PROJECT.key, project_id=1).persons()
+
+
+@row("rate.throttled")
+def _(env: Env) -> None:
+    path = "/api/projects/1/cohorts/"
+    assert env.get(path, key=LIMITED.key).status_code == 200
+    assert env.get(path, key=LIMITED.key).status_code == 200
+    answer = env.get(path, key=LIMITED.key)
+    assert answer.status_code == 429
+    wait = int(answer.headers["Retry-After"])
+    assert answer.json() == err(
+        "throttled_error",
+        "throttled",
+        f"Request was throttled. Expected available in {wait} seconds.",
+    )
+    env.srv.reset_rate_limits()
+    ph = env.connect(LIMITED.key, project_id=1, retry=_config.RetrySettings(max_wait=1.0))
+    with pytest.raises(php.RateLimitError) as info:
+        for _ in range(3):  # with @me, at most two of these fit in the bucket
+            ph.cohorts()
+    assert info.value.retry_after is not None and 50 <= info.value.retry_after <= 60
+
+
+@row("rate.per_key")
+def _(env: Env) -> None:
+    path = "/api/projects/1/cohorts/"
+    statuses = [env.get(path, key=LIMITED.key).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert env.get(path).status_code == 200  # another key, another bucket
+
+
+@row("rate.limits")
+def _(env: Env) -> None:
+    pacing = _config.PacingSettings()
+    assert (pacing.analytics_per_minute, pacing.other_per_minute) == (240, 480)
+    assert pacing.max_concurrent_queries == 3
+    for path in ("/persons", "/events", "/query", "/insights", "/session_recordings"):
+        assert path in _http.ANALYTICS_PATHS
+    env.connect().persons()
+    assert env.logged("/persons")  # the paced path reached the server
+
+
+# == who is calling, which project ================================================================
+
+
+@row("me.get")
+def _(env: Env) -> None:
+    me = env.get("/api/users/@me/").json()
+    assert me["team"]["project_id"] == 1 and me["team"]["name"] == "Default project"
+    assert [p["id"] for p in me["organization"]["projects"]] == [1]
+    ph = env.connect()
+    assert env.srv.requests[0].path == "/api/users/@me/"
+    assert ph.project_id == 1 and ph.me()["email"] == me["email"]
+
+
+@row("me.scope")
+def _(env: Env) -> None:
+    answer = env.get("/api/users/@me/", key=NO_USER.key)
+    assert answer.status_code == 403 and answer.json() == missing_scope("user:read")
+    scoped = env.get("/api/users/@me/", key=OTHER_PROJECT.key)  # exempt from project scoping
+    assert scoped.status_code == 200
+    persons = env.connect(NO_USER.key, project_id=1).persons()
+    assert len(persons) == len(env.srv.dataset().persons)
+    with pytest.raises(php.PostHogError) as info:
+        env.connect(NO_USER.key)
+    assert "user:read" in str(info.value) and "POSTHOG_PROJECT_ID" in str(info.value)
+
+
+@row("projects.list")
+def _(env: Env) -> None:
+    page = env.get("/api/projects/").json()
+    assert set(page) == {"count", "next", "previous", "results"}
+    assert [p["id"] for p in page["results"]] == [1]
+    answer = env.get("/api/projects/", key=PERSON_ONLY.key)
+    assert answer.status_code == 403 and answer.json() == missing_scope("project:read")
+    projects = env.connect().projects()
+    assert projects["id"].tolist() == [1]
+    assert [r.path for r in env.logged("/api/projects/") if r.path == "/api/projects/"]
+
+
+# == persons, cohorts, groups =====================================================================
+
+
+@row("persons.list")
+def _(env: Env) -> None:
+    page = env.get("/api/projects/1/persons/").json()
+    assert set(page) == {"results", "next", "previous"}
+    assert len(page["results"]) == 100 and params_of(page["next"])["offset"] == "100"
+    assert [p["id"] for p in page["results"]] == person_order(env.srv)[:100]
+    persons = env.srv.dataset().persons
+    email = next(p["email"] for p in persons["properties"] if p.get("email"))
+    by_email = env.get("/api/projects/1/persons/", params={"email": email}).json()["results"]
+    assert [p["properties"]["email"] for p in by_email] == [email]
+    did = persons["distinct_ids"].iloc[0][0]
+    by_did = env.get("/api/projects/1/persons/", params={"distinct_id": did}).json()["results"]
+    assert [p["id"] for p in by_did] == [persons["id"].iloc[0]]
+    ph = env.connect()
+    frame = ph.persons()
+    assert sorted(frame["uuid"]) == sorted(persons["id"])
+    assert env.logged("/persons")[0].params == {"limit": "1000"}
+    assert len(ph.persons(email=email)) == 1
+    assert env.logged("/persons")[-1].params == {"email": email, "limit": "1000"}
+
+
+@row("persons.next_full_page")
+def _(env: Env) -> None:
+    pages = follow(env, f"{env.srv.url}/api/projects/1/persons/?limit=100")
+    assert [len(p["results"]) for p in pages] == [100, 100, 100, 0]
+    assert params_of(pages[0]["next"]) == {"limit": "100", "offset": "100"}
+    short = env.get("/api/projects/1/persons/?limit=200&offset=200").json()
+    assert len(short["results"]) == 100 and short["next"] is None
+    frame = env.connect().persons()
+    assert len(frame) == frame["uuid"].nunique() == 300
+
+
+@row("persons.offset_shift")
+def _(env: Env) -> None:
+    first = env.get("/api/projects/1/persons/?limit=10").json()
+    _hook_create_person(env.srv)
+    second = env.get("/api/projects/1/persons/?limit=10&offset=10").json()
+    assert second["results"][0]["id"] == first["results"][-1]["id"]  # pushed down one place
+    created: list[bool] = []
+
+    def create_once(url: str) -> None:
+        if "/persons/" in url and not created:
+            created.append(True)
+            _hook_create_person(env.srv)
+
+    ph = env.connect()
+    env.sessions[-1].after = create_once
+    frame = ph.persons()
+    everyone = env.get("/api/projects/1/persons/?limit=5000").json()["results"]
+    assert created and frame["uuid"].is_unique
+    assert set(frame["uuid"]) >= {p["id"] for p in everyone} - {everyone[0]["id"]}
+
+
+@row("cohort_persons.list")
+def _(env: Env) -> None:
+    page = env.get("/api/projects/1/cohorts/2/persons/?limit=10").json()
+    assert set(page) == {"results", "next", "previous"} and len(page["results"]) == 10
+    answer = env.get("/api/projects/1/cohorts/2/persons/", key=COHORT_ONLY.key)
+    assert answer.status_code == 403 and answer.json() == missing_scope("person:read")
+    answer = env.get("/api/projects/1/cohorts/2/persons/", key=PERSON_ONLY.key)
+    assert answer.status_code == 403 and answer.json() == missing_scope("cohort:read")
+    members = env.srv.dataset().cohort_people
+    expected = set(members[members["cohort_id"] == 2]["person_id"])
+    frame = env.connect().cohort_persons(2)
+    assert set(frame["uuid"]) == expected and len(frame) == len(expected)
+    assert env.logged("/cohorts/2/persons")[0].params == {"limit": "1000"}
+
+
+@row("groups.list")
+def _(env: Env) -> None:
+    pages = follow(env, f"{env.srv.url}/api/projects/1/groups/?group_type_index=0")
+    assert all(set(p) == {"next", "previous", "results"} for p in pages)
+    assert all(len(p["results"]) == 100 for p in pages[:-1])
+    if len(pages) > 1:
+        assert "cursor" in params_of(pages[0]["next"])
+    groups = env.srv.dataset().groups
+    orgs = groups[groups["group_type_index"] == 0]
+    keys = [r["group_key"] for p in pages for r in p["results"]]
+    assert sorted(keys) == sorted(orgs["group_key"])
+    created = [r["created_at"] for p in pages for r in p["results"]]
+    assert created == sorted(created, reverse=True)
+    key = orgs["group_key"].iloc[0]
+    exact = env.get(
+        "/api/projects/1/groups/", params={"group_type_index": 0, "search": key.upper()}
+    )
+    assert [g["group_key"] for g in exact.json()["results"]] == [key]
+    partial = env.get("/api/projects/1/groups/", params={"group_type_index": 0, "search": key[:-1]})
+    name = str(orgs["group_properties"].iloc[0]["name"])
+    by_name = env.get("/api/projects/1/groups/", params={"group_type_index": 0, "search": name})
+    assert key in {g["group_key"] for g in by_name.json()["results"]}
+    assert all(
+        key[:-1].lower() in orjson.dumps(g["group_properties"]).decode().lower()
+        for g in partial.json()["results"]
+    )
+    answer = env.get("/api/projects/1/groups/?group_type_index=0", key=PERSON_ONLY.key)
+    assert answer.status_code == 403 and answer.json() == missing_scope("group:read")
+    frame = env.connect().groups(0)
+    assert sorted(frame["group_key"]) == sorted(orgs["group_key"])
+    assert env.logged("/groups")[0].params == {"group_type_index": "0"}
+
+
+@row("groups.required_index")
+def _(env: Env) -> None:
+    answer = env.get("/api/projects/1/groups/")
+    assert answer.status_code == 400
+    assert answer.json() == err(
+        "validation_error",
+        "invalid_input",
+        "You must pass ?group_type_index= in this URL. To get a list of valid group types, "
+        "call /api/:project_id/groups_types/.",
+        "group_type_index",
+    )
+    ph = env.connect()
+    env.srv.clear_log()
+    with pytest.raises(php.ConfigurationError, match="group_type_index"):
+        ph.groups(5)
+    assert env.srv.requests == []
+
+
+# == product metadata lists =======================================================================
+
+
+def check_list(
+    env: Env,
+    name: str,
+    scope: str,
+    fetch: Callable[[php.PostHog], pd.DataFrame],
+    sent: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """A limit/offset list: its envelope, `next`, its scope, and the client reading all of it."""
+    path = f"/api/projects/1/{name}/"
+    whole = env.get(path).json()
+    assert set(whole) == {"count", "next", "previous", "results"}
+    count = whole["count"]
+    assert whole["next"] is None and len(whole["results"]) == count > 2
+    first = env.get(path, params={"limit": 2}).json()
+    assert len(first["results"]) == 2 and params_of(first["next"]) == {"limit": "2", "offset": "2"}
+    pages = follow(env, f"{env.srv.url}{path}?limit=2")
+    assert sum(len(p["results"]) for p in pages) == count
+    answer = env.get(path, key=PERSON_ONLY.key)
+    assert answer.status_code == 403 and answer.json() == missing_scope(f"{scope}:read")
+    frame = fetch(env.connect())
+    logged = [r for r in env.srv.requests if r.path == path]
+    assert logged and logged[0].params == (sent or {})
+    return frame
+
+
+@row("cohorts.list")
+def _(env: Env) -> None:
+    frame = check_list(env, "cohorts", "cohort", lambda ph: ph.cohorts())
+    assert sorted(frame["id"]) == sorted(c["id"] for c in env.srv.dataset().cohorts)
+
+
+@row("feature_flags.list")
+def _(env: Env) -> None:
+    check_list(env, "feature_flags", "feature_flag", lambda ph: ph.feature_flags())
+    flags = env.srv.dataset().feature_flags
+    active = env.connect().feature_flags(active=True)
+    assert sorted(active["id"]) == sorted(f["id"] for f in flags if f["active"])
+    assert env.logged("/feature_flags")[-1].params == {"active": "true"}
+
+
+@row("insights.list")
+def _(env: Env) -> None:
+    frame = check_list(env, "insights", "insight", lambda ph: ph.insights(), {"basic": "true"})
+    assert sorted(frame["id"]) == sorted(i["id"] for i in env.srv.dataset().insights)
+    basic = env.get("/api/projects/1/insights/", params={"basic": "true"}).json()["results"]
+    assert all("result" not in i for i in basic)
+
+
+@row("dashboards.list")
+def _(env: Env) -> None:
+    frame = check_list(env, "dashboards", "dashboard", lambda ph: ph.dashboards())
+    assert len(frame) == len(env.srv.dataset().dashboards)
+
+
+@row("annotations.list")
+def _(env: Env) -> None:
+    frame = check_list(env, "annotations", "annotation", lambda ph: ph.annotations())
+    assert len(frame) == len(env.srv.dataset().annotations)
+
+
+@row("actions.list")
+def _(env: Env) -> None:
+    frame = check_list(env, "actions", "action", lambda ph: ph.actions())
+    assert len(frame) == len(env.srv.dataset().actions)
+
+
+@row("event_definitions.list")
+def _(env: Env) -> None:
+    frame = check_list(
+        env, "event_definitions", "event_definition", lambda ph: ph.event_definitions()
+    )
+    assert set(frame["name"]) == set(env.srv.dataset().events["event"])
+    env.connect().event_definitions(search="page")
+    assert env.logged("/event_definitions")[-1].params == {"search": "page"}
+
+
+@row("property_definitions.list")
+def _(env: Env) -> None:
+    frame = check_list(
+        env,
+        "property_definitions",
+        "property_definition",
+        lambda ph: ph.property_definitions(),
+        {"type": "event"},
+    )
+    assert {"name", "property_type", "is_numerical"} <= set(frame.columns)
+    default = env.get("/api/projects/1/property_definitions/").json()["results"]
+    event = env.get("/api/projects/1/property_definitions/?type=event").json()["results"]
+    assert default == event
+    person = env.connect().property_definitions(type="person")
+    assert "first_seen" in set(person["name"])
+    assert env.logged("/property_definitions")[-1].params == {"type": "person"}
+    with pytest.raises(php.ConfigurationError, match="'event', 'person', 'group' or 'session'"):
+        env.connect().property_definitions(type="cohort")
+
+
+@row("property_definitions.group")
+def _(env: Env) -> None:
+    missing = env.get("/api/projects/1/property_definitions/?type=group")
+    assert missing.status_code == 400
+    assert missing.json() == err(
+        "validation_error", "invalid_input", "`group_type_index` must be set for `group` type"
+    )
+    stray = env.get("/api/projects/1/property_definitions/?type=event&group_type_index=0")
+    assert stray.status_code == 400
+    assert stray.json()["detail"] == "`group_type_index` can only set for `group` type"
+    good = env.get("/api/projects/1/property_definitions/?type=group&group_type_index=0")
+    assert good.status_code == 200 and good.json()["results"]
+    ph = env.connect()
+    groups = ph.property_definitions(type="group", group_type_index=0)  # type: ignore[call-arg]
+    assert len(groups) == len(good.json()["results"])
+    assert env.logged("/property_definitions")[-1].params == {
+        "type": "group",
+        "group_type_index": "0",
+    }
+    env.srv.clear_log()
+    with pytest.raises(php.ConfigurationError, match="group_type_index"):
+        ph.property_definitions(type="group")
+    assert env.srv.requests == []
+
+
+@row("experiments.list")
+def _(env: Env) -> None:
+    frame = check_list(env, "experiments", "experiment", lambda ph: ph.experiments())
+    assert len(frame) == len(env.srv.dataset().experiments)
+
+
+@row("surveys.list")
+def _(env: Env) -> None:
+    frame = check_list(env, "surveys", "survey", lambda ph: ph.surveys())
+    assert frame["id"].map(type).eq(str).all()
+    assert len(frame) == len(env.srv.dataset().surveys)
+
+
+# == insights =====================================================================================
+
+
+def first_trends_insight(env: Env) -> int:
+    return int(env.srv.dataset().insights[0]["id"])
+
+
+@row("insight.get")
+def _(env: Env) -> None:
+    insight_id = first_trends_insight(env)
+    body = env.get(f"/api/projects/1/insights/{insight_id}/?refresh=blocking").json()
+    series = body["result"]
+    assert series and all({"days", "data"} <= set(s) for s in series)
+    frame = env.connect().insight(insight_id)
+    assert list(frame.columns) == ["series", "breakdown_value", "date", "value"]
+    assert len(frame) == sum(len(s["days"]) for s in series)
+    assert frame["value"].sum() == sum(sum(s["data"]) for s in series)
+    assert [r.path for r in env.logged("/insights")] == [f"/api/projects/1/insights/{insight_id}/"]
+
+
+@row("insight.refresh")
+def _(env: Env) -> None:
+    insight_id = first_trends_insight(env)
+    never = env.get(f"/api/projects/1/insights/{insight_id}/?refresh=force_cache").json()
+    assert never["result"] is None  # nobody computed it: force_cache never computes
+    computed = env.get(f"/api/projects/1/insights/{insight_id}/?refresh=blocking").json()
+    assert computed["result"]
+    ph = env.connect()
+    ph.insight(insight_id)
+    assert env.logged("/insights")[-1].params == {"refresh": "blocking"}
+    ph.insight(insight_id, refresh=True)
+    assert env.logged("/insights")[-1].params == {"refresh": "force_blocking"}
+
+
+# == session recordings ===========================================================================
+
+
+@row("recordings.list")
+def _(env: Env) -> None:
+    recordings = env.srv.dataset().session_recordings
+    since = {"date_from": "2020-01-01T00:00:00Z"}
+    page = env.get("/api/projects/1/session_recordings/", params=since).json()
+    assert set(page) == {"results", "has_next", "version"}
+    assert len(page["results"]) == min(50, len(recordings))
+    assert page["has_next"] is (len(recordings) > 50)
+    starts = [r["start_time"] for r in page["results"]]
+    assert starts == sorted(starts, reverse=True)
+    seen: list[str] = []
+    offset = 0
+    while True:
+        params = {**since, "limit": 40, "offset": offset}
+        body = env.get("/api/projects/1/session_recordings/", params=params).json()
+        seen += [r["id"] for r in body["results"]]
+        offset += len(body["results"])
+        if not body["has_next"]:
+            break
+    assert sorted(seen) == sorted(r["id"] for r in recordings)
+    answer = env.get("/api/projects/1/session_recordings/", key=PERSON_ONLY.key)
+    assert answer.status_code == 403 and answer.json() == missing_scope("session_recording:read")
+    frame = env.connect().session_recordings(date_from="2020-01-01")
+    assert sorted(frame["id"]) == sorted(r["id"] for r in recordings)
+    sent = env.logged("/session_recordings")
+    assert [r.params["limit"] for r in sent] == ["100"] * len(sent)
+    offsets = sorted(int(r.params.get("offset", 0)) for r in sent)
+    assert offsets == list(range(0, 100 * len(sent), 100))
+
+
+@row("recordings.default_range")
+def _(env: Env) -> None:
+    # The generated recordings are from 2024: older than three days.
+    body = env.get("/api/projects/1/session_recordings/").json()
+    assert body["results"] == [] and body["has_next"] is False
+    env.connect().session_recordings()
+    assert "date_from" in env.logged("/session_recordings")[0].params
+
+
+# == events through the REST list =================================================================
+
+
+@row("events.list")
+def _(env: Env) -> None:
+    clamped = env.get("/api/projects/1/events/?limit=5000").json()
+    assert set(clamped) == {"next", "results"} and len(clamped["results"]) == 1000
+    default = env.get("/api/projects/1/events/").json()
+    assert len(default["results"]) == 100
+    timestamps = [e["timestamp"] for e in default["results"]]
+    assert timestamps == sorted(timestamps, reverse=True)
+    row_keys = {"id", "event", "distinct_id", "timestamp", "properties", "elements_chain"}
+    assert row_keys <= set(default["results"][0])
+    answer = env.get("/api/projects/1/events/", key=PERSON_ONLY.key)
+    assert answer.status_code == 403 and answer.json() == missing_scope("query:read")
+    start, end = env.srv.time_range()
+    ph = env.connect()
+    params = ph._events_list_params(start, end, None, None, None, None)
+    frame = ph._list_events(ph.project_path("events"), params, None, {"cache": False})
+    assert frame["uuid"].is_unique and set(frame["uuid"]) <= set(env.srv.dataset().events["uuid"])
+    first = env.logged("/events")[0].params
+    assert first["limit"] == "1000" and {"after", "before"} <= set(first)
+
+
+@row("events.next_before")
+def _(env: Env) -> None:
+    first = env.get("/api/projects/1/events/?limit=100&event=$pageview").json()
+    nxt = params_of(first["next"])
+    last = first["results"][-1]["timestamp"]
+    assert nxt["event"] == "$pageview" and nxt["limit"] == "100"
+    assert datetime.fromisoformat(nxt["before"]) == datetime.fromisoformat(last)
+    second = requests.get(
+        first["next"], headers={"Authorization": f"Bearer {env.srv.api_key}"}, timeout=30
+    ).json()
+    boundary = datetime.fromisoformat(last)
+    assert all(datetime.fromisoformat(e["timestamp"]) < boundary for e in second["results"])
+    pages = follow(env, f"{env.srv.url}/api/projects/1/events/?limit=100")
+    got = [e["id"] for p in pages for e in p["results"]]
+    assert len(got) == len(set(got)) <= len(env.srv.dataset().events)
+    assert pages[-1]["next"] is None
+
+
+# == query API ================================================================================
+
+
+@row("query.request")
+def _(env: Env) -> None:
+    body = env.query("select event, count() as n from events group by event order by event").json()
+    assert {"results", "columns", "types", "hasMore", "limit", "is_cached", "query_status"} <= set(
+        body
+    )
+    assert body["columns"] == ["event", "n"] and len(body["types"]) == 2
+    ph = env.connect()
+    frame = ph.query("select event, count() as n from events group by event", name="compat")
+    assert frame["n"].sum() == len(env.srv.dataset().events)
+    sent = [s.json for s in env.sent if s.url.rstrip("/").endswith("/query")]
+    assert sent[0]["query"] == {
+        "kind": "HogQLQuery",
+        "query": "select event, count() as n from events group by event",
+    }
+    assert sent[0]["name"] == "compat"
+    assert set(sent[0]) <= {"query", "name", "refresh", "client_query_id"}
+
+
+@row("query.scope")
+def _(env: Env) -> None:
+    denied = env.query("select 1", key=PERSON_ONLY.key)
+    assert denied.status_code == 403 and denied.json() == missing_scope("query:read")
+    assert env.query("select 1", key=NO_USER.key).status_code == 200  # query:read suffices
+
+
+@row("query.extra_fields")
+def _(env: Env) -> None:
+    answer = env.query("select 1", unexpected_field=1)
+    assert answer.status_code == 400
+    body = answer.json()
+    assert (body["type"], body["code"], body["attr"]) == ("invalid_request", "parse_error", None)
+    assert body["detail"].startswith("JSON parse error - ")
+    assert "Extra inputs are not permitted" in body["detail"]
+
+
+@row("query.default_limit")
+def _(env: Env) -> None:
+    body = env.query("select uuid from events").json()
+    assert len(body["results"]) == 100 and body["hasMore"] is True and body["limit"] == 100
+
+
+@row("query.max_limit")
+def _(env: Env) -> None:
+    body = env.query("select a.uuid from events a cross join events b limit 60000").json()
+    assert len(body["results"]) == 50_000
+    assert not body.get("hasMore")
+
+
+@row("query.hasmore")
+def _(env: Env) -> None:
+    body = env.query("select uuid from events order by uuid limit 10").json()
+    assert len(body["results"]) == 10 and not body.get("hasMore")
+    ph = env.connect()
+    every = ph.query("select uuid from events order by uuid")
+    assert every["uuid"].is_unique and len(every) == len(env.srv.dataset().events)
+    assert len(ph.query("select uuid from events order by uuid limit 1500")) == 1500
+
+
+@row("query.offset")
+def _(env: Env) -> None:
+    answer = env.query("select uuid from events limit 10 offset 10")
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["type"] == "validation_error"
+    assert body["detail"].startswith(
+        "OFFSET is not supported on queries made with a personal API key. "
+        "For pagination, use keyset pagination on the `timestamp` column"
+    )
+    with pytest.raises(php.QueryError, match="OFFSET is not supported"):
+        env.connect().query("select uuid from events limit 10 offset 10")
+
+
+@row("query.values")
+def _(env: Env) -> None:
+    body = env.query("select {n} as n, {s} as s", values={"n": 5, "s": "x' or 1=1"}).json()
+    assert body["results"] == [[5, "x' or 1=1"]]
+    frame = env.connect().query("select {n} as n", {"n": 7})
+    assert frame["n"].tolist() == [7]
+    sent = [s.json for s in env.sent if s.url.rstrip("/").endswith("/query")]
+    assert sent[0]["query"]["values"] == {"n": 7}
+
+
+@row("query.errors")
+def _(env: Env) -> None:
+    answer = env.query("select from where")
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["type"] == "validation_error" and body["attr"] is None and body["detail"]
+    with pytest.raises(php.QueryError, match="Fix the HogQL query"):
+        env.connect().query("select from where")
+
+
+@row("query.datetime_parse")
+def _(env: Env) -> None:
+    value = "toDateTime64({t}, 6, 'UTC')"
+    for good in ("2024-01-05 18:00:00.123456", "2024-01-05T18:00:00.123456"):
+        answer = env.query(f"select {value}", values={"t": good})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["results"][0][0].startswith("2024-01-05T18:00:00.123456")
+    for bad in ("2024-01-05T18:00:00.123456Z", "2024-01-05T18:00:00.123456+01:00"):
+        answer = env.query(f"select {value}", values={"t": bad})
+        assert answer.status_code == 400, bad
+    ph = env.connect()
+    frame = ph.query("select timestamp, uuid from events order by timestamp, uuid")
+    assert len(frame) == len(env.srv.dataset().events) and frame["uuid"].is_unique
+
+
+@row("query.datetime_results")
+def _(env: Env) -> None:
+    utc = env.query("select toDateTime64('2024-01-05 18:00:00.123456', 6, 'UTC') as t").json()
+    assert utc["results"] == [["2024-01-05T18:00:00.123456Z"]]
+    with _hook_server_in_timezone("America/Los_Angeles") as local:
+        answer = requests.post(
+            f"{local.url}/api/projects/1/query/",
+            json={"query": {"kind": "HogQLQuery", "query": "select timestamp from events limit 1"}},
+            headers={"Authorization": f"Bearer {local.api_key}"},
+            timeout=60,
+        )
+        stamp = answer.json()["results"][0][0]
+        assert stamp.endswith("-08:00")  # the generated events are in January
+        ph = php.connect(
+            local.api_key, host=local.url, cache=False, progress=False, dotenv=False, prompt=False
+        )
+        frame = ph.query("select timestamp from events order by timestamp limit 1")
+        assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"
+        assert frame["timestamp"].iloc[0] == pd.Timestamp(stamp).tz_convert("UTC")
+
+
+@row("query.refresh")
+def _(env: Env) -> None:
+    for mode in ("blocking", "force_blocking", "force_cache"):
+        answer = env.query("select 1", refresh=mode)
+        assert answer.status_code == 200, mode
+        assert {"is_cached", "last_refresh"} <= set(answer.json())
+    ph = env.connect()
+    frame = ph.query("select 1 as one", refresh=True)
+    sent = [s.json for s in env.sent if s.url.rstrip("/").endswith("/query")]
+    assert sent[-1]["refresh"] == "force_blocking"
+    assert "is_cached" in frame.attrs and "last_refresh" in frame.attrs
+
+
+@row("query.sync")
+def _(env: Env) -> None:
+    answer = env.query("select 1")
+    assert answer.status_code == 200
+    assert answer.json()["query_status"] is None or answer.json()["query_status"]["complete"]
+    ph = env.connect()
+    ph.query("select 1")
+    ph.events(after="2024-01-01", before="2024-01-02")
+    bodies = [s.json for s in env.sent if s.url.rstrip("/").endswith("/query")]
+    assert len(bodies) >= 2
+    assert all("async" not in b for b in bodies)
+    assert all(b.get("refresh") not in ("async", "force_async", "lazy_async") for b in bodies)
+
+
+class _BlockingEngine:
+    """Stands in for the HogQL engine: each query waits until released (query.concurrency)."""
+
+    entered = threading.Semaphore(0)
+    release = threading.Event()
+
+    def __init__(self, conn: Any) -> None:
+        pass
+
+    def run(self, query: str, values: dict[str, Any] | None = None) -> Any:
+        type(self).entered.release()
+        type(self).release.wait(30)
+        return type("Result", (), {
+            "columns": ["x"], "types": ["Int64"], "results": [[1]], "has_more": False,
+            "limit": 100, "hogql": query, "clickhouse": query,
+        })()  # fmt: skip
+
+
+@row("query.concurrency")
+def _(env: Env) -> None:
+    env.monkeypatch.setattr(query_module, "create_engine", _BlockingEngine)
+    _BlockingEngine.release.clear()
+    answers: list[requests.Response] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        answer = env.query("select 1")
+        with lock:
+            answers.append(answer)
+
+    running = [threading.Thread(target=call) for _ in range(3)]
+    try:
+        for thread in running:
+            thread.start()
+        for _ in range(3):
+            assert _BlockingEngine.entered.acquire(timeout=30)
+        call()  # the fourth
+        fourth = answers[-1]
+        assert fourth.status_code == 429
+        assert fourth.json()["code"] == "throttled"
+        assert fourth.json()["detail"].startswith("Exceeded maximum concurrency limit: 3 for key: ")
+        assert "Retry-After" not in fourth.headers
+    finally:
+        _BlockingEngine.release.set()
+        for thread in running:
+            thread.join(30)
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 429]
+    assert _config.PacingSettings().max_concurrent_queries == 3
+
+
+@row("query.timeout")
+def _(env: Env) -> None:
+    with _hook_server_with_query_timeout(0.05) as slow:
+        answer = requests.post(
+            f"{slow.url}/api/projects/1/query/",
+            json={
+                "query": {
+                    "kind": "HogQLQuery",
+                    "query": "select count() from events a cross join events b cross join events c",
+                }
+            },
+            headers={"Authorization": f"Bearer {slow.api_key}"},
+            timeout=120,
+        )
+        assert answer.status_code == 504
+        assert answer.json()["type"] == "server_error"
+        assert answer.json()["detail"] == (
+            "Query has hit the max execution time before completing. See our docs for how to "
+            "improve your query performance. You may need to materialize."
+        )
+
+
+@row("query.events_keyset")
+def _(env: Env) -> None:
+    start, end = env.srv.time_range()
+    ph = env.connect()
+    flt = ph._event_filter(start, end, None, None, None, None, None, None, {})
+    pages = list(ph._event_pages(flt, None, {"cache": False}, page_rows=700))
+    events = env.srv.dataset().events.sort_values(["timestamp", "uuid"])
+    uuids = [r[p.columns.index("uuid")] for p in pages for r in p.results]
+    assert uuids == list(events["uuid"])
+    assert [len(p.results) for p in pages] == [700, 700, 600]
+    texts = [r.hogql or "" for r in env.logged("/query")]
+    assert "(timestamp, uuid) >" not in texts[0]
+    assert all("(timestamp, uuid) >" in t and "ORDER BY timestamp, uuid" in t for t in texts[1:])
+
+
+@row("query.property_json")
+def _(env: Env) -> None:
+    persons = env.srv.dataset().persons
+    truthy = int(persons["properties"].map(lambda p: p.get("ab_score") is True).sum())
+    assert truthy > 0
+    sql = "select count() from persons where properties.ab_score = {v}"
+    assert env.query(sql, values={"v": "true"}).json()["results"] == [[truthy]]
+    assert env.query(sql, values={"v": "True"}).json()["results"] == [[0]]
+
+
+# == legacy API ===============================================================================
+
+
+def connect_legacy(env: Env) -> php.PostHog:
+    env.legacy.clear_log()
+    return php.connect(
+        host=env.legacy.url,
+        username=LEGACY_USER[0],
+        password=LEGACY_USER[1],
+        cache=False,
+        progress=False,
+        dotenv=False,
+        prompt=False,
+    )
+
+
+@row("legacy.user")
+def _(env: Env) -> None:
+    user = requests.get(f"{env.legacy.url}/api/user/", auth=LEGACY_USER, timeout=30).json()
+    assert user["team"]["id"] == 1
+    assert set(user["event_names"]) == set(env.legacy.dataset().events["event"])
+    ph = connect_legacy(env)
+    assert ph.legacy and ph.project_id == 1
+    names = ph.event_definitions()
+    assert set(names["name"]) == set(user["event_names"])
+    assert {r.auth for r in env.legacy.requests} == {"basic"}
+    assert env.logged("/api/user/", env.legacy)
+
+
+@row("legacy.person")
+def _(env: Env) -> None:
+    page = requests.get(f"{env.legacy.url}/api/person/", auth=LEGACY_USER, timeout=30).json()
+    assert set(page) == {"next", "previous", "results"} and len(page["results"]) == 100
+    assert "cursor" in params_of(page["next"])
+    persons = connect_legacy(env).persons()
+    assert sorted(persons["uuid"]) == sorted(env.legacy.dataset().persons["id"])
+    assert len(env.logged("/api/person/", env.legacy)) == 2
+
+
+@row("legacy.event")
+def _(env: Env) -> None:
+    page = requests.get(f"{env.legacy.url}/api/event/?limit=5", auth=LEGACY_USER, timeout=30)
+    assert set(page.json()) == {"next", "results"} and "before" in params_of(page.json()["next"])
+    start, end = env.legacy.time_range()
+    frame = connect_legacy(env).events(after=start, before=end)
+    assert frame["uuid"].is_unique
+    assert set(frame["uuid"]) <= set(env.legacy.dataset().events["uuid"])
+    sent = env.logged("/api/event/", env.legacy)
+    assert sent[0].params["limit"] == "1000" and {"after", "before"} <= set(sent[0].params)
+    assert datetime.fromisoformat(sent[0].params["after"]) == start.astimezone(UTC)
