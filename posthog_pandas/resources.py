@@ -13,7 +13,7 @@ import logging
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, Unpack
 
 import orjson
@@ -65,6 +65,10 @@ log = logging.getLogger("posthog_pandas")
 _OPTION_NAMES = tuple(CallOptions.__annotations__)
 _FRAME_OPTION_NAMES = ("flatten", "max_depth", "dtype_backend", "dtypes")
 DEFAULT_EVENTS_WINDOW = "-30d"
+# How far back session_recordings() looks by default: PostHog's longest recording retention,
+# "5y" (RETENTION_PERIOD_DAYS in posthog/session_recordings/data_retention.py); PostHog drops
+# anything older itself (Cloud: 30 or 90 days; self-hosted: RECORDINGS_TTL_WEEKS, 3 weeks).
+RECORDINGS_KEPT_DAYS = 5 * 365
 INCREMENTAL_TTL = 10 * 365 * 86400.0  # the accumulated table is the user's data: keep it
 
 # Accessor name → (project sub-path, frames schema). Used by fetch_resource/read_posthog.
@@ -231,17 +235,24 @@ class ResourcesMixin(QueryMixin):
         return self._simple("event_definitions", {"search": _opt_str(search, "search")}, options)
 
     def property_definitions(
-        self, *, type: str = "event", search: str | None = None, **options: Unpack[CallOptions]
+        self,
+        *,
+        type: str = "event",
+        group_type_index: int | None = None,
+        search: str | None = None,
+        **options: Unpack[CallOptions],
     ) -> pd.DataFrame:
-        """Property definitions of one kind: type="event" (default), "person" or "group"."""
+        """Property definitions of one kind: type="event" (default), "person", "session" or
+        "group"; groups need `group_type_index` (0-4), PostHog lists one group type at a time."""
         if type not in ("event", "person", "group", "session"):
             raise ConfigurationError(
                 f"property_definitions(type={type!r}): use 'event', 'person', 'group' or 'session'."
             )
+        index = _definitions_group_index(type, group_type_index)
         if self.legacy:
             key = "event_properties" if type == "event" else "person_properties"
             return self._legacy_names("property_definitions", key, options)
-        params = {"type": type, "search": _opt_str(search, "search")}
+        params = {"type": type, "group_type_index": index, "search": _opt_str(search, "search")}
         return self._simple("property_definitions", params, options)
 
     def experiments(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
@@ -259,12 +270,14 @@ class ResourcesMixin(QueryMixin):
         date_to: DateLike | None = None,
         **options: Unpack[CallOptions],
     ) -> pd.DataFrame:
-        """Session recordings (metadata, not the recordings themselves)."""
-        params = {
-            "date_from": _opt_iso(date_from, "date_from"),
-            "date_to": _opt_iso(date_to, "date_to"),
-            "limit": 100,
-        }
+        """Session recordings (metadata, not the recordings themselves), newest first.
+
+        Recordings whose start is in [date_from, date_to]. Without `date_from`, every
+        recording PostHog still keeps: PostHog itself would list only the last 3 days, so
+        the range starts RECORDINGS_KEPT_DAYS (5 years, PostHog's longest retention) ago.
+        """
+        start = _opt_iso(date_from, "date_from") or _recordings_default_start()
+        params = {"date_from": start, "date_to": _opt_iso(date_to, "date_to"), "limit": 100}
         return self._simple("session_recordings", params, options)
 
     def projects(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
@@ -277,21 +290,30 @@ class ResourcesMixin(QueryMixin):
 
         Columns: `series` (the series label), `breakdown_value`, `date` (UTC), `value`.
         Results that are not time series (funnels, retention) come back one row per item.
+        PostHog answers from its own cache while fresh and computes the insight otherwise
+        (`refresh=blocking`); `refresh=True` makes it compute now (`force_blocking`).
         """
         check_options(options, "insight")
         path = self.project_path(f"insights/{insight_id}")
-        data = self.get(
-            path,
-            {"refresh": "force_cache"},
-            resource="insights",
-            cache=options.get("cache", True),
-            refresh=options.get("refresh", False),
-        )
+        refresh = options.get("refresh", False)
+        try:
+            data = self.fetcher.get(
+                path,
+                {"refresh": "force_blocking" if refresh else "blocking"},
+                resource="insights",
+                cache=options.get("cache", True),
+                refresh=refresh,
+                validate=_has_insight_result,  # an answer without a result is never kept
+            )
+        finally:
+            self.fetcher.flush()
         if not isinstance(data, dict):
             raise ResponseFormatError(
                 f"Insight {insight_id} came back as {type(data).__name__}, not a JSON object."
             )
-        return insight_result_frame(data.get("result") or [], self._options(options))
+        if data.get("result") is None:
+            raise ResponseFormatError(_no_insight_result(insight_id, data))
+        return insight_result_frame(data["result"], self._options(options))
 
     def fetch_resource(self, name: str, **filters: Any) -> pd.DataFrame:
         """Any accessor by name: fetch_resource("persons", email=...). Used by read_posthog."""
@@ -646,6 +668,30 @@ class ResourcesMixin(QueryMixin):
         return data if isinstance(data, dict) else {}
 
 
+def _has_insight_result(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("result") is not None
+
+
+def _no_insight_result(insight_id: int | str, data: Mapping[str, Any]) -> str:
+    """Why an insight came back without a result, and what to do about it."""
+    raw = data.get("query_status")
+    status: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
+    name = data.get("name") or data.get("derived_name")
+    what = f"Insight {insight_id}" + (f" ({name!r})" if name else "")
+    if status.get("error"):
+        detail = status.get("error_message") or "no message"
+        return f"{what}: PostHog failed to compute it ({detail}). Open it in PostHog to see why."
+    if status and not status.get("complete"):
+        return (
+            f"{what}: PostHog is still computing it; call ph.insight({insight_id!r}) again in "
+            "a moment."
+        )
+    return (
+        f"{what} came back without a result (PostHog computed nothing for it). Open it in "
+        f"PostHog once, or call ph.insight({insight_id!r}, refresh=True) to compute it now."
+    )
+
+
 def insight_result_frame(result: Any, options: FrameOptions) -> pd.DataFrame:
     """Trends results (series with `days`/`data`) to one row per series and date."""
     if not isinstance(result, list) or not result:
@@ -766,6 +812,32 @@ def _opt_filter_list(value: Any) -> list[Mapping[str, Any]] | None:
 def _opt_filters(value: Any) -> str | None:
     filters = _opt_filter_list(value)
     return None if filters is None else orjson.dumps(filters).decode()
+
+
+def _definitions_group_index(kind: str, index: Any) -> int | None:
+    """PostHog lists group properties of one group type: required for groups, refused
+    (a 400 there) for the other kinds."""
+    if kind != "group":
+        if index is not None:
+            raise ConfigurationError(
+                f"property_definitions(type={kind!r}) takes no group_type_index: it applies "
+                "to type='group' only."
+            )
+        return None
+    if index is None:
+        raise ConfigurationError(
+            "property_definitions(type='group') needs group_type_index=0..4, the group type "
+            "whose properties to list (PostHog lists one group type at a time; the group "
+            "types are in your project settings)."
+        )
+    return _int_in(index, "group_type_index", 0, 4)
+
+
+def _recordings_default_start() -> str:
+    """The start of the UTC day RECORDINGS_KEPT_DAYS ago (a day, not a second: the frame's
+    cache key stays the same all day)."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return _dates.iso(today - timedelta(days=RECORDINGS_KEPT_DAYS))
 
 
 def _positive_int(value: Any, name: str) -> int:
