@@ -22,7 +22,8 @@ import pandas as pd
 from posthog_pandas import _dates
 from posthog_pandas._dates import DateLike
 from posthog_pandas._gc import paused_gc
-from posthog_pandas._pagination import prefetch
+from posthog_pandas._live import without_repeats_or_gaps
+from posthog_pandas._pagination import Page, prefetch
 from posthog_pandas.exceptions import (
     CacheError,
     ConfigurationError,
@@ -90,6 +91,9 @@ LIST_RESOURCES: dict[str, tuple[str, str]] = {
 # 5,000 stays under the row cap of the HogQL query behind both endpoints (10,000 in older
 # PostHog, 50,000 now): above it PostHog would return a short page and no `next`.
 GROWING_PAGES: dict[str, int] = {"persons": 5000, "cohort_persons": 5000}
+# Lists that change while they are read, paged by offset (see _live): their pages overlap by
+# a row and are joined without repeats or gaps. Schema -> the row key that identifies a row.
+LIVE_LISTS: dict[str, str] = {"persons": "id", "cohort_persons": "id"}
 ACCESSORS = (
     "persons",
     "events",
@@ -151,7 +155,9 @@ class ResourcesMixin(QueryMixin):
         (PostHog property filters, e.g. [{"key": "plan", "value": "pro"}]).
         Columns: the person fields, then `properties.<key>` for every property.
         Pages start at 1,000 persons and grow to 5,000 (fewer requests against PostHog's rate
-        limit); a grown page PostHog fails to serve is asked for again at 1,000.
+        limit); a grown page PostHog fails to serve is asked for again at 1,000. Persons
+        created, deleted or merged during the pull shift PostHog's offset pages: each person
+        that exists throughout comes exactly once all the same (see _live).
         """
         check_options(options, "persons")
         if self.legacy:
@@ -172,7 +178,7 @@ class ResourcesMixin(QueryMixin):
         return self._list_frame("persons", self.project_path("persons"), params, options)
 
     def cohort_persons(self, cohort_id: int, **options: Unpack[CallOptions]) -> pd.DataFrame:
-        """The persons in one cohort (same columns as `persons()`)."""
+        """The persons in one cohort (same columns and paging as `persons()`)."""
         check_options(options, "cohort_persons")
         cid = _positive_int(cohort_id, "cohort_id")
         path = self.project_path(f"cohorts/{cid}/persons")
@@ -560,15 +566,7 @@ class ResourcesMixin(QueryMixin):
 
         def build() -> pd.DataFrame:
             fopts = self._options(options)
-            pages = self.iter_pages(
-                path,
-                clean,
-                resource=schema,
-                cache=options.get("cache", True),
-                refresh=options.get("refresh", False),
-                progress=options.get("progress"),
-                grow_to=GROWING_PAGES.get(schema),
-            )
+            pages = self._list_pages(schema, path, clean, options, progress=options.get("progress"))
             # A typed frame per page while the next page is on its way (see events()).
             frames = [
                 records_to_frame(p.results, SCHEMAS.get(schema), fopts) for p in prefetch(pages)
@@ -589,6 +587,36 @@ class ResourcesMixin(QueryMixin):
                 raise
             exc.args = (f"{exc.args[0]}\n(raised by ph.{_accessor_name(schema)}())",)
             raise
+
+    def _list_pages(
+        self,
+        schema: str,
+        path: str,
+        params: Mapping[str, Any],
+        options: Mapping[str, Any],
+        *,
+        progress: bool | None,
+    ) -> Iterator[Page]:
+        """Every page of a list; a list that changes while it is read (persons) comes with
+        each row once and none skipped (see _live)."""
+        key = LIVE_LISTS.get(schema)
+        pages = self.iter_pages(
+            path,
+            params,
+            resource=schema,
+            cache=options.get("cache", True),
+            refresh=options.get("refresh", False),
+            progress=progress,
+            grow_to=GROWING_PAGES.get(schema),
+            overlap=1 if key else 0,
+        )
+        if key is None:
+            return pages
+
+        def refetch(url: str) -> Any:
+            return self.fetcher.get(url, None, resource=schema, cache=False)
+
+        return without_repeats_or_gaps(pages, refetch, key=key)
 
     def _cached_frame(
         self,
