@@ -243,9 +243,11 @@ class Core:
         progress: bool | None = None,
         desc: str | None = None,
         grow_to: int | None = None,
+        overlap: int = 0,
     ) -> Iterator[Page]:
         """Every page of a list endpoint, following `next` (or `has_next`) to the end;
-        `grow_to` lets limit/offset pages grow to that many rows (see _pagination)."""
+        `grow_to` lets limit/offset pages grow to that many rows, `overlap` makes each
+        repeat that many rows of the one before (see _pagination)."""
         name = resource or _resource_of(path)
 
         def fetch(url: str, page_params: Mapping[str, Any] | None) -> Any:
@@ -260,7 +262,9 @@ class Core:
 
         # ahead: two requests in flight on limit/offset lists (see _pagination); the fetcher,
         # the cache and the HTTP client are safe to use from two threads.
-        pages = iter_pages(fetch, self.http.url_for(path), params, ahead=True, grow_to=grow_to)
+        pages = iter_pages(
+            fetch, self.http.url_for(path), params, ahead=True, grow_to=grow_to, overlap=overlap
+        )
         yield from self._with_progress(pages, desc or name, progress)
 
     def iter_records(

@@ -29,6 +29,11 @@ a DataFrame starts early; later pages are big, so a long list costs few requests
 PostHog's rate limit (240 a minute for persons). A grown page the server fails to serve (a 5xx,
 a timeout, a 400 or a broken body, after the HTTP layer's retries) is asked for again at the
 first page's size, and the pages stop growing for that pull.
+
+Overlapping pages (`overlap=N`): each limit/offset page after the first starts N rows before
+where the server's `next` says, so consecutive pages share rows. A reader of a list that
+changes while it is read (see _live) checks that they do: a page that shares nothing with the
+rows before it means rows were added or removed in between, and some may have been skipped.
 """
 
 from __future__ import annotations
@@ -80,17 +85,20 @@ def iter_pages(
     max_pages: int | None = None,
     ahead: bool = False,
     grow_to: int | None = None,
+    overlap: int = 0,
 ) -> Iterator[Page]:
     """Yield every page of a list endpoint, starting at `url` with `params`.
 
     With `ahead=True`, limit/offset lists request the following page while the current one
     is in flight (see the module docstring); `fetch` must then be safe to call from two
-    threads at once. With `grow_to` as well, their pages grow to that many rows.
+    threads at once. With `grow_to` as well, their pages grow to that many rows. With
+    `overlap`, each limit/offset page repeats that many rows of the one before.
     """
     seen: set[str] = set()
     current_url, current_params = url, dict(params or {})
     pages = 0
-    looker = _LookAhead(fetch, grow_to, _limit_offset(url, current_params)[0]) if ahead else None
+    first_limit = _limit_offset(url, current_params)[0]
+    looker = _LookAhead(fetch, grow_to, first_limit, overlap) if ahead else None
     try:
         while True:
             marker = canonical_url(current_url, current_params)
@@ -122,6 +130,8 @@ def iter_pages(
                 return
             if looker is not None:
                 following = looker.learn(current_url, current_params, following)
+            if overlap:
+                following = _overlapping(following, current_url, current_params, overlap)
             current_url, current_params = following
     finally:
         if looker is not None:
@@ -133,9 +143,14 @@ class _LookAhead:
     with pages growing to `grow_to` rows (see the module docstring)."""
 
     def __init__(
-        self, fetch: FetchPage, grow_to: int | None = None, first_limit: int | None = None
+        self,
+        fetch: FetchPage,
+        grow_to: int | None = None,
+        first_limit: int | None = None,
+        overlap: int = 0,
     ) -> None:
         self._fetch = fetch
+        self._overlap = overlap  # rows each page repeats of the one before (iter_pages)
         self._active = False  # set when the server's `next` matched offset += limit
         self._stopped = False  # set for good the first time it did not
         self._grow_to = grow_to  # None once a grown page has failed
@@ -194,8 +209,12 @@ class _LookAhead:
             self._pool.shutdown(wait=True)
 
     def _successor(self, url: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
-        """The page after this one as it will be requested (offset += limit, grown)."""
-        return _offset_successor(url, params, self._grown_limit(url, params))
+        """The page after this one as it will be requested (offset += limit, grown, and
+        moved back by the overlap as iter_pages will move it)."""
+        following = _offset_successor(url, params, self._grown_limit(url, params))
+        if following is None or not self._overlap:
+            return following
+        return _overlapping(following, url, params, self._overlap)
 
     def _grown_limit(self, url: str, params: Mapping[str, Any]) -> int | None:
         """Twice this page's limit, at most grow_to; None when not growing."""
@@ -238,6 +257,18 @@ def _offset_successor(
     if current is None:
         return None
     return _at(url, params, offset + current, limit or current)
+
+
+def _overlapping(
+    following: tuple[str, dict[str, Any]], url: str, params: Mapping[str, Any], overlap: int
+) -> tuple[str, dict[str, Any]]:
+    """The following limit/offset request started `overlap` rows earlier, so that it repeats
+    the last rows of this one; unchanged if that would not move past this page's start."""
+    limit, offset = _limit_offset(*following)
+    _, current = _limit_offset(url, params)
+    if limit is None or offset - overlap <= current:
+        return following
+    return _at(*following, offset - overlap, limit)
 
 
 def _at(url: str, params: Mapping[str, Any], offset: int, limit: int) -> tuple[str, dict[str, Any]]:

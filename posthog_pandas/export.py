@@ -69,7 +69,6 @@ from posthog_pandas.frames import (
 )
 from posthog_pandas.resources import (
     ACCESSORS,
-    GROWING_PAGES,
     LIST_RESOURCES,
     ResourcesMixin,
     _events_page_frame,
@@ -299,14 +298,9 @@ class ExportMixin(ResourcesMixin):
             return iter([request]), self.frame_options.sep
         options = self._options(request.options)
         schema = SCHEMAS.get(request.schema)
-        pages = self.iter_pages(
-            request.path,
-            {k: v for k, v in request.params.items() if v is not None},
-            resource=request.schema,
-            cache=request.options.get("cache", True),
-            refresh=request.options.get("refresh", False),
-            progress=False,
-            grow_to=GROWING_PAGES.get(request.schema),
+        params = {k: v for k, v in request.params.items() if v is not None}
+        pages = self._list_pages(
+            request.schema, request.path, params, request.options, progress=False
         )
         frames = (records_to_frame(page.results, schema, options) for page in prefetch(pages))
         return frames, options.sep

@@ -13,7 +13,7 @@ import logging
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, Unpack
 
 import orjson
@@ -22,7 +22,8 @@ import pandas as pd
 from posthog_pandas import _dates
 from posthog_pandas._dates import DateLike
 from posthog_pandas._gc import paused_gc
-from posthog_pandas._pagination import prefetch
+from posthog_pandas._live import without_repeats_or_gaps
+from posthog_pandas._pagination import Page, prefetch
 from posthog_pandas.exceptions import (
     CacheError,
     ConfigurationError,
@@ -65,6 +66,10 @@ log = logging.getLogger("posthog_pandas")
 _OPTION_NAMES = tuple(CallOptions.__annotations__)
 _FRAME_OPTION_NAMES = ("flatten", "max_depth", "dtype_backend", "dtypes")
 DEFAULT_EVENTS_WINDOW = "-30d"
+# How far back session_recordings() looks by default: PostHog's longest recording retention,
+# "5y" (RETENTION_PERIOD_DAYS in posthog/session_recordings/data_retention.py); PostHog drops
+# anything older itself (Cloud: 30 or 90 days; self-hosted: RECORDINGS_TTL_WEEKS, 3 weeks).
+RECORDINGS_KEPT_DAYS = 5 * 365
 INCREMENTAL_TTL = 10 * 365 * 86400.0  # the accumulated table is the user's data: keep it
 
 # Accessor name → (project sub-path, frames schema). Used by fetch_resource/read_posthog.
@@ -86,6 +91,9 @@ LIST_RESOURCES: dict[str, tuple[str, str]] = {
 # 5,000 stays under the row cap of the HogQL query behind both endpoints (10,000 in older
 # PostHog, 50,000 now): above it PostHog would return a short page and no `next`.
 GROWING_PAGES: dict[str, int] = {"persons": 5000, "cohort_persons": 5000}
+# Lists that change while they are read, paged by offset (see _live): their pages overlap by
+# a row and are joined without repeats or gaps. Schema -> the row key that identifies a row.
+LIVE_LISTS: dict[str, str] = {"persons": "id", "cohort_persons": "id"}
 ACCESSORS = (
     "persons",
     "events",
@@ -147,7 +155,9 @@ class ResourcesMixin(QueryMixin):
         (PostHog property filters, e.g. [{"key": "plan", "value": "pro"}]).
         Columns: the person fields, then `properties.<key>` for every property.
         Pages start at 1,000 persons and grow to 5,000 (fewer requests against PostHog's rate
-        limit); a grown page PostHog fails to serve is asked for again at 1,000.
+        limit); a grown page PostHog fails to serve is asked for again at 1,000. Persons
+        created, deleted or merged during the pull shift PostHog's offset pages: each person
+        that exists throughout comes exactly once all the same (see _live).
         """
         check_options(options, "persons")
         if self.legacy:
@@ -168,7 +178,7 @@ class ResourcesMixin(QueryMixin):
         return self._list_frame("persons", self.project_path("persons"), params, options)
 
     def cohort_persons(self, cohort_id: int, **options: Unpack[CallOptions]) -> pd.DataFrame:
-        """The persons in one cohort (same columns as `persons()`)."""
+        """The persons in one cohort (same columns and paging as `persons()`)."""
         check_options(options, "cohort_persons")
         cid = _positive_int(cohort_id, "cohort_id")
         path = self.project_path(f"cohorts/{cid}/persons")
@@ -231,17 +241,24 @@ class ResourcesMixin(QueryMixin):
         return self._simple("event_definitions", {"search": _opt_str(search, "search")}, options)
 
     def property_definitions(
-        self, *, type: str = "event", search: str | None = None, **options: Unpack[CallOptions]
+        self,
+        *,
+        type: str = "event",
+        group_type_index: int | None = None,
+        search: str | None = None,
+        **options: Unpack[CallOptions],
     ) -> pd.DataFrame:
-        """Property definitions of one kind: type="event" (default), "person" or "group"."""
+        """Property definitions of one kind: type="event" (default), "person", "session" or
+        "group"; groups need `group_type_index` (0-4), PostHog lists one group type at a time."""
         if type not in ("event", "person", "group", "session"):
             raise ConfigurationError(
                 f"property_definitions(type={type!r}): use 'event', 'person', 'group' or 'session'."
             )
+        index = _definitions_group_index(type, group_type_index)
         if self.legacy:
             key = "event_properties" if type == "event" else "person_properties"
             return self._legacy_names("property_definitions", key, options)
-        params = {"type": type, "search": _opt_str(search, "search")}
+        params = {"type": type, "group_type_index": index, "search": _opt_str(search, "search")}
         return self._simple("property_definitions", params, options)
 
     def experiments(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
@@ -259,12 +276,14 @@ class ResourcesMixin(QueryMixin):
         date_to: DateLike | None = None,
         **options: Unpack[CallOptions],
     ) -> pd.DataFrame:
-        """Session recordings (metadata, not the recordings themselves)."""
-        params = {
-            "date_from": _opt_iso(date_from, "date_from"),
-            "date_to": _opt_iso(date_to, "date_to"),
-            "limit": 100,
-        }
+        """Session recordings (metadata, not the recordings themselves), newest first.
+
+        Recordings whose start is in [date_from, date_to]. Without `date_from`, every
+        recording PostHog still keeps: PostHog itself would list only the last 3 days, so
+        the range starts RECORDINGS_KEPT_DAYS (5 years, PostHog's longest retention) ago.
+        """
+        start = _opt_iso(date_from, "date_from") or _recordings_default_start()
+        params = {"date_from": start, "date_to": _opt_iso(date_to, "date_to"), "limit": 100}
         return self._simple("session_recordings", params, options)
 
     def projects(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
@@ -277,21 +296,30 @@ class ResourcesMixin(QueryMixin):
 
         Columns: `series` (the series label), `breakdown_value`, `date` (UTC), `value`.
         Results that are not time series (funnels, retention) come back one row per item.
+        PostHog answers from its own cache while fresh and computes the insight otherwise
+        (`refresh=blocking`); `refresh=True` makes it compute now (`force_blocking`).
         """
         check_options(options, "insight")
         path = self.project_path(f"insights/{insight_id}")
-        data = self.get(
-            path,
-            {"refresh": "force_cache"},
-            resource="insights",
-            cache=options.get("cache", True),
-            refresh=options.get("refresh", False),
-        )
+        refresh = options.get("refresh", False)
+        try:
+            data = self.fetcher.get(
+                path,
+                {"refresh": "force_blocking" if refresh else "blocking"},
+                resource="insights",
+                cache=options.get("cache", True),
+                refresh=refresh,
+                validate=_has_insight_result,  # an answer without a result is never kept
+            )
+        finally:
+            self.fetcher.flush()
         if not isinstance(data, dict):
             raise ResponseFormatError(
                 f"Insight {insight_id} came back as {type(data).__name__}, not a JSON object."
             )
-        return insight_result_frame(data.get("result") or [], self._options(options))
+        if data.get("result") is None:
+            raise ResponseFormatError(_no_insight_result(insight_id, data))
+        return insight_result_frame(data["result"], self._options(options))
 
     def fetch_resource(self, name: str, **filters: Any) -> pd.DataFrame:
         """Any accessor by name: fetch_resource("persons", email=...). Used by read_posthog."""
@@ -538,15 +566,7 @@ class ResourcesMixin(QueryMixin):
 
         def build() -> pd.DataFrame:
             fopts = self._options(options)
-            pages = self.iter_pages(
-                path,
-                clean,
-                resource=schema,
-                cache=options.get("cache", True),
-                refresh=options.get("refresh", False),
-                progress=options.get("progress"),
-                grow_to=GROWING_PAGES.get(schema),
-            )
+            pages = self._list_pages(schema, path, clean, options, progress=options.get("progress"))
             # A typed frame per page while the next page is on its way (see events()).
             frames = [
                 records_to_frame(p.results, SCHEMAS.get(schema), fopts) for p in prefetch(pages)
@@ -567,6 +587,36 @@ class ResourcesMixin(QueryMixin):
                 raise
             exc.args = (f"{exc.args[0]}\n(raised by ph.{_accessor_name(schema)}())",)
             raise
+
+    def _list_pages(
+        self,
+        schema: str,
+        path: str,
+        params: Mapping[str, Any],
+        options: Mapping[str, Any],
+        *,
+        progress: bool | None,
+    ) -> Iterator[Page]:
+        """Every page of a list; a list that changes while it is read (persons) comes with
+        each row once and none skipped (see _live)."""
+        key = LIVE_LISTS.get(schema)
+        pages = self.iter_pages(
+            path,
+            params,
+            resource=schema,
+            cache=options.get("cache", True),
+            refresh=options.get("refresh", False),
+            progress=progress,
+            grow_to=GROWING_PAGES.get(schema),
+            overlap=1 if key else 0,
+        )
+        if key is None:
+            return pages
+
+        def refetch(url: str) -> Any:
+            return self.fetcher.get(url, None, resource=schema, cache=False)
+
+        return without_repeats_or_gaps(pages, refetch, key=key)
 
     def _cached_frame(
         self,
@@ -644,6 +694,30 @@ class ResourcesMixin(QueryMixin):
     def _legacy_user(self) -> dict[str, Any]:
         data = self.fetcher.get("/api/user/", resource="user")
         return data if isinstance(data, dict) else {}
+
+
+def _has_insight_result(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("result") is not None
+
+
+def _no_insight_result(insight_id: int | str, data: Mapping[str, Any]) -> str:
+    """Why an insight came back without a result, and what to do about it."""
+    raw = data.get("query_status")
+    status: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
+    name = data.get("name") or data.get("derived_name")
+    what = f"Insight {insight_id}" + (f" ({name!r})" if name else "")
+    if status.get("error"):
+        detail = status.get("error_message") or "no message"
+        return f"{what}: PostHog failed to compute it ({detail}). Open it in PostHog to see why."
+    if status and not status.get("complete"):
+        return (
+            f"{what}: PostHog is still computing it; call ph.insight({insight_id!r}) again in "
+            "a moment."
+        )
+    return (
+        f"{what} came back without a result (PostHog computed nothing for it). Open it in "
+        f"PostHog once, or call ph.insight({insight_id!r}, refresh=True) to compute it now."
+    )
 
 
 def insight_result_frame(result: Any, options: FrameOptions) -> pd.DataFrame:
@@ -766,6 +840,32 @@ def _opt_filter_list(value: Any) -> list[Mapping[str, Any]] | None:
 def _opt_filters(value: Any) -> str | None:
     filters = _opt_filter_list(value)
     return None if filters is None else orjson.dumps(filters).decode()
+
+
+def _definitions_group_index(kind: str, index: Any) -> int | None:
+    """PostHog lists group properties of one group type: required for groups, refused
+    (a 400 there) for the other kinds."""
+    if kind != "group":
+        if index is not None:
+            raise ConfigurationError(
+                f"property_definitions(type={kind!r}) takes no group_type_index: it applies "
+                "to type='group' only."
+            )
+        return None
+    if index is None:
+        raise ConfigurationError(
+            "property_definitions(type='group') needs group_type_index=0..4, the group type "
+            "whose properties to list (PostHog lists one group type at a time; the group "
+            "types are in your project settings)."
+        )
+    return _int_in(index, "group_type_index", 0, 4)
+
+
+def _recordings_default_start() -> str:
+    """The start of the UTC day RECORDINGS_KEPT_DAYS ago (a day, not a second: the frame's
+    cache key stays the same all day)."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return _dates.iso(today - timedelta(days=RECORDINGS_KEPT_DAYS))
 
 
 def _positive_int(value: Any, name: str) -> int:

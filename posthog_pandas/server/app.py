@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from posthog_pandas.server.auth import ApiKey
-from posthog_pandas.server.data import Dataset
+from posthog_pandas.server.data import Dataset, new_persons
 from posthog_pandas.server.faults import Faults
 from posthog_pandas.server.routes import dispatch
 from posthog_pandas.server.state import ServerState, default_key
@@ -277,6 +278,7 @@ class LocalPostHog:
         self.url = ""
         self.foreign_url = ""
         self.server_errors: list[str] = []  # tracebacks of unexpected handler exceptions
+        self._on_served: Callable[[LoggedRequest], None] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -376,13 +378,54 @@ class LocalPostHog:
     def reset_rate_limits(self) -> None:
         self._state.limiter.reset()
 
+    # --- live data --------------------------------------------------------------------------
+
+    def create_persons(
+        self,
+        count: int = 1,
+        *,
+        created_at: datetime | None = None,
+        properties: Mapping[str, Any] | None = None,
+        project_id: int = 1,
+    ) -> list[str]:
+        """Add `count` persons while the server runs, as ingestion does; returns their ids.
+
+        They are in every list and query at once. Persons lists are offsets over created_at
+        DESC, so a person created now (the default) shifts every later page by one.
+        """
+        store = self._state.projects[project_id]
+        ds = store.dataset
+        first = int(ds.persons["numeric_id"].max()) + 1 if len(ds.persons) else 1
+        persons, distinct_ids = new_persons(
+            first,
+            count,
+            created_at=created_at or datetime.now(UTC),
+            properties=dict(properties or {}),
+            seed=self._state.seed,
+            project_id=project_id,
+        )
+        store.add_persons(persons, distinct_ids)
+        return persons["id"].astype(str).tolist()
+
+    def delete_persons(self, ids: Iterable[str], *, project_id: int = 1) -> None:
+        """Remove persons while the server runs (a deletion, or the person a merge removes):
+        every later offset page of the persons lists shifts back."""
+        self._state.projects[project_id].delete_persons([str(i) for i in ids])
+
+    def on_served(self, hook: Callable[[LoggedRequest], None] | None) -> None:
+        """Call `hook(request)` after each request is answered and logged, before the answer
+        is sent (so the client sees nothing until it returns); None removes it. Tests use it
+        to change the data between two page requests."""
+        self._on_served = hook
+
+    # --- request handling -------------------------------------------------------------------
     # --- request handling -------------------------------------------------------------------
 
     def _log_foreign(self, entry: ForeignRequest) -> None:
         with self._log_lock:
             self._foreign_log.append(entry)
 
-    def _record(self, request: Request, outcome_status: int, **fields: Any) -> None:
+    def _record(self, request: Request, outcome_status: int, **fields: Any) -> LoggedRequest:
         body = request.json
         hogql = None
         if isinstance(body, dict) and isinstance(body.get("query"), dict):
@@ -400,6 +443,7 @@ class LocalPostHog:
         )
         with self._log_lock:
             self._log.append(entry)
+        return entry
 
     def _handle(self, handler: _BaseHandler, request: Request) -> None:
         state = self._state
@@ -438,12 +482,23 @@ class LocalPostHog:
             response = ApiError(500, "server_error", "error", "A server error occurred.").response()
             outcome = None
         creds = outcome.credentials if outcome else find_credentials(request)
-        self._record(
+        entry = self._record(
             request,
             response.status,
             auth=creds.source,
             key_fingerprint=creds.fingerprint,
             project_id=outcome.project_id if outcome else None,
         )
+        self._run_hook(entry)
         fault = injector.body_fault(request.path) if response.status == 200 else None
         handler._send(response, fault)
+
+    def _run_hook(self, entry: LoggedRequest) -> None:
+        hook = self._on_served
+        if hook is None:
+            return
+        try:
+            hook(entry)
+        except Exception:  # a broken test hook is reported, the answer still goes out
+            with self._log_lock:
+                self.server_errors.append(traceback.format_exc())

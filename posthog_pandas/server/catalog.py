@@ -175,6 +175,7 @@ def _insights(ds: Dataset) -> None:
                 "dateRange": {"date_from": f"{ds.start:%Y-%m-%d}"},
             },
         }
+        ds.insight_results[i] = [_trend(ds, ev)]
         ds.insights.append(
             {
                 "id": i,
@@ -187,10 +188,12 @@ def _insights(ds: Dataset) -> None:
                 "deleted": False,
                 "dashboards": [1 + i % 5],
                 "dashboard_tiles": [{"id": i, "dashboard_id": 1 + i % 5, "deleted": None}],
-                "last_refresh": _at(ds, ds.days),
+                # Never computed: no result until a request asks PostHog to compute it
+                # (resources.insight_view fills these fields per request).
+                "last_refresh": None,
                 "cache_target_age": None,
                 "next_allowed_client_refresh": None,
-                "result": [_trend(ds, ev)],
+                "result": None,
                 "columns": None,
                 "created_at": _at(ds, -20 + i),
                 "created_by": DEMO_USER,
@@ -205,7 +208,7 @@ def _insights(ds: Dataset) -> None:
                 "effective_privilege_level": 37,
                 "user_access_level": "editor",
                 "timezone": ds.timezone,
-                "is_cached": True,
+                "is_cached": False,
                 "query_status": None,
                 "hogql": None,
                 "types": None,

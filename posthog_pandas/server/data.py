@@ -15,7 +15,14 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["Dataset", "ProjectStore", "generate_dataset", "load_duckdb", "uuid_strings"]
+__all__ = [
+    "Dataset",
+    "ProjectStore",
+    "generate_dataset",
+    "load_duckdb",
+    "new_persons",
+    "uuid_strings",
+]
 
 T = TypeVar("T")
 
@@ -76,6 +83,9 @@ class Dataset:
     experiments: list[dict[str, Any]] = field(default_factory=list)
     surveys: list[dict[str, Any]] = field(default_factory=list)
     session_recordings: list[dict[str, Any]] = field(default_factory=list)
+    # What computing each insight gives (its `result`); served only once computed (see
+    # resources.insight_view): PostHog keeps no result for an insight nobody computed.
+    insight_results: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def uuid_strings(rng: np.random.Generator, n: int) -> tuple[list[str], np.ndarray]:
@@ -338,6 +348,36 @@ def generate_dataset(
     return ds
 
 
+def new_persons(
+    first_numeric_id: int,
+    count: int,
+    *,
+    created_at: datetime,
+    properties: dict[str, Any] | None,
+    seed: int,
+    project_id: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`count` persons shaped like the generated ones (and their distinct ids), for
+    `ProjectStore.add_persons`: anonymous, one distinct id each, the same `created_at`."""
+    numeric = list(range(first_numeric_id, first_numeric_id + count))
+    ids = [stable_uuid("created-person", seed, project_id, n) for n in numeric]
+    dids = [f"created-{project_id}-{n}" for n in numeric]
+    persons = pd.DataFrame(
+        {
+            "id": pd.array(ids, dtype="string"),
+            "numeric_id": pd.array(numeric, dtype="Int64"),
+            "created_at": pd.Series([created_at] * count, dtype="datetime64[ns, UTC]"),
+            "is_identified": pd.array([False] * count, dtype="boolean"),
+            "properties": pd.Series([dict(properties or {}) for _ in numeric], dtype=object),
+            "distinct_ids": pd.Series([[d] for d in dids], dtype=object),
+        }
+    )
+    distinct_ids = pd.DataFrame(
+        {"distinct_id": pd.array(dids, dtype="string"), "person_id": pd.array(ids, dtype="string")}
+    )
+    return persons, distinct_ids
+
+
 # The tables the HogQL engine (hogql.py) knows; its tests build the same ones from here.
 TABLES_DDL = """
 SET TimeZone = 'UTC';
@@ -423,7 +463,11 @@ def load_duckdb(ds: Dataset) -> duckdb.DuckDBPyConnection:
 
 
 class ProjectStore:
-    """One project's dataset and DuckDB connection, built once on first use."""
+    """One project's dataset and DuckDB connection, built once on first use.
+
+    The data is live: `add_persons` / `delete_persons` change the tables while the server
+    runs (as ingestion and merges do in PostHog), and every derived value is rebuilt after.
+    """
 
     def __init__(
         self,
@@ -443,15 +487,72 @@ class ProjectStore:
         self._lock = threading.Lock()
         self._dataset: Dataset | None = None
         self._conn: duckdb.DuckDBPyConnection | None = None
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[str, tuple[int, Any]] = {}
+        self._version = 0  # bumped by every write; derived values of older versions are dropped
+        # insight id -> (result, last_refresh): what PostHog's insight cache would hold
+        self.insight_cache: dict[int, tuple[Any, datetime]] = {}
 
     def cached(self, name: str, build: Callable[[], T]) -> T:
-        """A value derived from the dataset (serialized rows, indexes), computed once."""
-        if name not in self._cache:
-            value = build()
-            with self._lock:
-                self._cache.setdefault(name, value)
-        return cast(T, self._cache[name])
+        """A value derived from the dataset (serialized rows, indexes), computed once per
+        version of the data."""
+        version = self._version
+        hit = self._cache.get(name)
+        if hit is not None and hit[0] == version:
+            return cast(T, hit[1])
+        value = build()
+        with self._lock:
+            if self._version == version:  # else built from data that changed meanwhile
+                self._cache[name] = (version, value)
+        return value
+
+    def add_persons(self, persons: pd.DataFrame, distinct_ids: pd.DataFrame) -> None:
+        """Insert persons (frames shaped like `Dataset.persons` / `person_distinct_ids`).
+
+        The dataset is updated before the tables, so a list that reads a new id from DuckDB
+        always finds its row."""
+        ds = self.dataset
+        with self._lock:
+            ds.persons = pd.concat([ds.persons, persons], ignore_index=True)
+            ds.person_distinct_ids = pd.concat(
+                [ds.person_distinct_ids, distinct_ids], ignore_index=True
+            )
+            self._version += 1
+            self._cache.clear()
+        cur = self.cursor()
+        try:
+            cur.executemany(
+                "INSERT INTO persons VALUES (?, ?, ?, ?)",
+                [
+                    [pid, created.to_pydatetime(), _dumps(props), bool(ident)]
+                    for pid, created, props, ident in zip(
+                        persons["id"], persons["created_at"], persons["properties"],
+                        persons["is_identified"], strict=True,
+                    )
+                ],
+            )  # fmt: skip
+            cur.executemany(
+                "INSERT INTO person_distinct_ids VALUES (?, ?)",
+                distinct_ids[["distinct_id", "person_id"]].values.tolist(),
+            )
+        finally:
+            cur.close()
+
+    def delete_persons(self, ids: list[str]) -> None:
+        """Remove persons (a deletion, or the loser of a merge). The tables change before the
+        dataset, so a list never reads an id whose row is gone."""
+        cur = self.cursor()
+        try:
+            for table, column in (("persons", "id"), ("person_distinct_ids", "person_id")):
+                cur.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT unnest(?))", [ids])
+        finally:
+            cur.close()
+        ds = self.dataset
+        with self._lock:
+            ds.persons = ds.persons[~ds.persons["id"].isin(ids)].reset_index(drop=True)
+            pdi = ds.person_distinct_ids
+            ds.person_distinct_ids = pdi[~pdi["person_id"].isin(ids)].reset_index(drop=True)
+            self._version += 1
+            self._cache.clear()
 
     def _build(self) -> None:
         with self._lock:

@@ -438,6 +438,9 @@ def metadata_list(ctx: Context, name: str) -> Response:
         if _truthy(params.get("basic")):
             skip = {"result", "hogql", "types", "columns", "is_cached", "query_status"}
             rows = [{k: v for k, v in r.items() if k not in skip} for r in rows]
+        else:
+            mode = refresh_mode(params.get("refresh"))
+            rows = [insight_view(ctx.store, r, mode) for r in rows]
     if name == "feature_flags" and params.get("active") in ("true", "false"):
         rows = [r for r in rows if r["active"] == (params["active"] == "true")]
     return json_response(ctx.pager.limit_offset(rows, default_limit=default_limit))
@@ -447,8 +450,73 @@ def metadata_retrieve(ctx: Context, name: str, item_id: str) -> Response:
     attr, _ = LIST_ATTRS[name]
     for row in getattr(ctx.dataset, attr):
         if str(row["id"]) == item_id:
+            if name == "insights":
+                row = insight_view(ctx.store, row, refresh_mode(ctx.request.params.get("refresh")))
             return json_response(row)
     raise ApiError.not_found()
+
+
+# --- insight results and PostHog's refresh modes --------------------------------------------
+
+# The string values `?refresh=` may take (posthog/utils.py `refresh_requested_by_client`).
+_REFRESH_VALUES = (
+    "async",
+    "blocking",
+    "force_async",
+    "force_blocking",
+    "force_cache",
+    "lazy_async",
+)
+# How long a computed result counts as fresh (posthog/caching/utils.py, a "day" interval).
+INSIGHT_STALE_AFTER = timedelta(hours=6)
+LAZY_STALE_AFTER = timedelta(hours=12)
+
+
+def refresh_mode(raw: str | None) -> str:
+    """PostHog's execution mode for `?refresh=`: true/1/yes/"" mean force_blocking, a known
+    mode name is itself, anything else (and no parameter) means force_cache, "never compute"
+    (`execution_mode_from_refresh` in posthog/hogql_queries/query_runner.py)."""
+    if raw is None:
+        return "force_cache"
+    if raw.lower() in ("true", "1", "yes", ""):
+        return "force_blocking"
+    return raw if raw in _REFRESH_VALUES else "force_cache"
+
+
+def insight_view(store: ProjectStore, row: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The insight with the result fields its refresh mode gives: computed now (blocking
+    modes), from the cache, or null when nothing was ever computed (force_cache, async)."""
+    insight_id = int(row["id"])
+    now = datetime.now(UTC)
+    cached = store.insight_cache.get(insight_id)
+    stale_after = LAZY_STALE_AFTER if mode == "lazy_async" else INSIGHT_STALE_AFTER
+    fresh = cached is not None and now - cached[1] < stale_after
+    if mode == "force_blocking" or (mode == "blocking" and not fresh):
+        computed = (store.dataset.insight_results.get(insight_id), now)
+        store.insight_cache[insight_id] = computed
+        return _with_result(row, computed, is_cached=False)
+    if cached is not None and (fresh or mode == "force_cache"):
+        return _with_result(row, cached, is_cached=True)
+    if mode in ("async", "lazy_async", "force_async"):
+        # The calculation "runs in the background": this answer has no result, the next has.
+        store.insight_cache[insight_id] = (store.dataset.insight_results.get(insight_id), now)
+        pending = {"id": f"insight-{insight_id}", "complete": False, "error": False}
+        return {**row, "query_status": pending}
+    return row  # force_cache and nothing cached: result null, last_refresh null
+
+
+def _with_result(
+    row: dict[str, Any], cached: tuple[Any, datetime], *, is_cached: bool
+) -> dict[str, Any]:
+    result, last_refresh = cached
+    return {
+        **row,
+        "result": result,
+        "last_refresh": iso_z(last_refresh),
+        "cache_target_age": iso_z(last_refresh + INSIGHT_STALE_AFTER),
+        "next_allowed_client_refresh": iso_z(last_refresh + timedelta(minutes=3)),
+        "is_cached": is_cached,
+    }
 
 
 def definitions_list(ctx: Context, kind: str) -> Response:
@@ -460,20 +528,57 @@ def definitions_list(ctx: Context, kind: str) -> Response:
         rows = [r for r in rows if search in r["name"].lower()]
     if kind == "property":
         ptype = params.get("type") or "event"
+        gti = _definitions_group_index(ptype, params.get("group_type_index"))
         rows = [r for r in rows if r["type"] == ptype]
-        if params.get("group_type_index"):
-            gti = int_param(ctx.request, "group_type_index", -1)
+        if gti is not None:
             rows = [r for r in rows if r["group_type_index"] == gti]
         if params.get("is_numerical") in ("true", "false"):
             rows = [r for r in rows if r["is_numerical"] == (params["is_numerical"] == "true")]
     return json_response(ctx.pager.limit_offset(rows))
 
 
+GROUP_TYPES_LIMIT = 5
+
+
+def _definitions_group_index(ptype: str, raw: str | None) -> int | None:
+    """PropertyDefinitionQuerySerializer.validate (posthog/taxonomy/property_definition_api.py):
+    `group` needs a group_type_index, other types refuse one. Non-field errors: attr null,
+    code invalid_input (drf-exceptions-hog renames DRF's "invalid")."""
+    index = None
+    if raw:
+        try:
+            index = int(raw)
+        except ValueError:
+            raise ApiError.validation("A valid integer is required.", "group_type_index") from None
+    if ptype == "group" and index is None:
+        raise ApiError.validation("`group_type_index` must be set for `group` type")
+    if ptype != "group" and index is not None:
+        raise ApiError.validation("`group_type_index` can only set for `group` type")
+    if index and not 0 <= index < GROUP_TYPES_LIMIT:  # PostHog's test skips 0 the same way
+        raise ApiError.validation("Invalid value for `group_type_index`")
+    return index
+
+
+# RecordingsQuery.date_from's default (posthog/schema.py): without dates, the last 3 days.
+RECORDINGS_DEFAULT_FROM = "-3d"
+
+
 def recordings_list(ctx: Context) -> Response:
-    """Session recordings: {results, has_next, version}; limit/offset params, no `next` URL."""
+    """Session recordings: {results, has_next, version}; limit/offset params, no `next` URL.
+
+    Filtered like PostHog's listing query on each recording's start: `date_from` (default
+    -3d, so older recordings need an explicit range) <= start_time <= `date_to`."""
     limit = int_param(ctx.request, "limit", 50)
     offset = int_param(ctx.request, "offset", 0)
-    rows = ctx.dataset.session_recordings
+    params = ctx.request.params
+    since = _parse_time(params.get("date_from") or RECORDINGS_DEFAULT_FROM, "date_from")
+    until = _parse_time(params["date_to"], "date_to") if params.get("date_to") else None
+    rows = [
+        r
+        for r in ctx.dataset.session_recordings
+        if since <= (start := _parse_time(r["start_time"], "start_time"))
+        and (until is None or start <= until)
+    ]
     return json_response(
         {
             "results": rows[offset : offset + limit],

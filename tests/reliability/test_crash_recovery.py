@@ -80,12 +80,13 @@ def pull_script(scripts: Path) -> Path:
 
 
 def persons_offsets_requested() -> list[int]:
-    """The offsets a whole persons pull asks for: the pages, growing, up to the first one
-    that is not full, then the look-ahead request past it."""
+    """The offsets a whole persons pull asks for: the pages, growing and each starting one
+    row early (see _live), up to the first one that is not full, then the look-ahead request
+    past it."""
     offsets, offset, limit = [0], 0, PERSONS_FIRST_PAGE
     while True:
         full = PERSONS - offset >= limit
-        offset, limit = offset + limit, min(2 * limit, PERSONS_PAGE)
+        offset, limit = offset + limit - 1, min(2 * limit, PERSONS_PAGE)
         offsets.append(offset)
         if not full:
             return offsets

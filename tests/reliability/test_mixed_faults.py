@@ -60,7 +60,9 @@ def test_20k_persons_under_mixed_faults_are_exactly_the_servers(
     statuses = {r.status for r in sent}
     assert {429, 503} <= statuses  # the faults really happened
     pages = len(cached_pages(cache)) - 1  # minus /api/users/@me/
-    assert pages == -(-PERSONS // 800)  # short pages: 800 of the 1,000 asked for, with `next`
+    # short pages: 800 of the 1,000 asked for, with `next`; each page after the first starts
+    # a row early (see _live), so it brings 799 new rows
+    assert pages == 1 + -(-(PERSONS - 800) // 799)
     # Every request either produced a page or was retried, and nothing else.
     assert len(sent) == pages + ph.http.stats.retries
     assert ph.http.stats.retries >= 3
@@ -176,27 +178,27 @@ def test_a_server_that_stops_answering_mid_pull_is_retried_then_a_transport_erro
     server.set_faults(Faults(hang_after=3, paths=("/persons",)))
     with pytest.raises(php.TransportError) as info:
         ph.persons()
-    # Persons pages grow 1,000 -> 2,000 -> 4,000 -> 5,000 rows (see _pagination). The first
-    # request to hang is the grown page at offset 7000: retried, then asked for again at
-    # 1,000 rows, which hangs too and is the error.
-    url = f"{server.url}/api/projects/1/persons/?limit=1000&offset=7000"
+    # Persons pages grow 1,000 -> 2,000 -> 4,000 -> 5,000 rows (see _pagination), each
+    # starting a row early (see _live). The first request to hang is the grown page at
+    # offset 6997: retried, then asked for again at 1,000 rows, which hangs too and is the error.
+    url = f"{server.url}/api/projects/1/persons/?limit=1000&offset=6997"
     assert str(info.value) == (
         f"GET {url} timed out after 2 s (connect) / 0.5 s (read). PostHog may be slow or "
         "unreachable; try again, or pass timeout=... to connect(). (gave up after 2 attempts)"
     )
     assert info.value.url == url
-    grown = f"{server.url}/api/projects/1/persons/?limit=5000&offset=7000"
+    grown = f"{server.url}/api/projects/1/persons/?limit=5000&offset=6997"
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         f"GET {grown} timed out after 2 s (connect) / 0.5 s (read). PostHog may be slow or "
         "unreachable; try again, or pass timeout=... to connect(). (gave up after 2 attempts)"
         "; asking for the same rows in smaller pages."
     ]
     hung = [r for r in api_requests(server, "/persons/") if r.status == 0]
-    # Each hung request is sent twice (the retry). Beside offset 7000 at 5,000 and 1,000 rows,
-    # the look-ahead requests sent alongside them (12000 at 5,000 rows, 8000 at 1,000) hang
+    # Each hung request is sent twice (the retry). Beside offset 6997 at 5,000 and 1,000 rows,
+    # the look-ahead requests sent alongside them (11996 at 5,000 rows, 7996 at 1,000) hang
     # too, and the pull waits for them before raising, so nothing is left running.
     assert sorted((int(r.params["offset"]), int(r.params["limit"])) for r in hung) == [
-        (7000, 1000), (7000, 1000), (7000, 5000), (7000, 5000),
-        (8000, 1000), (8000, 1000), (12000, 5000), (12000, 5000),
+        (6997, 1000), (6997, 1000), (6997, 5000), (6997, 5000),
+        (7996, 1000), (7996, 1000), (11996, 5000), (11996, 5000),
     ]  # fmt: skip
     assert ph.http.stats.retries == 4

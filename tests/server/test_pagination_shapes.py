@@ -189,7 +189,7 @@ def test_annotations_default_page_is_1000(srv: LocalPostHog, session: requests.S
 def test_insight_result_is_computed_from_events(
     srv: LocalPostHog, session: requests.Session
 ) -> None:
-    ins = session.get(f"{srv.url}/api/projects/1/insights/1/").json()
+    ins = session.get(f"{srv.url}/api/projects/1/insights/1/?refresh=blocking").json()
     series = ins["result"][0]
     events = srv.dataset().events
     # PostHog counts the project's local days, from local midnight of date_from on
@@ -244,7 +244,8 @@ def test_session_recordings_has_next_envelope(srv: LocalPostHog, session: reques
     offset = 0
     while True:
         page = session.get(
-            f"{srv.url}/api/projects/1/session_recordings/?limit=50&offset={offset}"
+            f"{srv.url}/api/projects/1/session_recordings/"
+            f"?date_from=2020-01-01&limit=50&offset={offset}"
         ).json()
         assert set(page) == {"results", "has_next", "version"}
         seen += [r["id"] for r in page["results"]]
