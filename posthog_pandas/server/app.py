@@ -419,7 +419,6 @@ class LocalPostHog:
         self._on_served = hook
 
     # --- request handling -------------------------------------------------------------------
-    # --- request handling -------------------------------------------------------------------
 
     def _log_foreign(self, entry: ForeignRequest) -> None:
         with self._log_lock:

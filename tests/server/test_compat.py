@@ -229,24 +229,12 @@ def missing_scope(scope: str) -> dict[str, Any]:
 
 def _hook_create_person(srv: LocalPostHog) -> None:
     """A person created now, so it sorts first (persons.offset_shift)."""
-    create = getattr(srv, "add_person", None) or getattr(srv, "create_person", None)
-    if create is None:
-        pytest.fail(
-            "LocalPostHog cannot create a person while a pull runs (issue 21, persons pages "
-            "shifting under concurrent writes): expected LocalPostHog.add_person()."
-        )
-    create()
+    srv.create_persons(1)
 
 
 def _hook_server_in_timezone(tz: str) -> LocalPostHog:
     """A server whose project 1 has a non-UTC timezone (query.datetime_results)."""
-    try:
-        return LocalPostHog(persons=40, events=300, seed=13, timezone=tz)  # type: ignore[call-arg]
-    except TypeError:
-        pytest.fail(
-            "LocalPostHog has no project timezone yet (issue 21, results' DateTimes in the "
-            "project's timezone): expected LocalPostHog(timezone=...)."
-        )
+    return LocalPostHog(persons=40, events=300, seed=13, timezone=tz)
 
 
 def _hook_server_with_query_timeout(seconds: float) -> LocalPostHog:
