@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,8 +17,9 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from posthog_pandas.server.auth import ApiKey
-from posthog_pandas.server.data import Dataset
+from posthog_pandas.server.data import Dataset, ingested_events
 from posthog_pandas.server.faults import Faults
+from posthog_pandas.server.query import DEFAULT_MAX_SCAN_ROWS
 from posthog_pandas.server.routes import dispatch
 from posthog_pandas.server.state import ServerState, default_key
 from posthog_pandas.server.web import ApiError, Request, Response, dumps
@@ -216,6 +218,11 @@ class LocalPostHog:
     >>> with LocalPostHog(persons=500, events=5000) as srv:  # doctest: +SKIP
     ...     requests.get(f"{srv.url}/api/projects/1/persons/",
     ...                  headers={"Authorization": f"Bearer {srv.api_key}"})
+
+    `max_scan_rows` models PostHog's query time limit: a HogQL query whose ORDER BY must sort
+    more rows than this (those its WHERE keeps) is answered with PostHog's 504 timeout, as a
+    personal-key query over too wide a range is. The default (5,000,000) is above any demo or
+    test data set; tests lower it (also at run time: `srv.max_scan_rows = 2000`).
     """
 
     def __init__(
@@ -231,6 +238,7 @@ class LocalPostHog:
         days: int = 30,
         *,
         port: int = 0,
+        max_scan_rows: int | None = DEFAULT_MAX_SCAN_ROWS,
     ) -> None:
         self.api_key = default_key(seed)
         self.project_id = 1
@@ -247,6 +255,7 @@ class LocalPostHog:
             legacy=legacy,
             faults=faults,
         )
+        self._state.max_scan_rows = max_scan_rows
         self._log: list[LoggedRequest] = []
         self._foreign_log: list[ForeignRequest] = []
         self._log_lock = threading.Lock()
@@ -351,8 +360,32 @@ class LocalPostHog:
         """Switch failure modes at run time (resets the fault RNG and the hang counter)."""
         self._state.set_faults(faults)
 
+    @property
+    def max_scan_rows(self) -> int | None:
+        """Rows a query may sort before it gets PostHog's timeout (None: no limit)."""
+        return self._state.max_scan_rows
+
+    @max_scan_rows.setter
+    def max_scan_rows(self, rows: int | None) -> None:
+        self._state.max_scan_rows = rows
+
     def reset_rate_limits(self) -> None:
         self._state.limiter.reset()
+
+    def ingest_events(self, events: Sequence[Mapping[str, Any]], project_id: int = 1) -> list[str]:
+        """Add events while the server runs, as PostHog's ingestion does; returns their uuids.
+
+        Each event is {"event", "distinct_id", "timestamp" (datetime or ISO text), and
+        optionally "properties" (dict) and "uuid"}. PostHog accepts timestamps in the past, so
+        this is how tests make a late event. `person_id` is the distinct id's person (a new
+        id when unknown); `created_at` is now.
+        """
+        store = self._state.projects.get(project_id)
+        if store is None:
+            raise KeyError(f"no project {project_id}; projects: {sorted(self._state.projects)}")
+        frame = ingested_events(events, store.dataset)
+        store.add_events(frame)
+        return [str(uuid) for uuid in frame["uuid"]]
 
     # --- request handling -------------------------------------------------------------------
 
