@@ -56,8 +56,12 @@ _EXPECTED_AVAILABLE = re.compile(r"Expected available in (\d+(?:\.\d+)?) seconds
 _MISSING_SCOPE = re.compile(r"missing required scope '([^']+)'")
 # PostHog's answers for a query stopped at a limit (posthog/exceptions.py): 504
 # ClickHouseQueryTimeOut / ClickHouseQueryMemoryLimitExceeded, 512 "Estimated query execution
-# time ... is too long" (ClickHouse TOO_SLOW). A proxy's HTML 504 is not one of them.
-_QUERY_LIMIT = re.compile(r"max execution time|max memory limit|Estimated query execution time")
+# time ... is too long" (ClickHouse TOO_SLOW); newer PostHog words an API key's timeout as "This
+# query hit the N-second time limit for queries run through the API" (hogql_query_runner.py).
+# A proxy's HTML 504 is not one of them.
+_QUERY_LIMIT = re.compile(
+    r"max execution time|max memory limit|Estimated query execution time|time limit for queries"
+)
 
 
 @dataclass
