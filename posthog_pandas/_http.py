@@ -41,6 +41,7 @@ from posthog_pandas.exceptions import (
     PermissionDeniedError,
     PostHogError,
     QueryError,
+    QueryTimeoutError,
     RateLimitError,
     ResponseFormatError,
     ServerError,
@@ -56,6 +57,14 @@ FORBIDDEN_PARAMS = frozenset({"personal_api_key", "token", "api_key"})
 ANALYTICS_PATHS = ("/persons", "/events", "/query", "/insights", "/session_recordings", "/person")
 _EXPECTED_AVAILABLE = re.compile(r"Expected available in (\d+(?:\.\d+)?) seconds?")
 _MISSING_SCOPE = re.compile(r"missing required scope '([^']+)'")
+# PostHog's answers for a query stopped at a limit (posthog/exceptions.py): 504
+# ClickHouseQueryTimeOut / ClickHouseQueryMemoryLimitExceeded, 512 "Estimated query execution
+# time ... is too long" (ClickHouse TOO_SLOW); newer PostHog words an API key's timeout as "This
+# query hit the N-second time limit for queries run through the API" (hogql_query_runner.py).
+# A proxy's HTML 504 is not one of them.
+_QUERY_LIMIT = re.compile(
+    r"max execution time|max memory limit|Estimated query execution time|time limit for queries"
+)
 
 
 @dataclass
@@ -550,6 +559,11 @@ def _classify(
         return NotFoundError, _not_found_advice(detail)
     if status == 429 or code == "throttled":
         return RateLimitError, "PostHog is rate limiting this key; wait and retry."
+    if _is_query_limit(status, detail, url):
+        return QueryTimeoutError, (
+            "PostHog stopped this query at its time or memory limit (a short one applies to "
+            "personal API keys): narrow the time range, filter more or aggregate, then retry."
+        )
     if status >= 500:
         return ServerError, "PostHog had a server-side problem; try again in a minute."
     if status == 400 and urlsplit(url).path.rstrip("/").endswith("/query"):
@@ -557,6 +571,12 @@ def _classify(
     if status == 400:
         return BadRequestError, "Check the filters and arguments you passed."
     return APIError, ""
+
+
+def _is_query_limit(status: int, detail: str, url: str) -> bool:
+    """A query API answer saying the query hit PostHog's time or memory limit."""
+    on_query = urlsplit(url).path.rstrip("/").endswith("/query")
+    return on_query and status in (504, 512) and bool(_QUERY_LIMIT.search(detail))
 
 
 def _auth_advice(code: str | None, method: str, credentials: Credentials) -> str:

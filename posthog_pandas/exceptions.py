@@ -11,6 +11,7 @@
     │   ├── NotFoundError         404
     │   ├── RateLimitError        429 past the retry budget, or a wait longer than allowed
     │   └── ServerError           5xx past the retry budget
+    │       └── QueryTimeoutError PostHog stopped a query at its time or memory limit (504/512)
     ├── TransportError            the request never got an HTTP answer (DNS, reset, timeout)
     ├── ResponseFormatError       200 but not PostHog's JSON (HTML login page, truncated body)
     ├── PaginationError           a `next` link that repeats or leaves the configured origin
@@ -36,6 +37,7 @@ __all__ = [
     "PermissionDeniedError",
     "PostHogError",
     "QueryError",
+    "QueryTimeoutError",
     "RateLimitError",
     "ResponseFormatError",
     "ServerError",
@@ -150,3 +152,14 @@ class RateLimitError(APIError):
 
 class ServerError(APIError):
     """5xx past the retry budget."""
+
+
+class QueryTimeoutError(ServerError):
+    """PostHog stopped a query at its execution-time or memory limit, or refused one it
+    estimated too slow: a 504 whose detail says "max execution time" / "max memory limit", or
+    a 512 "Estimated query execution time ... is too long" (posthog/exceptions.py). Not
+    retried as it is: the same query would hit the same limit. ``ph.events()`` splits its time
+    range instead; for ``ph.query()``, narrow the range or aggregate more.
+    """
+
+    retryable = False

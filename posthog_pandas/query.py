@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -397,22 +397,30 @@ def _column_expression(column: str) -> str:
     return column
 
 
-_OPERATORS = {
-    "exact": "{field} IN {value}",
-    "is_not": "{field} NOT IN {value}",
-    "icontains": "{field} ILIKE concat('%', {value}, '%')",
-    "not_icontains": "NOT ({field} ILIKE concat('%', {value}, '%'))",
-    "gt": "toFloat({field}) > {value}",
-    "gte": "toFloat({field}) >= {value}",
-    "lt": "toFloat({field}) < {value}",
-    "lte": "toFloat({field}) <= {value}",
-    "is_set": "{field} IS NOT NULL",
-    "is_not_set": "{field} IS NULL",
-}
+# PostHog's property operators that ph.events() can send (posthog/hogql/property.py).
+_OPERATORS = (
+    "exact",
+    "is_not",
+    "icontains",
+    "not_icontains",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "is_set",
+    "is_not_set",
+)
+_COMPARISONS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
 def property_condition(prop: Mapping[str, Any], index: int) -> tuple[str, dict[str, Any]]:
-    """One PostHog property filter ({key, value, operator, type}) as a HogQL condition."""
+    """One PostHog property filter ({key, value, operator, type}) as a HogQL condition.
+
+    Values are compared as PostHog compares them (posthog/hogql/property.py): property access
+    yields the value's JSON text, so True is matched as 'true', numbers as numbers
+    (toFloat, as PostHog does for numeric properties), strings as they are. A property that is
+    not set matches `is_not` and `not_icontains` (PostHog wraps those in ifNull(..., 1)).
+    """
     if not isinstance(prop, Mapping) or "key" not in prop:
         raise ConfigurationError(
             f"properties[{index}] must be a dict like {{'key': '$browser', 'value': 'Chrome'}}; "
@@ -427,16 +435,109 @@ def property_condition(prop: Mapping[str, Any], index: int) -> tuple[str, dict[s
     key = str(prop["key"])
     owner = "person.properties" if prop.get("type") == "person" else "properties"
     field_expr = f"{owner}.{key}" if _PROPERTY_NAME.match(key) else f"{owner}.`{key}`"
-    placeholder = f"__prop_{index}"
+    name = f"__prop_{index}"
     value = prop.get("value")
-    if operator in ("exact", "is_not"):
-        value = [str(v) for v in value] if isinstance(value, list) else [str(value)]
-    clause = _OPERATORS[operator].format(field=field_expr, value="{" + placeholder + "}")
-    return clause, ({} if operator in ("is_set", "is_not_set") else {placeholder: value})
+    if operator == "is_set":
+        return f"{field_expr} IS NOT NULL", {}
+    if operator == "is_not_set":
+        return f"{field_expr} IS NULL", {}
+    if operator in _COMPARISONS:
+        number = _property_number(value, index, operator)
+        return f"toFloat({field_expr}) {_COMPARISONS[operator]} {{{name}}}", {name: number}
+    if operator in ("icontains", "not_icontains"):
+        return _contains_condition(field_expr, name, value, index, operator == "icontains")
+    matched, values = _equality_condition(field_expr, name, value, index)
+    return (matched if operator == "exact" else f"NOT ({matched})"), values
+
+
+def _equality_condition(
+    field_expr: str, name: str, value: Any, index: int
+) -> tuple[str, dict[str, Any]]:
+    """`exact` for one value or a list: never NULL, so that NOT of it is `is_not`."""
+    texts, numbers, unset = _equality_values(value, index)
+    terms: list[str] = []
+    values: dict[str, Any] = {}
+    if texts:
+        terms.append(f"({field_expr} IS NOT NULL AND {field_expr} IN {{{name}}})")
+        values[name] = texts
+    if numbers:
+        number = f"toFloat({field_expr})"
+        terms.append(f"({number} IS NOT NULL AND {number} IN {{{name}_n}})")
+        values[f"{name}_n"] = numbers
+    if unset:
+        terms.append(f"{field_expr} IS NULL")
+    return f"({' OR '.join(terms)})", values
+
+
+def _equality_values(value: Any, index: int) -> tuple[list[str], list[float], bool]:
+    """The JSON texts, the numbers, and whether None (not set) is among the values."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if not items:
+        raise ConfigurationError(
+            f"properties[{index}]: value is an empty list; give at least one value."
+        )
+    texts: list[str] = []
+    numbers: list[float] = []
+    unset = False
+    for item in items:
+        if item is None:
+            unset = True
+        elif isinstance(item, bool):
+            texts.append("true" if item else "false")  # the JSON text HogQL reads
+        elif isinstance(item, (int, float)):
+            numbers.append(_finite(float(item), index))
+        elif isinstance(item, str):
+            texts.append(item)
+        else:
+            raise ConfigurationError(
+                f"properties[{index}]: value {item!r} is a {type(item).__name__}; use a string, "
+                "a number, True/False, None (not set) or a list of those."
+            )
+    return texts, numbers, unset
+
+
+def _contains_condition(
+    field_expr: str, name: str, value: Any, index: int, positive: bool
+) -> tuple[str, dict[str, Any]]:
+    """`icontains` (any of the values) and `not_icontains` (none of them), on the text."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if not items or any(isinstance(v, (dict, list, tuple)) or v is None for v in items):
+        raise ConfigurationError(
+            f"properties[{index}]: icontains and not_icontains need a text (or a list of "
+            f"texts) to look for; got {value!r}."
+        )
+    texts = [("true" if v else "false") if isinstance(v, bool) else str(v) for v in items]
+    values = {f"{name}_{i}": text for i, text in enumerate(texts)}
+    found = " OR ".join(
+        f"{field_expr} ILIKE concat('%', {{{placeholder}}}, '%')" for placeholder in values
+    )
+    matched = f"({field_expr} IS NOT NULL AND ({found}))"
+    return (matched if positive else f"NOT {matched}"), values
+
+
+def _property_number(value: Any, index: int, operator: str) -> float:
+    """The number a gt/gte/lt/lte filter compares with (a number, or a numeric string)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _finite(float(value), index)
+    if isinstance(value, str):
+        try:
+            return _finite(float(value), index)
+        except ValueError:
+            pass
+    raise ConfigurationError(
+        f"properties[{index}]: operator {operator!r} compares numbers; got {value!r}. "
+        "Give a number, e.g. {'key': 'revenue', 'operator': 'gt', 'value': 10}."
+    )
+
+
+def _finite(number: float, index: int) -> float:
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ConfigurationError(f"properties[{index}]: {number} is not a finite number.")
+    return number
 
 
 def events_query(
-    flt: EventFilter, page_size: int, last: tuple[Any, Any] | None
+    flt: EventFilter, page_size: int, last: EventCursor | None
 ) -> tuple[str, dict[str, Any]]:
     """The HogQL for one keyset page of events; `last` is the previous page's (timestamp, uuid)."""
     clauses, values = flt.conditions()
@@ -463,7 +564,32 @@ def _hogql_timestamp(value: Any) -> str:
 
     PostHog may answer in the project's timezone; the keyset bound must be the same instant.
     """
+    return hogql_literal(result_timestamp(value))
+
+
+def result_timestamp(value: Any) -> datetime:
+    """A timestamp from a result row as an aware datetime (naive ones are UTC)."""
     parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return hogql_literal(parsed)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+# A window of events PostHog stops at its time limit is read as two halves; one shorter than
+# this is not split again (a second of events that cannot be sorted in time will not be either).
+MIN_EVENTS_WINDOW = timedelta(seconds=1)
+
+EventCursor = tuple[Any, Any]  # the (timestamp, uuid) of the last row read
+
+
+def split_events_window(
+    flt: EventFilter, last: EventCursor | None
+) -> tuple[tuple[EventFilter, EventCursor | None], tuple[EventFilter, None]] | None:
+    """The rest of a window (after the cursor `last`) as two halves [start, mid) and
+    [mid, before), each event in exactly one; None when it is shorter than MIN_EVENTS_WINDOW.
+    The first half keeps the cursor, so its pages go on where the window stopped."""
+    start = flt.after if last is None else max(flt.after, result_timestamp(last[0]))
+    start = start.astimezone(UTC)
+    span = flt.before - start
+    if span < MIN_EVENTS_WINDOW:
+        return None
+    middle = start + timedelta(microseconds=span // timedelta(microseconds=1) // 2)
+    return (replace(flt, before=middle), last), (replace(flt, after=middle), None)

@@ -29,6 +29,7 @@ from posthog_pandas.exceptions import (
     ConfigurationError,
     NotFoundError,
     PermissionDeniedError,
+    QueryTimeoutError,
     ResponseFormatError,
 )
 from posthog_pandas.frames import (
@@ -41,11 +42,14 @@ from posthog_pandas.frames import (
 )
 from posthog_pandas.query import (
     MAX_PAGE_ROWS,
+    EventCursor,
     EventFilter,
     QueryMixin,
     QueryPage,
     events_query,
     refresh_after,
+    result_timestamp,
+    split_events_window,
 )
 
 
@@ -70,6 +74,9 @@ DEFAULT_EVENTS_WINDOW = "-30d"
 # "5y" (RETENTION_PERIOD_DAYS in posthog/session_recordings/data_retention.py); PostHog drops
 # anything older itself (Cloud: 30 or 90 days; self-hosted: RECORDINGS_TTL_WEEKS, 3 weeks).
 RECORDINGS_KEPT_DAYS = 5 * 365
+# How far back `incremental=True` reads again, for events that arrived late (PostHog accepts
+# past timestamps, posthog-api.md §12): a day covers mobile SDKs' offline queues and retries.
+DEFAULT_LOOKBACK = timedelta(days=1)
 INCREMENTAL_TTL = 10 * 365 * 86400.0  # the accumulated table is the user's data: keep it
 
 # Accessor name → (project sub-path, frames schema). Used by fetch_resource/read_posthog.
@@ -344,6 +351,7 @@ class ResourcesMixin(QueryMixin):
         columns: Sequence[str] | None = None,
         limit: int | None = None,
         incremental: bool = False,
+        lookback: timedelta | str | None = None,
         **options: Unpack[CallOptions],
     ) -> pd.DataFrame:
         """Events in [after, before), oldest first, every row (no 1,000-row clamp, no lost ties).
@@ -352,10 +360,20 @@ class ResourcesMixin(QueryMixin):
         `after` defaults to 30 days ago ("-30d"); `before` to now, pinned at the first call so
         that an interrupted pull resumes from the cached pages. `columns` and `where` (a HogQL
         condition) are evaluated by PostHog, so only what you need crosses the network.
-        `incremental=True` fetches only events newer than the newest one already cached for the
-        same filters and appends them (de-duplicated by uuid).
+        `properties` are PostHog property filters ({"key", "value", "operator", "type"}),
+        compared as PostHog compares them (True matches a JSON true, 10 matches 10 and 10.0).
+        When PostHog stops a page at its query time limit, the rest of the range is read in
+        smaller time windows, still in order and each event once.
+
+        `incremental=True` keeps one growing table per set of filters: each call reads again
+        from `lookback` (default one day; a timedelta or text like "6h", "2d") before the
+        newest event already held, and merges by uuid, so events that reach PostHog late with
+        past timestamps are picked up. An event that arrives later than `lookback` after the
+        newest event held is not seen (nor are deletions); use `refresh=True` to re-read all.
         """
         check_options(options, "events")
+        if lookback is not None and not incremental:
+            raise ConfigurationError("lookback= applies to incremental=True pulls only.")
         if self.legacy:
             params = self._events_list_params(
                 after, before, event, person_id, distinct_id, properties
@@ -366,7 +384,10 @@ class ResourcesMixin(QueryMixin):
         )
         cap = None if limit is None else _positive_int(limit, "limit")
         if incremental:
-            return self._incremental_events(flt, options)
+            window = _dates.to_duration(
+                DEFAULT_LOOKBACK if lookback is None else lookback, name="lookback"
+            )
+            return self._incremental_events(flt, window, options)
         key = self._frame_key("events", _filter_params(flt, cap), options)
         try:
             return self._cached_frame(
@@ -449,36 +470,67 @@ class ResourcesMixin(QueryMixin):
         options: Mapping[str, Any],
         page_rows: int | None = None,
     ) -> Iterator[QueryPage]:
-        """Keyset pages of events of `page_rows` rows (at most MAX_PAGE_ROWS, PostHog's cap)."""
+        """Keyset pages of events of `page_rows` rows (at most MAX_PAGE_ROWS, PostHog's cap).
+
+        The range is one window, read oldest first. When PostHog stops a page at its time
+        limit, the rest of that window becomes two halves read one after the other (halved
+        again as needed), so every event still comes once and in order. Each request waits
+        until the page before it is in the cache: a pull killed midway resumes at the first
+        page it had not received, and asks for no page twice.
+        """
         rows = min(page_rows or MAX_PAGE_ROWS, MAX_PAGE_ROWS)
-        last: tuple[Any, Any] | None = None
         asked_refresh = options.get("refresh", False)
+        cache = options.get("cache", True)
         refresh = asked_refresh
         got = 0
+        windows: list[tuple[EventFilter, EventCursor | None]] = [(flt, None)]  # a stack
         bar = _progress_bar(options.get("progress"), getattr(self, "progress", None), "events")
         try:
-            while True:
+            while windows and (cap is None or got < cap):
+                window, last = windows.pop()
                 size = rows if cap is None else min(rows, cap - got)
-                sql, values = events_query(flt, size, last)
-                page = self.run_query(
-                    sql,
-                    values,
-                    cache=options.get("cache", True),
-                    refresh=refresh,
-                    name="posthog-pandas events",
-                )
+                page = self._events_page(window, size, last, cache=cache, refresh=refresh)
+                if page is None:
+                    windows.extend(reversed(_halves(window, last)))
+                    continue
                 refresh = refresh_after(page, asked_refresh)
                 got += len(page.results)
                 if bar is not None:
                     bar.update(len(page.results))
                 yield page
-                if len(page.results) < size or (cap is not None and got >= cap):
-                    return
-                ts, uuid = page.columns.index("timestamp"), page.columns.index("uuid")
-                last = (page.results[-1][ts], page.results[-1][uuid])
+                if len(page.results) == size:  # a full page: the window may hold more
+                    ts, uuid = page.columns.index("timestamp"), page.columns.index("uuid")
+                    windows.append((window, (page.results[-1][ts], page.results[-1][uuid])))
         finally:
             if bar is not None:
                 bar.close()
+
+    def _events_page(
+        self,
+        window: EventFilter,
+        size: int,
+        last: EventCursor | None,
+        *,
+        cache: bool,
+        refresh: bool,
+    ) -> QueryPage | None:
+        """One keyset page of a window; None when PostHog stopped it at its time limit, now
+        or in an earlier pull (remembered in the cache, so a rerun splits without waiting)."""
+        sql, values = events_query(window, size, last)
+        store = self._store if cache else None
+        marker = self._frame_key("events-timeout", {"sql": sql, "values": values}, {})
+        if store is not None and marker is not None and not refresh and store.get_json(marker):
+            return None
+        self.fetcher.flush()  # the previous page is on disk before this request leaves
+        try:
+            return self.run_query(
+                sql, values, cache=cache, refresh=refresh, name="posthog-pandas events"
+            )
+        except QueryTimeoutError as exc:
+            log.info("splitting the events window: %s", exc.detail or exc)
+            if store is not None and marker is not None:
+                store.put_json(marker, True, resource="events", ttl=self.fetcher.ttl.queries)
+            return None
 
     def _events_frame(
         self, flt: EventFilter, cap: int | None, options: Mapping[str, Any]
@@ -492,8 +544,11 @@ class ResourcesMixin(QueryMixin):
         ]
         return concat_frames(frames, fopts.sep)
 
-    def _incremental_events(self, flt: EventFilter, options: Mapping[str, Any]) -> pd.DataFrame:
-        """Append only events newer than the newest cached one; keyed without `before`."""
+    def _incremental_events(
+        self, flt: EventFilter, lookback: timedelta, options: Mapping[str, Any]
+    ) -> pd.DataFrame:
+        """Re-read from `lookback` before the newest cached event, merge by uuid; the table is
+        kept under a key without `before`."""
         store = self._store
         key = self._frame_key(
             "events-incremental", _filter_params(replace(flt, before=flt.after), None), options
@@ -503,7 +558,7 @@ class ResourcesMixin(QueryMixin):
             previous = store.get_frame(key)
         if previous is not None and len(previous):
             newest = previous["timestamp"].max().to_pydatetime()
-            flt = replace(flt, after=max(flt.after, newest), before=datetime.now(UTC))
+            flt = replace(flt, after=max(flt.after, newest - lookback), before=datetime.now(UTC))
         with paused_gc():
             new = self._events_frame(flt, None, {**options, "cache": False})
         frame = new if previous is None else _append_unique(previous, new)
@@ -767,6 +822,24 @@ def _events_page_frame(
     if flt.columns is not None and "properties" not in flt.columns:
         return hogql_to_frame(columns, types, rows, options)
     return hogql_events_to_frame(columns, types, rows, options)
+
+
+def _halves(
+    window: EventFilter, last: EventCursor | None
+) -> tuple[tuple[EventFilter, EventCursor | None], tuple[EventFilter, None]]:
+    """The rest of a window PostHog timed out on, as two halves; an error when too short."""
+    halves = split_events_window(window, last)
+    if halves is None:
+        start = window.after if last is None else max(window.after, result_timestamp(last[0]))
+        raise QueryTimeoutError(
+            f"PostHog stopped the events query at its time limit even for the window from "
+            f"{_dates.iso(start)} to {_dates.iso(window.before)}, too short to split further. "
+            "Narrow what "
+            "is read (event=, properties=, where=, or fewer columns=) and run it again; the "
+            "pages fetched so far are cached.",
+            status=504,
+        )
+    return halves
 
 
 def _append_unique(previous: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:

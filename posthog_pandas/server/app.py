@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,8 +18,9 @@ from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from posthog_pandas.server.auth import ApiKey
-from posthog_pandas.server.data import Dataset, new_persons
+from posthog_pandas.server.data import Dataset, ingested_events, new_persons
 from posthog_pandas.server.faults import Faults
+from posthog_pandas.server.query import DEFAULT_MAX_SCAN_ROWS
 from posthog_pandas.server.routes import dispatch
 from posthog_pandas.server.state import ServerState, default_key
 from posthog_pandas.server.web import ApiError, Request, Response, dumps
@@ -234,6 +235,11 @@ class LocalPostHog:
     `timezone` is every project's Team.timezone (default `default_timezone`, "UTC"): as in
     PostHog, HogQL reads DateTime columns in that zone (day functions group by local day,
     results carry its offset), while REST lists keep UTC timestamps.
+
+    `max_scan_rows` models PostHog's query time limit: a HogQL query whose ORDER BY must sort
+    more rows than this (those its WHERE keeps) is answered with PostHog's 504 timeout, as a
+    personal-key query over too wide a range is. The default (5,000,000) is above any demo or
+    test data set; tests lower it (also at run time: `srv.max_scan_rows = 2000`).
     """
 
     default_timezone: ClassVar[str] = "UTC"  # the test suite may switch it (tests/conftest.py)
@@ -252,6 +258,7 @@ class LocalPostHog:
         *,
         port: int = 0,
         timezone: str | None = None,
+        max_scan_rows: int | None = DEFAULT_MAX_SCAN_ROWS,
     ) -> None:
         self.api_key = default_key(seed)
         self.project_id = 1
@@ -270,6 +277,7 @@ class LocalPostHog:
             faults=faults,
             timezone=self.timezone,
         )
+        self._state.max_scan_rows = max_scan_rows
         self._log: list[LoggedRequest] = []
         self._foreign_log: list[ForeignRequest] = []
         self._log_lock = threading.Lock()
@@ -375,6 +383,15 @@ class LocalPostHog:
         """Switch failure modes at run time (resets the fault RNG and the hang counter)."""
         self._state.set_faults(faults)
 
+    @property
+    def max_scan_rows(self) -> int | None:
+        """Rows a query may sort before it gets PostHog's timeout (None: no limit)."""
+        return self._state.max_scan_rows
+
+    @max_scan_rows.setter
+    def max_scan_rows(self, rows: int | None) -> None:
+        self._state.max_scan_rows = rows
+
     def reset_rate_limits(self) -> None:
         self._state.limiter.reset()
 
@@ -417,6 +434,21 @@ class LocalPostHog:
         is sent (so the client sees nothing until it returns); None removes it. Tests use it
         to change the data between two page requests."""
         self._on_served = hook
+
+    def ingest_events(self, events: Sequence[Mapping[str, Any]], project_id: int = 1) -> list[str]:
+        """Add events while the server runs, as PostHog's ingestion does; returns their uuids.
+
+        Each event is {"event", "distinct_id", "timestamp" (datetime or ISO text), and
+        optionally "properties" (dict) and "uuid"}. PostHog accepts timestamps in the past, so
+        this is how tests make a late event. `person_id` is the distinct id's person (a new
+        id when unknown); `created_at` is now.
+        """
+        store = self._state.projects.get(project_id)
+        if store is None:
+            raise KeyError(f"no project {project_id}; projects: {sorted(self._state.projects)}")
+        frame = ingested_events(events, store.dataset)
+        store.add_events(frame)
+        return [str(uuid) for uuid in frame["uuid"]]
 
     # --- request handling -------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -19,6 +20,7 @@ __all__ = [
     "Dataset",
     "ProjectStore",
     "generate_dataset",
+    "ingested_events",
     "load_duckdb",
     "new_persons",
     "uuid_strings",
@@ -378,6 +380,48 @@ def new_persons(
     return persons, distinct_ids
 
 
+_EVENT_COLUMNS = (
+    "uuid",
+    "event",
+    "distinct_id",
+    "timestamp",
+    "properties",
+    "elements_chain",
+    "created_at",
+    "person_id",
+)
+
+
+def ingested_events(events: Sequence[Mapping[str, Any]], ds: Dataset) -> pd.DataFrame:
+    """Events given as dicts ({event, distinct_id, timestamp, properties?, uuid?}) as a frame
+    shaped like `Dataset.events`: person from the distinct id, created_at now."""
+    pdi = ds.person_distinct_ids
+    persons = dict(zip(pdi["distinct_id"], pdi["person_id"], strict=True))
+    now = datetime.now(UTC)
+    rows = []
+    for e in events:
+        did = str(e["distinct_id"])
+        stamp = pd.Timestamp(e["timestamp"])
+        rows.append(
+            {
+                "uuid": str(e.get("uuid") or uuid.uuid4()),
+                "event": str(e["event"]),
+                "distinct_id": did,
+                "timestamp": stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp,
+                "properties": _dumps(e.get("properties") or {}),
+                "elements_chain": "",
+                "created_at": now,
+                "person_id": persons.get(did) or stable_uuid("person", did),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=list(_EVENT_COLUMNS))
+    for column in ("timestamp", "created_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")
+    for column in ("uuid", "event", "distinct_id", "properties", "elements_chain", "person_id"):
+        frame[column] = frame[column].astype("string")
+    return frame
+
+
 # The tables the HogQL engine (hogql.py) knows; its tests build the same ones from here.
 TABLES_DDL = """
 SET TimeZone = 'UTC';
@@ -402,12 +446,9 @@ def _arrow_str(values: Any) -> pa.Array:
     return pa.array(list(values), type=pa.string())
 
 
-def load_duckdb(ds: Dataset) -> duckdb.DuckDBPyConnection:
-    """A fresh in-memory DuckDB holding the five tables the HogQL engine reads."""
-    conn = duckdb.connect(":memory:")
-    conn.execute(TABLES_DDL)
-    e = ds.events
-    events_t = pa.table(
+def _events_table(e: pd.DataFrame) -> pa.Table:
+    """Rows of `Dataset.events` as the Arrow table loaded into DuckDB's `events`."""
+    return pa.table(
         {
             "uuid": _arrow_str(e["uuid"]),
             "event": _arrow_str(e["event"]),
@@ -419,6 +460,13 @@ def load_duckdb(ds: Dataset) -> duckdb.DuckDBPyConnection:
             "person_id": _arrow_str(e["person_id"]),
         }
     )
+
+
+def load_duckdb(ds: Dataset) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB holding the five tables the HogQL engine reads."""
+    conn = duckdb.connect(":memory:")
+    conn.execute(TABLES_DDL)
+    events_t = _events_table(ds.events)
     p = ds.persons
     persons_t = pa.table(
         {
@@ -591,3 +639,21 @@ class ProjectStore:
             conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+    def add_events(self, events: pd.DataFrame) -> None:
+        """Insert events (a frame shaped like `Dataset.events`), as ingestion does while the
+        server runs: into DuckDB first, then the dataset, kept in (timestamp, uuid) order."""
+        ds = self.dataset
+        cur = self.cursor()
+        try:
+            cur.register("_ingested", _events_table(events))
+            cur.execute("INSERT INTO events SELECT * FROM _ingested")
+            cur.unregister("_ingested")
+        finally:
+            cur.close()
+        with self._lock:
+            combined = pd.concat([ds.events, events[list(_EVENT_COLUMNS)]], ignore_index=True)
+            ordered = combined.sort_values(["timestamp", "uuid"], kind="stable")
+            ds.events = ordered.reset_index(drop=True)
+            self._version += 1
+            self._cache.clear()

@@ -369,7 +369,8 @@ FUNCTIONS: dict[str, _Fn] = {
     "toInt32": _to_int("INTEGER"),
     "toIntOrNull": _to_int("BIGINT", "TRY_CAST"),
     "toInt64OrNull": _to_int("BIGINT", "TRY_CAST"),
-    "toFloat": _tpl(1, "CAST({0} AS DOUBLE)", "float"),
+    # PostHog: accurateCastOrNull(x, 'Float64'), NULL for text that is not a number
+    "toFloat": _tpl(1, "TRY_CAST({0} AS DOUBLE)", "float"),
     "toFloat64": _tpl(1, "CAST({0} AS DOUBLE)", "float"),
     "toFloatOrNull": _tpl(1, "TRY_CAST({0} AS DOUBLE)", "float"),
     "toFloat64OrNull": _tpl(1, "TRY_CAST({0} AS DOUBLE)", "float"),

@@ -63,6 +63,7 @@ class ServerState:
         self.limiter = RateLimiter()
         self.query_slots = {pid: threading.BoundedSemaphore(QUERY_CONCURRENCY) for pid in ids}
         self.foreign_url = ""
+        self.max_scan_rows: int | None = None  # see query._enforce_scan_budget; None: no limit
         self.stopping = threading.Event()
         self.org_id = stable_uuid("organization", seed)
 

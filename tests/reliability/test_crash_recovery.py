@@ -63,6 +63,18 @@ digest = hashlib.sha256("\\n".join(sorted(ids)).encode()).hexdigest()
 print(json.dumps({{"rows": len(ids), "unique": len(set(ids)), "digest": digest}}))
 """
 
+# A slow disk: each cached page takes 0.3 s to write, so pages PostHog has answered can still be
+# on their way to the cache when the process is killed.
+SLOW_DISK = """
+import time
+from posthog_pandas import cache as _cache
+_put = _cache.CacheStore.put
+def _slow_put(self, *args, **kwargs):
+    time.sleep(0.3)
+    _put(self, *args, **kwargs)
+_cache.CacheStore.put = _slow_put
+"""
+
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[LocalPostHog]:
@@ -197,6 +209,39 @@ def test_kill_9_mid_events_fetch_then_the_rerun_requests_only_missing_pages(
     rerun = api_requests(server, "/query/")
     assert len(rerun) == pages - len(kept)
     assert all("(timestamp, uuid) >" in (r.hogql or "") for r in rerun)  # continuations only
+    expected = expected_ids(server, "events")
+    assert result == {"rows": EVENTS, "unique": EVENTS, "digest": digest(expected)}
+
+
+def test_kill_9_mid_events_fetch_requests_each_page_exactly_once_in_all(
+    server: LocalPostHog, scripts: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    script = write_script(
+        scripts,
+        "slow_disk_pull.py",
+        SLOW_DISK
+        + PULL.format(page=EVENT_PAGE, persons_page=PERSONS_PAGE, after=AFTER, before=BEFORE),
+    )
+    pages = EVENTS // EVENT_PAGE + 1
+    answered_before_kill = 4
+    # PostHog answers four pages, then holds the fifth request: the kill lands while it waits.
+    server.set_faults(Faults(hang_after=answered_before_kill, paths=("/query",)))
+    child = start_child(script, server.url, server.api_key, str(cache), "events", "-")
+    kill_after(child, lambda: any(r.status == 0 for r in api_requests(server, "/query/")))
+    server.set_faults(None)
+    settle(server)
+    first_run = api_requests(server, "/query/")
+
+    kept = [url for resource, url, _ in cached_pages(cache) if resource == "query"]
+    assert len(kept) == answered_before_kill  # every page PostHog answered is on disk
+    server.clear_log()
+    result = run_child(script, server.url, server.api_key, str(cache), "events", "-")
+
+    rerun = api_requests(server, "/query/")
+    assert [r.status for r in first_run] == [200] * answered_before_kill + [0]
+    assert [r.status for r in rerun] == [200] * (pages - answered_before_kill)
+    assert all("(timestamp, uuid) >" in (r.hogql or "") for r in rerun)
     expected = expected_ids(server, "events")
     assert result == {"rows": EVENTS, "unique": EVENTS, "digest": digest(expected)}
 
