@@ -237,20 +237,9 @@ def _hook_server_in_timezone(tz: str) -> LocalPostHog:
     return LocalPostHog(persons=40, events=300, seed=13, timezone=tz)
 
 
-def _hook_server_with_query_timeout(seconds: float) -> LocalPostHog:
-    """A server whose queries stop after `seconds` (query.timeout)."""
-    try:
-        return LocalPostHog(
-            persons=40,
-            events=2000,
-            seed=13,
-            max_execution_time=seconds,  # type: ignore[call-arg]
-        )
-    except TypeError:
-        pytest.fail(
-            "LocalPostHog has no query time limit yet (issue 21, the timeout error of long "
-            "queries): expected LocalPostHog(max_execution_time=...)."
-        )
+def _hook_server_with_query_timeout(max_scan_rows: int) -> LocalPostHog:
+    """A server whose ORDER BY queries time out past `max_scan_rows` sorted rows (query.timeout)."""
+    return LocalPostHog(persons=40, events=2000, seed=13, max_scan_rows=max_scan_rows)
 
 
 # == transport and authentication =================================================================
@@ -1152,7 +1141,7 @@ class _BlockingEngine:
     entered = threading.Semaphore(0)
     release = threading.Event()
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, timezone: str = "UTC") -> None:
         pass
 
     def run(self, query: str, values: dict[str, Any] | None = None) -> Any:
@@ -1198,13 +1187,13 @@ def _(env: Env) -> None:
 
 @row("query.timeout")
 def _(env: Env) -> None:
-    with _hook_server_with_query_timeout(0.05) as slow:
+    with _hook_server_with_query_timeout(500) as slow:
         answer = requests.post(
             f"{slow.url}/api/projects/1/query/",
             json={
                 "query": {
                     "kind": "HogQLQuery",
-                    "query": "select count() from events a cross join events b cross join events c",
+                    "query": "select uuid from events order by timestamp, uuid limit 10",
                 }
             },
             headers={"Authorization": f"Bearer {slow.api_key}"},
