@@ -3,9 +3,6 @@ time windows a timed-out pull splits into, `lookback=`, and PostHog's timeout an
 
 from __future__ import annotations
 
-import sys
-import types
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,35 +44,16 @@ TOO_SLOW_512 = {
 
 
 @pytest.fixture(scope="module")
-def parse_select() -> Iterator[Any]:
-    """PostHog's own parser (`hogql_parser.parse_select_json`); on import it loads
-    `posthog.hogql.errors`, so that module (and, for the import only, its parents) is stubbed
-    without leaving a `posthog` package that would shadow PostHog's SDK."""
-    errors = types.ModuleType("posthog.hogql.errors")
-    for name in ("BaseHogQLError", "SyntaxError", "ParsingError"):
-        setattr(errors, name, type(name, (Exception,), {}))
-    stubs = {}
-    for name in ("posthog", "posthog.hogql"):
-        if name not in sys.modules:
-            stubs[name] = types.ModuleType(name)
-            stubs[name].__path__ = []  # type: ignore[attr-defined]
-    added = {**stubs, "posthog.hogql.errors": errors}
-    added = {k: v for k, v in added.items() if k not in sys.modules}
-    sys.modules.update(added)
-    try:
-        import hogql_parser
+def parse_select() -> Any:
+    """PostHog's own parser, loaded the one way the package loads it (server/hogql_parse)."""
+    from posthog_pandas.server import hogql_parse
 
-        yield hogql_parser.parse_select_json
-    finally:
-        for name in stubs:
-            sys.modules.pop(name, None)
+    return hogql_parse.parse_tree
 
 
 def assert_parses(parse_select: Any, sql: str) -> None:
-    import json
-
-    tree = json.loads(parse_select(sql))
-    assert not tree.get("error"), (sql, tree)
+    tree = parse_select(sql)
+    assert tree is not None and not tree.get("error"), (sql, tree)
 
 
 def condition(prop: dict[str, Any]) -> tuple[str, dict[str, Any]]:
