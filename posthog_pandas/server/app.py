@@ -240,6 +240,11 @@ class LocalPostHog:
     more rows than this (those its WHERE keeps) is answered with PostHog's 504 timeout, as a
     personal-key query over too wide a range is. The default (5,000,000) is above any demo or
     test data set; tests lower it (also at run time: `srv.max_scan_rows = 2000`).
+
+    `persons_throttle` keeps PostHog's per-user break-glass throttles on the persons
+    endpoints (180 requests a minute, 1,200 an hour, posthog/api/person.py): past them a
+    persons request gets PostHog's 429 with `Retry-After`. Only the benchmarks turn it off,
+    so that third-party clients' 100-row pages are timed, not throttled.
     """
 
     default_timezone: ClassVar[str] = "UTC"  # the test suite may switch it (tests/conftest.py)
@@ -259,6 +264,7 @@ class LocalPostHog:
         port: int = 0,
         timezone: str | None = None,
         max_scan_rows: int | None = DEFAULT_MAX_SCAN_ROWS,
+        persons_throttle: bool = True,
     ) -> None:
         self.api_key = default_key(seed)
         self.project_id = 1
@@ -278,6 +284,7 @@ class LocalPostHog:
             timezone=self.timezone,
         )
         self._state.max_scan_rows = max_scan_rows
+        self._state.persons_throttle = persons_throttle
         self._log: list[LoggedRequest] = []
         self._foreign_log: list[ForeignRequest] = []
         self._log_lock = threading.Lock()

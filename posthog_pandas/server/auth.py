@@ -10,12 +10,22 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from posthog_pandas.server.web import ApiError, Request
 
-__all__ = ["ApiKey", "Credentials", "KeyRing", "Principal", "RateLimiter", "fingerprint"]
+__all__ = [
+    "ApiKey",
+    "Credentials",
+    "KeyRing",
+    "PERSONS_BREAK_GLASS",
+    "Principal",
+    "RateLimiter",
+    "UserThrottle",
+    "fingerprint",
+]
 
 DEFAULT_EMAIL = "demo@posthog-pandas.local"
 AuthSource = Literal["bearer", "body", "query", "basic"]
@@ -166,26 +176,53 @@ def check_scope(principal: Principal, scope_object: str, action: str) -> None:
     )
 
 
-class RateLimiter:
-    """DRF's SimpleRateThrottle per key: a sliding 60 s window of request times."""
+@dataclass(frozen=True)
+class UserThrottle:
+    """A DRF SimpleRateThrottle keyed by the user (PostHog's `UserOrEmailRateThrottle`):
+    at most `rate` requests in any `seconds`-long window, whatever key the user sends."""
 
-    def __init__(self) -> None:
+    scope: str
+    rate: int
+    seconds: int
+
+
+# posthog/api/person.py: PersonViewSet.throttle_classes adds these to ClickHouseBurstRateThrottle;
+# they count every request of the user to the persons endpoints, per user, not per key.
+PERSONS_BREAK_GLASS = (
+    UserThrottle("persons_burst", 180, 60),  # PersonsBreakGlassBurstThrottle, "180/minute"
+    UserThrottle("persons_sustained", 1200, 3600),  # PersonsBreakGlassSustainedThrottle
+)
+
+
+class RateLimiter:
+    """DRF's SimpleRateThrottle: sliding windows of request times, per key (a key's own
+    `rate_limit_per_minute`) and per user (a route's UserThrottles). As in DRF, every throttle
+    of a request is checked, a request is counted only by the throttles that let it through,
+    and a refusal waits for the slowest of those that refused."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self._lock = threading.Lock()
         self._history: dict[str, deque[float]] = {}
 
-    def check(self, principal: Principal) -> None:
+    def check(self, principal: Principal, throttles: tuple[UserThrottle, ...] = ()) -> None:
+        now = self.clock()
+        windows = [(f"{t.scope}:{principal.email}", t.rate, t.seconds) for t in throttles]
         key = principal.key
-        if key is None or key.rate_limit_per_minute is None:
-            return
-        now = time.monotonic()
+        if key is not None and key.rate_limit_per_minute is not None:
+            windows.append((f"key:{key.key}", key.rate_limit_per_minute, 60))
+        waits = []
         with self._lock:
-            history = self._history.setdefault(key.key, deque())
-            while history and history[0] <= now - 60:
-                history.popleft()
-            if len(history) >= key.rate_limit_per_minute:
-                wait = max(1, math.ceil(60 - (now - history[0])))
-                raise ApiError.throttled(wait)
-            history.append(now)
+            for name, rate, seconds in windows:
+                history = self._history.setdefault(name, deque())
+                while history and history[0] <= now - seconds:
+                    history.popleft()
+                if len(history) >= rate:
+                    waits.append(seconds - (now - history[0]))
+                else:
+                    history.append(now)
+        if waits:
+            raise ApiError.throttled(max(1, math.ceil(max(waits))))
 
     def reset(self) -> None:
         with self._lock:

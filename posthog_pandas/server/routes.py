@@ -10,8 +10,10 @@ from typing import Any
 
 from posthog_pandas.server import resources as res
 from posthog_pandas.server.auth import (
+    PERSONS_BREAK_GLASS,
     Credentials,
     Principal,
+    UserThrottle,
     check_project_access,
     check_scope,
     find_credentials,
@@ -37,6 +39,7 @@ class Route:
     environments: bool = False  # also served under /api/environments/{id}/
     read_action: bool = False  # POST that PostHog treats as a read (the query API)
     also: tuple[str, ...] = ()  # further scope objects the action requires (`required_scopes`)
+    throttles: tuple[UserThrottle, ...] = ()  # the viewset's per-user throttle_classes
 
 
 def _r(
@@ -49,9 +52,10 @@ def _r(
     env: bool = False,
     read_action: bool = False,
     also: tuple[str, ...] = (),
+    throttles: tuple[UserThrottle, ...] = (),
 ) -> Route:
     regex = re.compile(rf"^{pattern}/?$" if pattern else r"^/?$")
-    return Route(regex, handler, scope, methods, sharing, env, read_action, also)
+    return Route(regex, handler, scope, methods, sharing, env, read_action, also, throttles)
 
 
 def _project_detail(ctx: Context) -> Response:
@@ -65,8 +69,16 @@ def _project_detail(ctx: Context) -> Response:
 def _project_routes() -> list[Route]:
     routes = [
         _r("", _project_detail, "project"),
-        _r("persons", res.persons_list, "person", env=True),
-        _r("persons/(?P<person_id>[^/]+)", res.person_retrieve, "person", env=True),
+        # PersonViewSet's break-glass throttles (posthog/api/person.py); cohort persons are
+        # CohortViewSet's and go without them.
+        _r("persons", res.persons_list, "person", env=True, throttles=PERSONS_BREAK_GLASS),
+        _r(
+            "persons/(?P<person_id>[^/]+)",
+            res.person_retrieve,
+            "person",
+            env=True,
+            throttles=PERSONS_BREAK_GLASS,
+        ),
         _r("events", res.event_list, "query", env=True),
         _r("events/(?P<event_id>[^/]+)", res.event_retrieve, "query", env=True),
         _r(
@@ -233,7 +245,7 @@ def dispatch(state: ServerState, request: Request, faults_on: bool) -> Outcome:
         write = request.method in _WRITE_METHODS and not route.read_action
         for scope in (route.scope, *route.also):
             check_scope(principal, scope, "write" if write else "read")
-        state.limiter.check(principal)
+        state.limiter.check(principal, route.throttles if state.persons_throttle else ())
         if request.method not in route.methods:
             raise ApiError(
                 405,

@@ -64,6 +64,7 @@ class ServerState:
         self.query_slots = {pid: threading.BoundedSemaphore(QUERY_CONCURRENCY) for pid in ids}
         self.foreign_url = ""
         self.max_scan_rows: int | None = None  # see query._enforce_scan_budget; None: no limit
+        self.persons_throttle = True  # PersonViewSet's per-user break-glass throttles
         self.stopping = threading.Event()
         self.org_id = stable_uuid("organization", seed)
 

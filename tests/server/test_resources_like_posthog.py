@@ -1,6 +1,6 @@
 """Where the local server answers as PostHog does, not as a friendlier server would: insights
-computed only on request, group property definitions, the recordings' default range, and
-persons lists that shift while they are read."""
+computed only on request, group property definitions, the recordings' default range,
+persons lists that shift while they are read, and the persons endpoints' per-user throttles."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from posthog_pandas.server import LocalPostHog
+from posthog_pandas.server import ApiKey, LocalPostHog
+from posthog_pandas.server.auth import PERSONS_BREAK_GLASS, Principal, RateLimiter
+from posthog_pandas.server.web import ApiError
 
 pytestmark = pytest.mark.integration
 
@@ -132,3 +134,65 @@ def test_persons_created_between_two_pages_shift_the_later_ones(
     srv.delete_persons(created + head[3:8])
     after = [p["id"] for p in session.get(f"{url}&offset=10").json()["results"]]
     assert after[0] != second[0] and second[0] not in after  # now shifted the other way
+
+
+# PersonViewSet's break-glass throttles (posthog/api/person.py): per user, not per key.
+SAME_USER = ApiKey("phx_resources_same_user_" + "s" * 20)
+OTHER_USER = ApiKey("phx_resources_other_user_" + "o" * 19, user_email="other@example.com")
+
+
+def test_persons_requests_past_180_a_minute_get_posthogs_429() -> None:
+    with LocalPostHog(persons=30, events=100, seed=5, keys=[SAME_USER, OTHER_USER]) as srv:
+
+        def get(path: str, key: str) -> requests.Response:
+            headers = {"Authorization": f"Bearer {key}"}
+            return requests.get(f"{srv.url}/api/projects/1/{path}", headers=headers, timeout=30)
+
+        person = srv.dataset().persons["id"].iloc[0]
+        with requests.Session() as session:
+            session.headers["Authorization"] = f"Bearer {srv.api_key}"
+            for i in range(179):
+                path = "persons/?limit=1" if i % 2 else f"persons/{person}/"
+                assert session.get(f"{srv.url}/api/projects/1/{path}").status_code == 200
+        assert get("persons/?limit=1", SAME_USER.key).status_code == 200  # the 180th
+        refused = get("persons/?limit=1", srv.api_key)
+        assert refused.status_code == 429
+        wait = int(refused.headers["Retry-After"])
+        assert 55 <= wait <= 60
+        assert refused.json() == {
+            "type": "throttled_error",
+            "code": "throttled",
+            "detail": f"Request was throttled. Expected available in {wait} seconds.",
+            "attr": None,
+        }
+        assert get("persons/?limit=1", SAME_USER.key).status_code == 429  # same user
+        assert get("persons/?limit=1", OTHER_USER.key).status_code == 200  # another user
+        assert get("cohorts/2/persons/?limit=1", srv.api_key).status_code == 200  # CohortViewSet
+        srv.reset_rate_limits()
+        assert get("persons/?limit=1", srv.api_key).status_code == 200
+
+
+def test_the_hourly_persons_throttle_counts_even_what_the_minute_one_refused() -> None:
+    # DRF checks every throttle and each one that lets a request through counts it: a request
+    # the 180/minute throttle refuses still fills the 1,200/hour window.
+    now = [0.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    user = Principal("bearer", "analyst@example.com", None, 1)
+
+    def refusal() -> ApiError:
+        with pytest.raises(ApiError) as refused:
+            limiter.check(user, PERSONS_BREAK_GLASS)
+        assert refused.value.status == 429
+        return refused.value
+
+    for minute in range(6):
+        now[0] = minute * 60.0
+        for _ in range(180):
+            limiter.check(user, PERSONS_BREAK_GLASS)
+        assert refusal().headers["Retry-After"] == "60"  # the minute's; counted by the hour
+    now[0] = 6 * 60.0
+    for _ in range(1200 - 6 * 181):
+        limiter.check(user, PERSONS_BREAK_GLASS)
+    assert refusal().headers["Retry-After"] == str(3600 - 360)  # the hour's, not the minute's
+    now[0] = 3600.0  # the first minute's 181 leave the hour
+    limiter.check(user, PERSONS_BREAK_GLASS)
