@@ -58,11 +58,14 @@ class PacingSettings:
     Attributes:
         analytics_per_minute: persons, events, query, insights, recordings (240/min).
         other_per_minute: every other endpoint (480/min).
+        persons_per_minute: the persons endpoints again, in any 60 s: PostHog's per-user
+            break-glass throttle (180/min; its 1,200/h is left to Retry-After).
         max_concurrent_queries: HogQL queries in flight per project (PostHog allows 3).
     """
 
     analytics_per_minute: int = 240
     other_per_minute: int = 480
+    persons_per_minute: int = 180
     max_concurrent_queries: int = 3
 
 

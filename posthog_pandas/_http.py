@@ -14,6 +14,7 @@ Everything that touches the network goes through `HttpClient.send`. It:
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 import threading
@@ -55,6 +56,9 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 FORBIDDEN_PARAMS = frozenset({"personal_api_key", "token", "api_key"})
 # Endpoints PostHog throttles at the ClickHouse rate (240/min); the rest get 480/min.
 ANALYTICS_PATHS = ("/persons", "/events", "/query", "/insights", "/session_recordings", "/person")
+# PostHog's PersonViewSet (not cohort persons) also has a per-user break-glass throttle,
+# 180 requests in any minute (posthog/api/person.py PersonsBreakGlassBurstThrottle).
+PERSONS_VIEWSET = re.compile(r"^/api/(?:projects|environments)/[^/]+/persons(?:/|$)")
 _EXPECTED_AVAILABLE = re.compile(r"Expected available in (\d+(?:\.\d+)?) seconds?")
 _MISSING_SCOPE = re.compile(r"missing required scope '([^']+)'")
 # PostHog's answers for a query stopped at a limit (posthog/exceptions.py): 504
@@ -65,6 +69,11 @@ _MISSING_SCOPE = re.compile(r"missing required scope '([^']+)'")
 _QUERY_LIMIT = re.compile(
     r"max execution time|max memory limit|Estimated query execution time|time limit for queries"
 )
+# Newer PostHog answers a query out of memory with 512, then 513, and this code; the same code
+# with "under heavy load" (ClickHouseClusterMemoryLimitExceeded) is the cluster's memory, full
+# for now: retried like any 5xx, not split.
+_MEMORY_LIMIT_CODE = "clickhouse_memory_limit_exceeded"
+_CLUSTER_FULL = re.compile(r"under heavy load")
 
 
 @dataclass
@@ -120,6 +129,41 @@ class RateLimiter:
         return wait
 
 
+class RequestWindow:
+    """At most `limit` requests in any `seconds`-long window: DRF's SimpleRateThrottle as
+    PostHog runs it, so a burst of `limit` is followed by a wait, never by a 429. `margin`
+    absorbs the requests' travel time between this clock and the server's."""
+
+    def __init__(
+        self,
+        limit: int,
+        seconds: float = 60.0,
+        *,
+        margin: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limit = limit
+        self.seconds = seconds + margin
+        self.clock = clock
+        self.sleep = sleep
+        self.sent: list[float] = []  # the send times of the last `limit` requests, sorted
+        self.lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Wait until one more request fits in the window, count it; return the seconds waited."""
+        with self.lock:
+            now = self.clock()
+            full = len(self.sent) >= self.limit
+            wait = max(0.0, self.sent[0] + self.seconds - now) if full else 0.0
+            bisect.insort(self.sent, now + wait)
+            if full:
+                del self.sent[0]  # the oldest leaves the window as this request enters it
+        if wait:
+            self.sleep(wait)
+        return wait
+
+
 class HttpClient:
     """Sends requests to one PostHog origin with one set of credentials."""
 
@@ -151,6 +195,7 @@ class HttpClient:
         pacing = settings.pacing
         self._analytics = RateLimiter(pacing.analytics_per_minute, clock=clock, sleep=sleep)
         self._other = RateLimiter(pacing.other_per_minute, clock=clock, sleep=sleep)
+        self._persons = RequestWindow(pacing.persons_per_minute, clock=clock, sleep=sleep)
         self._query_slots = threading.BoundedSemaphore(pacing.max_concurrent_queries)
         if settings.verify is False:
             warnings.warn(
@@ -318,6 +363,8 @@ class HttpClient:
         path = urlsplit(url).path
         limiter = self._analytics if any(p in path for p in ANALYTICS_PATHS) else self._other
         waited = limiter.acquire()
+        if PERSONS_VIEWSET.match(path):
+            waited += self._persons.acquire()
         if waited:
             log.debug("paced %.2fs to stay within PostHog's rate limits", waited)
 
@@ -559,7 +606,7 @@ def _classify(
         return NotFoundError, _not_found_advice(detail)
     if status == 429 or code == "throttled":
         return RateLimitError, "PostHog is rate limiting this key; wait and retry."
-    if _is_query_limit(status, detail, url):
+    if _is_query_limit(status, code, detail, url):
         return QueryTimeoutError, (
             "PostHog stopped this query at its time or memory limit (a short one applies to "
             "personal API keys): narrow the time range, filter more or aggregate, then retry."
@@ -573,10 +620,13 @@ def _classify(
     return APIError, ""
 
 
-def _is_query_limit(status: int, detail: str, url: str) -> bool:
+def _is_query_limit(status: int, code: str | None, detail: str, url: str) -> bool:
     """A query API answer saying the query hit PostHog's time or memory limit."""
-    on_query = urlsplit(url).path.rstrip("/").endswith("/query")
-    return on_query and status in (504, 512) and bool(_QUERY_LIMIT.search(detail))
+    if not urlsplit(url).path.rstrip("/").endswith("/query"):
+        return False
+    if code == _MEMORY_LIMIT_CODE:
+        return not _CLUSTER_FULL.search(detail)
+    return status in (504, 512) and bool(_QUERY_LIMIT.search(detail))
 
 
 def _auth_advice(code: str | None, method: str, credentials: Credentials) -> str:

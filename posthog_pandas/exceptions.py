@@ -156,10 +156,11 @@ class ServerError(APIError):
 
 class QueryTimeoutError(ServerError):
     """PostHog stopped a query at its execution-time or memory limit, or refused one it
-    estimated too slow: a 504 whose detail says "max execution time" / "max memory limit", or
-    a 512 "Estimated query execution time ... is too long" (posthog/exceptions.py). Not
-    retried as it is: the same query would hit the same limit. ``ph.events()`` splits its time
-    range instead; for ``ph.query()``, narrow the range or aggregate more.
+    estimated too slow: a 504 whose detail says "max execution time" / "max memory limit", a
+    512 "Estimated query execution time ... is too long", or (newer PostHog) a 512/513 with
+    code ``clickhouse_memory_limit_exceeded`` (posthog/exceptions.py). Not retried as it is:
+    the same query would hit the same limit. ``ph.events()`` splits its time range instead;
+    for ``ph.query()``, narrow the range or aggregate more.
     """
 
     retryable = False

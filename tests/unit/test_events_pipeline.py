@@ -258,8 +258,39 @@ API_TIMEOUT_504 = {  # newer PostHog, for personal-key queries (hogql_query_runn
 }
 
 
+# ClickHouseQueryMemoryLimitExceeded (posthog/exceptions.py): 504 in older PostHog, then 512,
+# now 513 with its own code and wording.
+MEMORY_504 = {
+    **TIMEOUT_504,
+    "detail": "Query has reached the max memory limit before completing. See our docs for how to "
+    "improve your query memory footprint. You may need to narrow date range or materialize.",
+}
+MEMORY_DETAIL = (
+    "This query ran out of memory before it could finish, usually because it's scanning too "
+    "much data. Try a shorter date range or narrower filters, or see our docs for more ways to "
+    "speed it up: https://posthog.com/docs/product-analytics/troubleshooting"
+    "#how-do-i-speed-up-my-insights-and-queries"
+)
+MEMORY_513 = {**TIMEOUT_504, "code": "clickhouse_memory_limit_exceeded", "detail": MEMORY_DETAIL}
+# ClickHouseClusterMemoryLimitExceeded: the same 513 and code, but the cluster was full, not
+# the query too big: a retry later can pass, a smaller window would not help.
+CLUSTER_MEMORY_513 = {
+    **MEMORY_513,
+    "detail": "We're under heavy load right now and couldn't finish this query. Please try "
+    "again in a few minutes.",
+}
+
+
 @pytest.mark.parametrize(
-    ("status", "body"), [(504, TIMEOUT_504), (504, API_TIMEOUT_504), (512, TOO_SLOW_512)]
+    ("status", "body"),
+    [
+        (504, TIMEOUT_504),
+        (504, API_TIMEOUT_504),
+        (512, TOO_SLOW_512),
+        (504, MEMORY_504),
+        (512, MEMORY_513),
+        (513, MEMORY_513),
+    ],
 )
 def test_posthogs_query_timeout_is_a_query_timeout_error_not_retried(
     tmp_path: Path, status: int, body: dict[str, Any]
@@ -272,6 +303,20 @@ def test_posthogs_query_timeout_is_a_query_timeout_error_not_retried(
     assert (info.value.status, info.value.detail) == (status, body["detail"])
     assert "narrow the time range, filter more or aggregate" in str(info.value)
     assert len([r for r in adapter.request_history if r.method == "POST"]) == 1
+
+
+def test_a_full_cluster_is_retried_not_split(tmp_path: Path) -> None:
+    ph, adapter = connect(tmp_path)
+    adapter.register_uri(
+        "POST",
+        QUERY_URL,
+        [
+            {"status_code": 513, "json": CLUSTER_MEMORY_513},
+            {"status_code": 200, "json": {"results": [[3]], "columns": ["n"], "types": ["UInt64"]}},
+        ],
+    )
+    assert ph.query("select count() as n from events")["n"].tolist() == [3]
+    assert len([r for r in adapter.request_history if r.method == "POST"]) == 2
 
 
 def test_a_proxys_html_504_is_still_retried_as_a_server_error(tmp_path: Path) -> None:

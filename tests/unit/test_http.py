@@ -17,7 +17,13 @@ import requests_mock
 
 from posthog_pandas import _config
 from posthog_pandas._credentials import Credentials
-from posthog_pandas._http import HttpClient, RateLimiter, redact_url, retry_after_seconds
+from posthog_pandas._http import (
+    HttpClient,
+    RateLimiter,
+    RequestWindow,
+    redact_url,
+    retry_after_seconds,
+)
 from posthog_pandas._pagination import iter_pages
 from posthog_pandas.exceptions import (
     APIError,
@@ -660,6 +666,40 @@ def test_rate_limiter_waits_once_the_burst_is_spent() -> None:
     waits = [limiter.acquire() for _ in range(62)]
     assert waits[:60] == [0.0] * 60
     assert waits[60] == pytest.approx(1.0) and waits[61] == pytest.approx(1.0)
+
+
+def test_persons_requests_are_paced_at_posthogs_break_glass_rate() -> None:
+    # PersonViewSet: PersonsBreakGlassBurstThrottle, 180/minute per user (posthog/api/person.py)
+    client, adapter, sleeps = make_client()
+    adapter.register_uri("GET", HOST + PATH, json={"results": []})
+    adapter.register_uri("GET", HOST + PATH + "abc/", json={})
+    for _ in range(179):
+        client.send("GET", PATH)
+    client.send("GET", PATH + "abc/")  # a person's own page counts too
+    assert sleeps == []
+    client.send("GET", PATH)
+    assert sleeps == [pytest.approx(61.0)]  # a minute after the first, plus a second's margin
+
+
+def test_cohort_persons_and_other_analytics_paths_keep_the_240_a_minute_pace() -> None:
+    client, adapter, sleeps = make_client()
+    path = "/api/projects/1/cohorts/2/persons/"
+    adapter.register_uri("GET", HOST + path, json={"results": []})
+    for _ in range(240):
+        client.send("GET", path)
+    assert sleeps == []
+
+
+def test_a_request_window_never_lets_more_than_its_limit_through_in_any_window() -> None:
+    time = VirtualTime()
+    window = RequestWindow(180, 60.0, margin=1.0, clock=time.clock, sleep=time.sleep)
+    sent = []
+    for _ in range(700):
+        window.acquire()
+        sent.append(time.clock())
+    assert all(later - sent[i] >= 61.0 for i, later in enumerate(sent[180:]))
+    assert sent[179] == 0.0 and sent[180] == pytest.approx(61.0)
+    assert sent[-1] == pytest.approx(3 * 61.0)  # 700 requests: four full windows, no more
 
 
 def test_redact_url_masks_credential_params_and_userinfo() -> None:
