@@ -6,9 +6,11 @@ real HTTP (status, body, paging, defaults, limits, scopes with scoped keys) and,
 says what the client sends or reads, drives the client and inspects the server's request log or
 the bodies the client sent. `test_rows_and_tests_match` keeps the document and this file in step.
 
-A few rows need server features that do not exist in every tree (creating a person during a
-pull, a project in another timezone, the query timeout); they go through the `_hook_*` helpers
-below, which fail with a message naming what is missing.
+Rows whose changes would upset the rows after them (late events, a query time limit, persons
+deleted, insights computed, scoped keys for every accessor) start a small server of their own;
+time zone rows use the module's second server, a project in Asia/Kolkata. Checks that other
+test modules already make are reused through their helpers (`test_timezone_hogql`,
+`test_events_fidelity`, `test_http`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,8 +32,13 @@ import requests
 import posthog_pandas as php
 from posthog_pandas import _config, _http
 from posthog_pandas._credentials import Credentials
+from posthog_pandas.resources import RECORDINGS_KEPT_DAYS
 from posthog_pandas.server import ApiKey, Faults, LocalPostHog
 from posthog_pandas.server import query as query_module
+from posthog_pandas.server.hogql_parse import parse_error
+from tests.integration import test_events_fidelity as fidelity
+from tests.server import test_timezone_hogql as zones
+from tests.unit import test_http as http_tests
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +52,18 @@ COHORT_ONLY = ApiKey("phx_compat_cohort_only_" + "c" * 21, scopes=("cohort:read"
 LEGACY_SCOPES = ApiKey("phx_compat_legacy_scopes_" + "l" * 19, scopes=())
 OTHER_PROJECT = ApiKey("phx_compat_project_two_" + "t" * 21, project_ids=(2,))
 LIMITED = ApiKey("phx_compat_rate_limited_" + "r" * 20, rate_limit_per_minute=2)
-KEYS = [PERSON_ONLY, PERSON_WRITE, NO_USER, COHORT_ONLY, LEGACY_SCOPES, OTHER_PROJECT, LIMITED]
+OTHER_USER = ApiKey("phx_compat_other_user_" + "u" * 22, user_email="other@example.com")
+KEYS = [
+    PERSON_ONLY,
+    PERSON_WRITE,
+    NO_USER,
+    COHORT_ONLY,
+    LEGACY_SCOPES,
+    OTHER_PROJECT,
+    LIMITED,
+    OTHER_USER,
+]
+README = DOC.parents[1] / "README.md"
 LEGACY_USER = ("analyst@example.com", "correct horse")
 
 
@@ -118,6 +136,7 @@ class RecordingSession(requests.Session):
 class Env:
     srv: LocalPostHog
     legacy: LocalPostHog
+    zoned: LocalPostHog  # project 1 in zones.ZONE (Asia/Kolkata, +05:30)
     tmp: Path
     monkeypatch: pytest.MonkeyPatch
     sessions: list[RecordingSession] = field(default_factory=list)
@@ -130,15 +149,7 @@ class Env:
     def query(
         self, sql: str, key: str | None = None, values: dict[str, Any] | None = None, **extra: Any
     ) -> requests.Response:
-        node: dict[str, Any] = {"kind": "HogQLQuery", "query": sql}
-        if values is not None:
-            node["values"] = values
-        headers = {"Authorization": f"Bearer {key or self.srv.api_key}"}
-        headers.update(extra.pop("headers", {}))
-        body = {"query": node, **extra}
-        return requests.post(
-            f"{self.srv.url}/api/projects/1/query/", json=body, headers=headers, timeout=60
-        )
+        return post_query(self.srv, sql, key, values, **extra)
 
     def connect(self, key: str | None = None, **kwargs: Any) -> php.PostHog:
         """A connection through a recording session; the server logs restart here, so
@@ -165,6 +176,25 @@ class Env:
         return [r for r in (srv or self.srv).requests if path_part in r.path]
 
 
+def post_query(
+    server: LocalPostHog,
+    sql: str,
+    key: str | None = None,
+    values: dict[str, Any] | None = None,
+    **extra: Any,
+) -> requests.Response:
+    """POST /query/ with a HogQLQuery (and any other body fields), as it comes back."""
+    node: dict[str, Any] = {"kind": "HogQLQuery", "query": sql}
+    if values is not None:
+        node["values"] = values
+    headers = {"Authorization": f"Bearer {key or server.api_key}"}
+    headers.update(extra.pop("headers", {}))
+    body = {"query": node, **extra}
+    return requests.post(
+        f"{server.url}/api/projects/1/query/", json=body, headers=headers, timeout=120
+    )
+
+
 @pytest.fixture(scope="module")
 def srv() -> Iterator[LocalPostHog]:
     with LocalPostHog(persons=300, events=2000, seed=13, keys=KEYS) as server:
@@ -178,15 +208,25 @@ def legacy_srv() -> Iterator[LocalPostHog]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def zoned_srv() -> Iterator[LocalPostHog]:
+    with LocalPostHog(persons=40, events=300, seed=13, timezone=zones.ZONE) as server:
+        yield server
+
+
 @pytest.fixture()
 def env(
-    srv: LocalPostHog, legacy_srv: LocalPostHog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    srv: LocalPostHog,
+    legacy_srv: LocalPostHog,
+    zoned_srv: LocalPostHog,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Env]:
-    for server in (srv, legacy_srv):
+    for server in (srv, legacy_srv, zoned_srv):
         server.clear_log()
         server.set_faults(None)
         server.reset_rate_limits()
-    yield Env(srv, legacy_srv, tmp_path, monkeypatch)
+    yield Env(srv, legacy_srv, zoned_srv, tmp_path, monkeypatch)
     srv.set_faults(None)
 
 
@@ -224,22 +264,25 @@ def missing_scope(scope: str) -> dict[str, Any]:
     )
 
 
-# -- hooks for server features another change provides ---------------------------------------------
+def connect_to(server: LocalPostHog, key: str | None = None, **kwargs: Any) -> php.PostHog:
+    """A connection to a server of a row's own, without cache, progress or prompts."""
+    options: dict[str, Any] = {"cache": False, "progress": False, "dotenv": False}
+    options.update(kwargs)
+    return php.connect(key or server.api_key, host=server.url, prompt=False, **options)
 
 
-def _hook_create_person(srv: LocalPostHog) -> None:
-    """A person created now, so it sorts first (persons.offset_shift)."""
-    srv.create_persons(1)
-
-
-def _hook_server_in_timezone(tz: str) -> LocalPostHog:
-    """A server whose project 1 has a non-UTC timezone (query.datetime_results)."""
-    return LocalPostHog(persons=40, events=300, seed=13, timezone=tz)
-
-
-def _hook_server_with_query_timeout(max_scan_rows: int) -> LocalPostHog:
-    """A server whose ORDER BY queries time out past `max_scan_rows` sorted rows (query.timeout)."""
-    return LocalPostHog(persons=40, events=2000, seed=13, max_scan_rows=max_scan_rows)
+def posthog_error(status: int, body: dict[str, Any], key: str = "phx_x") -> php.APIError:
+    """The client's exception for a PostHog answer to POST /query/ (rows whose answer the local
+    server has no reason to produce: memory limits, pydantic echoes)."""
+    return _http.error_from_response(
+        "POST",
+        "https://ph.test/api/projects/1/query/",
+        status,
+        body,
+        orjson.dumps(body),
+        {},
+        Credentials(api_key=key, source="test"),
+    )
 
 
 # == transport and authentication =================================================================
@@ -464,6 +507,31 @@ def _(env: Env) -> None:
     assert bodies and all("personal_api_key" not in b for b in bodies)
 
 
+def pydantic_echo(value: str) -> str:
+    """`input_value=` as pydantic-core writes it (`truncate_input_value!`): the value's repr,
+    cut to its first 25 and last 24 characters when longer than 50."""
+    text = repr(value)
+    return text if len(text) <= 50 else f"{text[:25]}...{text[-24:]}"
+
+
+@row("auth.key_echo")
+def _(env: Env) -> None:
+    key = "phx_" + "k7" * 23 + "q"  # 51 characters, like a current personal key
+    echoed = pydantic_echo(key)
+    assert echoed == f"'{key[:24]}...{key[-23:]}'"  # the key, cut: its first 24 and last 23
+    assert pydantic_echo(key[:46]) == repr(key[:46])  # a 48-character repr is kept whole
+    detail = (
+        "JSON parse error - 1 validation error for QueryRequest\npersonal_api_key\n  Extra "
+        f"inputs are not permitted [type=extra_forbidden, input_value={echoed}, "
+        "input_type=str]"
+    )
+    body = err("invalid_request", "parse_error", detail)
+    for exc in (posthog_error(400, body, key), posthog_error(400, {**body, "attr": echoed}, key)):
+        shown = [str(exc), exc.detail or "", str(exc.attr), orjson.dumps(exc.body).decode()]
+        assert all(key[:24] not in text and key[-23:] not in text for text in shown)
+        assert "Extra inputs are not permitted" in str(exc)
+
+
 # == errors, scopes and rate limits ===============================================================
 
 
@@ -554,11 +622,99 @@ def _(env: Env) -> None:
 def _(env: Env) -> None:
     pacing = _config.PacingSettings()
     assert (pacing.analytics_per_minute, pacing.other_per_minute) == (240, 480)
-    assert pacing.max_concurrent_queries == 3
+    assert (pacing.persons_per_minute, pacing.max_concurrent_queries) == (180, 3)
     for path in ("/persons", "/events", "/query", "/insights", "/session_recordings"):
         assert path in _http.ANALYTICS_PATHS
     env.connect().persons()
     assert env.logged("/persons")  # the paced path reached the server
+
+
+@row("rate.persons")
+def _(env: Env) -> None:
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {env.srv.api_key}"
+        url = f"{env.srv.url}/api/projects/1/persons/?limit=1"
+        assert all(session.get(url).status_code == 200 for _ in range(180))
+    refused = env.get("/api/projects/1/persons/?limit=1", key=PERSON_ONLY.key)  # same user
+    assert refused.status_code == 429
+    wait = int(refused.headers["Retry-After"])
+    assert 55 <= wait <= 60
+    assert refused.json() == err(
+        "throttled_error",
+        "throttled",
+        f"Request was throttled. Expected available in {wait} seconds.",
+    )
+    assert env.get("/api/projects/1/persons/?limit=1", key=OTHER_USER.key).status_code == 200
+    assert env.get("/api/projects/1/cohorts/2/persons/?limit=1").status_code == 200
+    env.srv.reset_rate_limits()
+    # the client's side: 180 in any 61 s, then it waits (virtual time, PostHog-shaped answers)
+    http_tests.test_persons_requests_are_paced_at_posthogs_break_glass_rate()
+    http_tests.test_cohort_persons_and_other_analytics_paths_keep_the_240_a_minute_pace()
+
+
+def readme_scopes(text: str) -> list[list[str]]:
+    """The rows of a Scopes table (`| accessor | scopes | PostHog source |`), cell by cell."""
+    start = text.index("| accessor | scopes | PostHog source |")
+    lines = text[start : text.index("\n\n", start)].splitlines()[2:]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+DAY = {"after": "2024-01-01", "before": "2024-01-02"}
+# What each accessor cell of the Scopes table runs (the insight and cohort are generated ones).
+ACCESSOR_CALLS: dict[str, Callable[[php.PostHog], Any]] = {
+    "`connect()` without a project id, `ph.me()`": lambda ph: ph.me(),
+    "`ph.query()`, `ph.events()`, `ph.iter_events()`, `read_hogql()`": lambda ph: (
+        ph.query("select 1"),
+        ph.events(**DAY),
+        list(ph.iter_events(**DAY)),
+        php.read_hogql("select 1", connection=ph),
+    ),
+    "`ph.events()` on old PostHog (events list)": lambda ph: ph.get(
+        ph.project_path("events"), {"limit": 1}, cache=False
+    ),
+    "`ph.persons()`": lambda ph: ph.persons(),
+    "`ph.cohorts()`": lambda ph: ph.cohorts(),
+    "`ph.cohort_persons(id)`": lambda ph: ph.cohort_persons(2),
+    "`ph.feature_flags()`": lambda ph: ph.feature_flags(),
+    "`ph.experiments()`": lambda ph: ph.experiments(),
+    "`ph.surveys()`": lambda ph: ph.surveys(),
+    "`ph.insights()`, `ph.insight(id)`": lambda ph: (ph.insights(), ph.insight(1)),
+    "`ph.dashboards()`": lambda ph: ph.dashboards(),
+    "`ph.annotations()`": lambda ph: ph.annotations(),
+    "`ph.actions()`": lambda ph: ph.actions(),
+    "`ph.event_definitions()`": lambda ph: ph.event_definitions(),
+    "`ph.property_definitions()`": lambda ph: ph.property_definitions(),
+    "`ph.groups()`": lambda ph: ph.groups(0),
+    "`ph.session_recordings()`": lambda ph: ph.session_recordings(),
+    "`ph.projects()`": lambda ph: ph.projects(),
+}
+UNRELATED_SCOPE = "notebook:read"  # a key needs some scope: an empty list means "all" (legacy)
+
+
+@row("scope.accessors")
+def _(env: Env) -> None:
+    table = readme_scopes(README.read_text(encoding="utf-8"))
+    assert table == readme_scopes(DOC.read_text(encoding="utf-8"))  # the doc's is README's
+    assert [accessor for accessor, _, _ in table] == list(ACCESSOR_CALLS)
+    wanted = {a: tuple(re.findall(r"`([a-z_]+:read)`", scopes)) for a, scopes, _ in table}
+    assert wanted["`ph.cohort_persons(id)`"] == ("cohort:read", "person:read")
+    keys: dict[tuple[str, tuple[str, ...]], ApiKey] = {}
+    for accessor, scopes in wanted.items():
+        for left_out in (None, *scopes):
+            held = tuple(x for x in scopes if x != left_out) or (UNRELATED_SCOPE,)
+            keys[accessor, held] = ApiKey(
+                f"phx_compat_scopes_{len(keys):03d}_" + "k" * 26, scopes=held
+            )
+    with LocalPostHog(persons=30, events=200, seed=13, keys=list(keys.values())) as server:
+        for (accessor, held), key in keys.items():
+            project = None if "user:read" in wanted[accessor] else 1  # no id: @me tells
+            missing = [x for x in wanted[accessor] if x not in held]
+            if not missing:
+                ACCESSOR_CALLS[accessor](connect_to(server, key.key, project_id=project))
+                continue
+            with pytest.raises(php.PostHogError, match=missing[0]) as info:
+                ACCESSOR_CALLS[accessor](connect_to(server, key.key, project_id=project))
+            assert getattr(info.value, "scope", missing[0]) == missing[0], (accessor, held)
 
 
 # == who is calling, which project ================================================================
@@ -599,6 +755,17 @@ def _(env: Env) -> None:
     assert [r.path for r in env.logged("/api/projects/") if r.path == "/api/projects/"]
 
 
+@row("project.timezone")
+def _(env: Env) -> None:
+    assert zones.get(env.zoned, "/api/users/@me/")["team"]["timezone"] == zones.ZONE
+    assert zones.get(env.zoned, "/api/projects/1/")["timezone"] == zones.ZONE
+    env.zoned.clear_log()
+    frame = connect_to(env.zoned).query("select timestamp from events order by timestamp limit 3")
+    assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"  # the instants, in UTC
+    assert list(frame["timestamp"]) == list(env.zoned.dataset().events["timestamp"].iloc[:3])
+    assert all(r.path != "/api/projects/1/" for r in env.zoned.requests)  # never asked for it
+
+
 # == persons, cohorts, groups =====================================================================
 
 
@@ -637,7 +804,7 @@ def _(env: Env) -> None:
 @row("persons.offset_shift")
 def _(env: Env) -> None:
     first = env.get("/api/projects/1/persons/?limit=10").json()
-    _hook_create_person(env.srv)
+    env.srv.create_persons(1)  # created now: it sorts first
     second = env.get("/api/projects/1/persons/?limit=10&offset=10").json()
     assert second["results"][0]["id"] == first["results"][-1]["id"]  # pushed down one place
     created: list[bool] = []
@@ -645,14 +812,32 @@ def _(env: Env) -> None:
     def create_once(url: str) -> None:
         if "/persons/" in url and not created:
             created.append(True)
-            _hook_create_person(env.srv)
+            env.srv.create_persons(1)
 
     ph = env.connect()
     env.sessions[-1].after = create_once
     frame = ph.persons()
     everyone = env.get("/api/projects/1/persons/?limit=5000").json()["results"]
     assert created and frame["uuid"].is_unique
-    assert set(frame["uuid"]) >= {p["id"] for p in everyone} - {everyone[0]["id"]}
+    # everyone but the person created after the first page (at offset 0, already read)
+    assert sorted(frame["uuid"]) == sorted(p["id"] for p in everyone[1:])
+
+
+@row("persons.order_stable")
+def _(env: Env) -> None:
+    with LocalPostHog(persons=60, events=50, seed=13) as server:
+
+        def listing() -> list[str]:
+            body = zones.get(server, "/api/projects/1/persons/?limit=500")
+            return [str(p["id"]) for p in body["results"]]
+
+        before = listing()
+        gone = before[10:13] + before[40:41]
+        server.delete_persons(gone)
+        created = server.create_persons(2)
+        after = listing()
+        assert sorted(after[:2]) == sorted(created)  # the new ones first
+        assert [p for p in before if p in after] == [p for p in after if p in before]
 
 
 @row("cohort_persons.list")
@@ -880,16 +1065,35 @@ def _(env: Env) -> None:
 
 @row("insight.refresh")
 def _(env: Env) -> None:
-    insight_id = first_trends_insight(env)
-    never = env.get(f"/api/projects/1/insights/{insight_id}/?refresh=force_cache").json()
-    assert never["result"] is None  # nobody computed it: force_cache never computes
-    computed = env.get(f"/api/projects/1/insights/{insight_id}/?refresh=blocking").json()
-    assert computed["result"]
-    ph = env.connect()
-    ph.insight(insight_id)
-    assert env.logged("/insights")[-1].params == {"refresh": "blocking"}
-    ph.insight(insight_id, refresh=True)
-    assert env.logged("/insights")[-1].params == {"refresh": "force_blocking"}
+    with LocalPostHog(persons=20, events=200, seed=13) as server:  # insights nobody computed
+        insight_id = int(server.dataset().insights[0]["id"])
+
+        def view(refresh: str | None) -> dict[str, Any]:
+            query = "" if refresh is None else f"?refresh={refresh}"
+            body: dict[str, Any] = zones.get(
+                server, f"/api/projects/1/insights/{insight_id}/{query}"
+            )
+            return body
+
+        for never in (None, "force_cache", "false", "0", "no", "sometimes"):
+            body = view(never)  # NothingInCacheResult
+            assert (body["result"], body["last_refresh"], body["is_cached"]) == (None, None, False)
+        computed = view("blocking")
+        assert computed["result"] and computed["is_cached"] is False
+        assert view("blocking")["is_cached"] is True  # fresh: answered from the cache
+        assert view("force_cache")["result"] == computed["result"]
+        for forced in ("force_blocking", "true", "1", "yes", ""):
+            assert view(forced)["is_cached"] is False, forced
+        server.clear_log()
+        ph = connect_to(server)
+        ph.insight(insight_id)
+        ph.insight(insight_id, refresh=True)
+        sent = [r.params for r in server.requests if "/insights/" in r.path]
+        assert sent == [{"refresh": "blocking"}, {"refresh": "force_blocking"}]
+        empty = int(server.dataset().insights[1]["id"])
+        server.dataset().insight_results[empty] = None  # computes to nothing
+        with pytest.raises(php.ResponseFormatError, match=f"Insight {empty}"):
+            ph.insight(empty)
 
 
 # == session recordings ===========================================================================
@@ -932,6 +1136,16 @@ def _(env: Env) -> None:
     assert body["results"] == [] and body["has_next"] is False
     env.connect().session_recordings()
     assert "date_from" in env.logged("/session_recordings")[0].params
+
+
+@row("recordings.retention")
+def _(env: Env) -> None:
+    assert RECORDINGS_KEPT_DAYS == 1825  # RETENTION_PERIOD_DAYS["5y"], the longest PostHog offers
+    frame = env.connect().session_recordings()
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    sent = env.logged("/session_recordings")[0].params["date_from"]
+    assert datetime.fromisoformat(sent) == today - timedelta(days=1825)
+    assert sorted(frame["id"]) == sorted(r["id"] for r in env.srv.dataset().session_recordings)
 
 
 # == events through the REST list =================================================================
@@ -1056,6 +1270,13 @@ def _(env: Env) -> None:
 def _(env: Env) -> None:
     body = env.query("select {n} as n, {s} as s", values={"n": 5, "s": "x' or 1=1"}).json()
     assert body["results"] == [[5, "x' or 1=1"]]
+    unknown = env.query("select {a} as a", values={"b": 1, "c": 2})
+    assert unknown.status_code == 400
+    assert unknown.json() == err(
+        "validation_error",
+        "invalid_input",
+        "Placeholder {a} is not available in this context. You can use the following: b, c",
+    )
     frame = env.connect().query("select {n} as n", {"n": 7})
     assert frame["n"].tolist() == [7]
     sent = [s.json for s in env.sent if s.url.rstrip("/").endswith("/query")]
@@ -1070,6 +1291,20 @@ def _(env: Env) -> None:
     assert body["type"] == "validation_error" and body["attr"] is None and body["detail"]
     with pytest.raises(php.QueryError, match="Fix the HogQL query"):
         env.connect().query("select from where")
+
+
+@row("query.syntax_error")
+def _(env: Env) -> None:
+    for sql in ("select from where", "select (1", "select 1 1 1"):
+        message = parse_error(sql)  # PostHog's own parser (hogql-parser)
+        assert message
+        answer = env.query(sql)
+        assert answer.status_code == 400
+        assert answer.json() == err("validation_error", "invalid_input", message)
+        with pytest.raises(php.QueryError) as info:
+            env.connect().query(sql)
+        assert message in str(info.value)
+    assert parse_error("select from where") == "no viable alternative at input 'select from where'"
 
 
 @row("query.datetime_parse")
@@ -1089,23 +1324,67 @@ def _(env: Env) -> None:
 
 @row("query.datetime_results")
 def _(env: Env) -> None:
-    utc = env.query("select toDateTime64('2024-01-05 18:00:00.123456', 6, 'UTC') as t").json()
-    assert utc["results"] == [["2024-01-05T18:00:00.123456Z"]]
-    with _hook_server_in_timezone("America/Los_Angeles") as local:
-        answer = requests.post(
-            f"{local.url}/api/projects/1/query/",
-            json={"query": {"kind": "HogQLQuery", "query": "select timestamp from events limit 1"}},
-            headers={"Authorization": f"Bearer {local.api_key}"},
-            timeout=60,
-        )
-        stamp = answer.json()["results"][0][0]
-        assert stamp.endswith("-08:00")  # the generated events are in January
-        ph = php.connect(
-            local.api_key, host=local.url, cache=False, progress=False, dotenv=False, prompt=False
-        )
-        frame = ph.query("select timestamp from events order by timestamp limit 1")
-        assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"
-        assert frame["timestamp"].iloc[0] == pd.Timestamp(stamp).tz_convert("UTC")
+    for zone, rendered in zones.RENDERED.items():  # Z for any zero offset, micros when set
+        sql = "SELECT timestamp FROM events ORDER BY timestamp"
+        assert [r[0] for r in zones.run(zones.events_table(), zone, sql)] == rendered
+    body = zones.query(env.zoned, "select timestamp from events order by timestamp limit 5")
+    assert body["types"] == [f"DateTime64(6, '{zones.ZONE}')"]
+    assert all(row[0].endswith("+05:30") for row in body["results"])
+    frame = connect_to(env.zoned).query("select timestamp from events order by timestamp limit 5")
+    assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert list(frame["timestamp"]) == [
+        pd.Timestamp(r[0]).tz_convert("UTC") for r in body["results"]
+    ]
+
+
+def local_day_counts(server: LocalPostHog) -> list[list[Any]]:
+    days = server.dataset().events["timestamp"].dt.tz_convert(server.timezone)
+    counts = days.dt.strftime("%Y-%m-%d").value_counts()
+    return [[day, int(n)] for day, n in sorted(counts.items())]
+
+
+@row("hogql.local_days")
+def _(env: Env) -> None:
+    sql = "SELECT toDate(timestamp) AS day, count() AS n FROM events GROUP BY day ORDER BY day"
+    assert zones.query(env.zoned, sql)["results"] == local_day_counts(env.zoned)
+    hours = "SELECT toHour(timestamp) FROM events ORDER BY timestamp, uuid LIMIT 20"
+    events = env.zoned.dataset().events.sort_values(["timestamp", "uuid"]).iloc[:20]
+    local = events["timestamp"].dt.tz_convert(zones.ZONE).dt.hour
+    assert [r[0] for r in zones.query(env.zoned, hours)["results"]] == local.tolist()
+    frame = connect_to(env.zoned).query(sql)  # the client returns them as PostHog counted them
+    assert frame["n"].tolist() == [n for _, n in local_day_counts(env.zoned)]
+
+
+@row("hogql.local_wall_time")
+def _(env: Env) -> None:
+    stamps = env.zoned.dataset().events["timestamp"]
+    # the first day that has events between its local midnight and its UTC midnight
+    day = next(
+        d
+        for d in pd.date_range("2024-01-02", periods=25).strftime("%Y-%m-%d")
+        if (stamps >= pd.Timestamp(d, tz=zones.ZONE)).sum()
+        > (stamps >= pd.Timestamp(d, tz=UTC)).sum()
+    )
+    since, until = pd.Timestamp(day, tz=UTC), pd.Timestamp(day, tz=UTC) + timedelta(days=1)
+    local = int((stamps >= pd.Timestamp(day, tz=zones.ZONE)).sum())
+    bare = f"SELECT count() FROM events WHERE timestamp >= '{day}'"
+    assert zones.query(env.zoned, bare)["results"] == [[local]]
+    bound = "SELECT count() FROM events WHERE timestamp >= toDateTime64({t}, 6, 'UTC')"
+    body = post_query(env.zoned, bound, values={"t": f"{day} 00:00:00"}).json()
+    assert body["results"] == [[int((stamps >= since).sum())]]
+    frame = connect_to(env.zoned).events(after=since.to_pydatetime(), before=until.to_pydatetime())
+    inside = env.zoned.dataset().events[(stamps >= since) & (stamps < until)]
+    assert fidelity.uuids(frame) == fidelity.uuids(inside)  # the client's bounds are instants
+
+
+@row("rest.utc")
+def _(env: Env) -> None:
+    listed = zones.get(env.zoned, "/api/projects/1/events/?limit=3")["results"]
+    assert listed and all(e["timestamp"].endswith("+00:00") for e in listed)
+    persons = zones.get(env.zoned, "/api/projects/1/persons/?limit=3")["results"]
+    assert persons and all(p["created_at"].endswith("Z") for p in persons)
+    frame = connect_to(env.zoned).persons()
+    assert str(frame["created_at"].dtype) == "datetime64[ns, UTC]"
 
 
 @row("query.refresh")
@@ -1185,26 +1464,74 @@ def _(env: Env) -> None:
     assert _config.PacingSettings().max_concurrent_queries == 3
 
 
+TIMEOUT_DETAIL = (  # ClickHouseQueryTimeOut (posthog/exceptions.py)
+    "Query has hit the max execution time before completing. See our docs for how to improve "
+    "your query performance. You may need to materialize."
+)
+API_TIME_LIMIT = (  # newer PostHog, a personal-key query (hogql_query_runner.api_timeout_detail)
+    "This query hit the 10-second time limit for queries run through the API. Submit it as an "
+    "async query to give it more time: https://posthog.com/docs/api/queries#asynchronous-queries. "
+    "You can also narrow the date range or the filters so it scans less data: "
+    "https://posthog.com/docs/api/queries#writing-performant-queries"
+)
+
+
 @row("query.timeout")
 def _(env: Env) -> None:
-    with _hook_server_with_query_timeout(500) as slow:
-        answer = requests.post(
-            f"{slow.url}/api/projects/1/query/",
-            json={
-                "query": {
-                    "kind": "HogQLQuery",
-                    "query": "select uuid from events order by timestamp, uuid limit 10",
-                }
-            },
-            headers={"Authorization": f"Bearer {slow.api_key}"},
-            timeout=120,
-        )
+    with LocalPostHog(persons=40, events=2000, seed=13, max_scan_rows=500) as slow:
+        answer = post_query(slow, "select uuid from events order by timestamp, uuid limit 10")
         assert answer.status_code == 504
-        assert answer.json()["type"] == "server_error"
-        assert answer.json()["detail"] == (
-            "Query has hit the max execution time before completing. See our docs for how to "
-            "improve your query performance. You may need to materialize."
-        )
+        assert answer.json() == err("server_error", "error", TIMEOUT_DETAIL)
+        with pytest.raises(php.QueryTimeoutError, match="narrow the time range"):
+            connect_to(slow).query("select uuid from events order by timestamp, uuid limit 10")
+    newer = posthog_error(504, err("server_error", "error", API_TIME_LIMIT))
+    assert isinstance(newer, php.QueryTimeoutError) and newer.retryable is False
+
+
+MEMORY_ANSWERS = [  # ClickHouseQueryMemoryLimitExceeded, older to newer (posthog/exceptions.py)
+    (
+        504,
+        "error",
+        "Query has reached the max memory limit before completing. See our docs for how to "
+        "improve your query memory footprint. You may need to narrow date range or materialize.",
+    ),
+    (
+        512,
+        "clickhouse_memory_limit_exceeded",
+        "This query ran out of memory before it could finish",
+    ),
+    (
+        513,
+        "clickhouse_memory_limit_exceeded",
+        "This query ran out of memory before it could finish",
+    ),
+]
+
+
+@row("query.memory_limit")
+def _(env: Env) -> None:
+    for status, code, detail in MEMORY_ANSWERS:
+        exc = posthog_error(status, err("server_error", code, detail))
+        assert isinstance(exc, php.QueryTimeoutError), (status, detail)
+    full = "We're under heavy load right now and couldn't finish this query. Please try again."
+    cluster = posthog_error(513, err("server_error", "clickhouse_memory_limit_exceeded", full))
+    assert isinstance(cluster, php.ServerError) and not isinstance(cluster, php.QueryTimeoutError)
+    assert getattr(cluster, "retryable", True)
+
+
+@row("query.too_slow")
+def _(env: Env) -> None:
+    detail = (
+        "Estimated query execution time is too long. Try reducing its scope by changing the time "
+        "range."
+    )
+    exc = posthog_error(512, err("server_error", "error", detail))
+    assert isinstance(exc, php.QueryTimeoutError) and exc.status == 512
+    elsewhere = _http.error_from_response(  # only the query API's 512 is a query limit
+        "GET", "https://ph.test/api/projects/1/insights/1/", 512,
+        err("server_error", "error", detail), b"", {}, Credentials(api_key="phx_x", source="t"),
+    )  # fmt: skip
+    assert not isinstance(elsewhere, php.QueryTimeoutError)
 
 
 @row("query.events_keyset")
@@ -1230,6 +1557,66 @@ def _(env: Env) -> None:
     sql = "select count() from persons where properties.ab_score = {v}"
     assert env.query(sql, values={"v": "true"}).json()["results"] == [[truthy]]
     assert env.query(sql, values={"v": "True"}).json()["results"] == [[0]]
+    for text, number in (("'abc'", None), ("'1.5'", 1.5), ("'true'", None)):  # accurateCastOrNull
+        assert env.query(f"select toFloat({text})").json()["results"] == [[number]]
+
+
+# == events pulls =============================================================================
+
+
+@row("events.property_filters")
+def _(env: Env) -> None:
+    start, end = env.srv.time_range()
+    everything = fidelity.events_with_person(env.srv)
+    filters = [
+        (
+            {"key": "is_beta", "value": True, "type": "person"},
+            lambda e: e["person"].get("is_beta") is True,
+        ),
+        (
+            {"key": "ab_score", "operator": "gte", "value": 50, "type": "person"},
+            lambda e: (
+                fidelity.is_number(e["person"].get("ab_score")) and e["person"]["ab_score"] >= 50
+            ),
+        ),
+    ]
+    ph = env.connect()
+    for prop, keep in filters:
+        expected = everything[everything.apply(keep, axis=1)]
+        got = ph.events(after=start, before=end, properties=[prop])
+        assert len(expected) > 0 and fidelity.uuids(got) == fidelity.uuids(expected), prop
+    bodies = [b.json for b in env.sent if b.url.rstrip("/").endswith("/query")]
+    assert "true" in orjson.dumps(bodies).decode() and '"True"' not in orjson.dumps(bodies).decode()
+
+
+@row("events.timeout_split")
+def _(env: Env) -> None:
+    with LocalPostHog(persons=40, events=2000, seed=13, max_scan_rows=400) as slow:
+        start, end = slow.time_range()
+        frame = connect_to(slow).events(after=start, before=end)
+        assert fidelity.uuids(frame) == fidelity.uuids(slow.dataset().events)
+        statuses = [r.status for r in slow.requests if r.path.endswith("/query/")]
+        assert 504 in statuses and statuses[-1] == 200
+
+
+@row("events.late")
+def _(env: Env) -> None:
+    with LocalPostHog(persons=40, events=600, seed=13) as server:
+        start, _ = server.time_range()
+        ph = connect_to(server, cache_dir=env.tmp / "cache", cache=True)
+        first = ph.events(after=start, incremental=True)
+        newest = first["timestamp"].max().to_pydatetime()
+        did = str(server.dataset().events["distinct_id"].iloc[0])
+        late, too_late = server.ingest_events(  # PostHog stores past timestamps as sent
+            [
+                {"event": "late", "distinct_id": did, "timestamp": newest - timedelta(hours=2)},
+                {"event": "later", "distinct_id": did, "timestamp": newest - timedelta(days=3)},
+            ]
+        )
+        second = ph.events(after=start, incremental=True)  # one day back: the first only
+        assert late in set(second["uuid"]) and too_late not in set(second["uuid"])
+        third = ph.events(after=start, incremental=True, lookback="4d")
+        assert fidelity.uuids(third) == fidelity.uuids(server.dataset().events)
 
 
 # == legacy API ===============================================================================

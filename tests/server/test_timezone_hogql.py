@@ -61,12 +61,17 @@ RENDERED = {
 }
 
 
-@pytest.fixture
-def conn() -> duckdb.DuckDBPyConnection:
+def events_table() -> duckdb.DuckDBPyConnection:
+    """The server's tables holding the four events of ROWS."""
     c = duckdb.connect()
     c.execute(TABLES_DDL)
     c.execute(ROWS)
     return c
+
+
+@pytest.fixture
+def conn() -> duckdb.DuckDBPyConnection:
+    return events_table()
 
 
 def run(conn: duckdb.DuckDBPyConnection, zone: str, sql: str, **values: Any) -> list[list[Any]]:
