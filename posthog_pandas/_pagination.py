@@ -26,7 +26,7 @@ twice the rows, up to N. The rows a request starts at are the ones the server na
 many come back changes, and every grown page is checked the same way, so a server that caps
 the limit is followed from where it actually stopped. The first page stays small, so building
 a DataFrame starts early; later pages are big, so a long list costs few requests against
-PostHog's rate limit (240 a minute for persons). A grown page the server fails to serve (a 5xx,
+PostHog's rate limit (180 a minute for persons). A grown page the server fails to serve (a 5xx,
 a timeout, a 400 or a broken body, after the HTTP layer's retries) is asked for again at the
 first page's size, and the pages stop growing for that pull.
 
