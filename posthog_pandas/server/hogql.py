@@ -24,7 +24,10 @@ Supported subset (anything else raises `HogQLError` naming the unsupported thing
 | Functions     | see `hogql_functions.FUNCTIONS` (aggregates, dates, conversions, strings,      |
 |               | JSON, conditionals); `quantile(p)(x)`; any other name is rejected              |
 | Placeholders  | `{name}` filled from `values` as sqlglot-built literals (never text splicing)  |
-| LIMIT         | none -> 100 (default_limit); above 50,000 -> 50,000; OFFSET rejected           |
+| LIMIT         | none -> 100 (default_limit) and hasMore; LIMIT n above 50,000 -> 50,000, with  |
+|               | no sign (`paginated` False: no hasMore, as PostHog); OFFSET rejected           |
+| DateTime text | toDateTime64: ClickHouse `basic` only (a `Z`/offset is 400 cannot_parse_text); |
+|               | toDateTime: best effort, NULL when not a date                                  |
 
 Result values: DateTime -> "2024-01-05T10:00:00Z" (".123000Z" only when sub-second part
 is non-zero, like Python's isoformat), Date -> "2024-01-05", numbers as numbers, NULL -> None,

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from posthog_pandas.server import LocalPostHog
+from posthog_pandas.server.query_cache import CachedAnswer, ResultCache
 
 pytestmark = pytest.mark.integration
 
@@ -246,3 +247,21 @@ def test_a_failing_async_query_polls_as_a_400(fresh_srv: LocalPostHog) -> None:
     assert status["error"] is True and "nope" in status["error_message"]
     missing = requests.get(f"{url}no-such-query/", headers=headers)
     assert missing.status_code == 404
+
+
+def test_the_cache_keeps_the_most_recently_used_answers_within_its_rows() -> None:
+    cache = ResultCache(max_rows=5)
+    now = datetime.now(UTC)
+
+    def answer(rows: int) -> CachedAnswer:
+        return CachedAnswer({"results": [[i] for i in range(rows)]}, now)
+
+    cache.put("a", answer(2))
+    cache.put("b", answer(2))
+    assert cache.get("a") is not None  # now the most recently used
+    cache.put("c", answer(2))  # 6 rows: "b" goes
+    assert cache.get("b") is None
+    assert cache.get("a") is not None and cache.get("c") is not None
+    cache.put("big", answer(6))  # larger than the whole cache: not kept, nothing evicted
+    assert cache.get("big") is None
+    assert cache.get("a") is not None and cache.get("c") is not None
