@@ -30,7 +30,6 @@ from posthog_pandas.exceptions import ConfigurationError, QueryError, ResponseFo
 from posthog_pandas.frames import FrameOptions, hogql_to_frame
 
 MAX_PAGE_ROWS = 50_000  # PostHog's MAX_SELECT_RETURNED_ROWS: any LIMIT above is lowered to it
-DEFAULT_ROWS = 100  # PostHog's DEFAULT_RETURNED_ROWS: what a query without LIMIT gets
 FORCE_BLOCKING = "force_blocking"  # QueryRequest.refresh: compute even if PostHog has it cached
 POLL_INTERVAL = 0.5
 QUERY_TIMEOUT = 600.0  # how long to poll an asynchronous query before giving up
