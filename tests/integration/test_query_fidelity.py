@@ -4,7 +4,6 @@ from PostHog's result cache until a refresh."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,17 +48,10 @@ def connector(srv: LocalPostHog, tmp_path: Path) -> Connect:
     return connect
 
 
-def add_event(srv: LocalPostHog) -> None:
-    """An event arrives: written straight into project 1's tables."""
-    cur = srv._state.projects[1].cursor()
-    try:
-        cur.execute(
-            "INSERT INTO events (uuid, event, distinct_id, timestamp, properties, elements_chain, "
-            "created_at, person_id) VALUES (?, 'late', 'd', ?, '{}', '', ?, NULL)",
-            [str(uuid.uuid4()), datetime(2024, 1, 2, tzinfo=UTC), datetime.now(UTC)],
-        )
-    finally:
-        cur.close()
+def add_event(srv: LocalPostHog) -> str:
+    """An event arrives (on 2024-01-02, inside the data's range); returns its uuid."""
+    event = {"event": "late", "distinct_id": "d", "timestamp": datetime(2024, 1, 2, tzinfo=UTC)}
+    return srv.ingest_events([event])[0]
 
 
 def query_requests(srv: LocalPostHog) -> list[tuple[int, str]]:
@@ -112,3 +104,13 @@ def test_refresh_also_replaces_the_local_copy(small: LocalPostHog, tmp_path: Pat
     small.clear_log()
     again = ph.query("select count() as n from events")
     assert again["n"].tolist() == [301] and query_requests(small) == []  # from our cache
+
+
+def test_events_refresh_asks_posthog_to_compute_afresh(small: LocalPostHog, tmp_path: Path) -> None:
+    ph = connector(small, tmp_path)()
+    window = {"after": "2024-01-01", "before": "2024-01-03"}
+    before = ph.events(**window)
+    added = add_event(small)
+    assert added not in set(ph.events(**window, cache=False)["uuid"])  # PostHog's cache answers
+    fresh = ph.events(**window, refresh=True)
+    assert len(fresh) == len(before) + 1 and added in set(fresh["uuid"])

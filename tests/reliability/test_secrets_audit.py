@@ -151,7 +151,6 @@ def test_a_next_link_to_a_foreign_origin_is_refused_in_every_auth_mode(
 # -- parameters and TLS -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21 item 3: client fix in another branch")
 def test_the_client_never_sends_token_or_api_key_parameters(
     server: LocalPostHog, tmp_path: Path
 ) -> None:
@@ -337,7 +336,6 @@ def connect_quick(ph: Any, mode: str, target: LocalPostHog) -> Any:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21 item 3: client fix in another branch")
 def test_no_secret_in_cache_logs_reprs_errors_or_exports(
     server: LocalPostHog, legacy: LocalPostHog, tmp_path: Path, debug_log: Path
 ) -> None:

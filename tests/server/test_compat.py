@@ -880,11 +880,17 @@ def _(env: Env) -> None:
 
 @row("insight.refresh")
 def _(env: Env) -> None:
+    with LocalPostHog(persons=40, events=300, seed=13) as fresh:  # no insight computed yet
+        url = f"{fresh.url}/api/projects/1/insights/{int(fresh.dataset().insights[0]['id'])}/"
+        auth = {"Authorization": f"Bearer {fresh.api_key}"}
+
+        def result(mode: str) -> Any:
+            return requests.get(url, params={"refresh": mode}, headers=auth, timeout=60).json()
+
+        assert result("force_cache")["result"] is None  # force_cache never computes
+        assert result("blocking")["result"]  # blocking computes on a miss ...
+        assert result("force_cache")["result"]  # ... and caches what it computed
     insight_id = first_trends_insight(env)
-    never = env.get(f"/api/projects/1/insights/{insight_id}/?refresh=force_cache").json()
-    assert never["result"] is None  # nobody computed it: force_cache never computes
-    computed = env.get(f"/api/projects/1/insights/{insight_id}/?refresh=blocking").json()
-    assert computed["result"]
     ph = env.connect()
     ph.insight(insight_id)
     assert env.logged("/insights")[-1].params == {"refresh": "blocking"}
@@ -1149,7 +1155,7 @@ class _BlockingEngine:
         type(self).release.wait(30)
         return type("Result", (), {
             "columns": ["x"], "types": ["Int64"], "results": [[1]], "has_more": False,
-            "limit": 100, "hogql": query, "clickhouse": query,
+            "limit": 100, "hogql": query, "clickhouse": query, "paginated": False,
         })()  # fmt: skip
 
 
