@@ -170,16 +170,20 @@ class Fetcher:
         refresh: bool = False,
         validate: Validator | None = None,
         exact_if: Callable[[Any], bool] | None = None,
+        unkeyed: Mapping[str, Any] | None = None,
     ) -> Any:
         """POST a query (a read, so cacheable and retryable) and return its parsed JSON.
 
-        `exact_if` vouches for the fast decode of an answer, fresh or cached (`_json.loads`)."""
+        `exact_if` vouches for the fast decode of an answer, fresh or cached (`_json.loads`).
+        `unkeyed` fields are sent but kept out of the cache key: they say how PostHog should
+        answer (`refresh`), not what."""
         absolute = self.http.url_for(url)
         encoded = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
         key = self._key("POST", absolute, None, encoded) if cache else None
+        sent = {**body, **unkeyed} if unkeyed else body
         return self._fetch(
             key,
-            lambda: self.http.send("POST", absolute, json=body, idempotent=True, exact_if=exact_if),
+            lambda: self.http.send("POST", absolute, json=sent, idempotent=True, exact_if=exact_if),
             resource=resource,
             ttl=self.ttl.queries,
             refresh=refresh,

@@ -1,9 +1,11 @@
 """HogQL: `ph.query()`, keyset paging of large results, and the bulk events puller.
 
-PostHog's query API silently cuts results: 100 rows without LIMIT, 50,000 at most, and OFFSET is
-refused for personal keys (posthog-api.md §5). So:
-- `ph.query()` never returns a cut result. When `hasMore` is set it pages by keyset if the query
-  orders by a unique key (`ORDER BY timestamp, uuid`), else raises QueryError saying how to fix it.
+PostHog's query API silently cuts results: 100 rows without LIMIT, any LIMIT lowered to 50,000,
+and OFFSET is refused for personal keys (posthog-api.md §5, §12). `hasMore` is set only for queries
+without LIMIT. So:
+- `ph.query()` never returns a cut result. When a page comes back full (as many rows as PostHog
+  returns for it, `hasMore` or not) it pages by keyset if the query orders by a unique key
+  (`ORDER BY timestamp, uuid`), else raises QueryError saying how to fix it.
 - Events are pulled with `ORDER BY timestamp, uuid` and `WHERE (timestamp, uuid) > (last)`,
   50,000 rows a page inside a fixed time range: ties at a page boundary are neither lost nor
   repeated, unlike the events list's `before` cursor. Each page also says `timestamp >= last`,
@@ -27,7 +29,8 @@ from posthog_pandas._gc import paused_gc
 from posthog_pandas.exceptions import ConfigurationError, QueryError, ResponseFormatError
 from posthog_pandas.frames import FrameOptions, hogql_to_frame
 
-MAX_PAGE_ROWS = 50_000
+MAX_PAGE_ROWS = 50_000  # PostHog's MAX_SELECT_RETURNED_ROWS: any LIMIT above is lowered to it
+FORCE_BLOCKING = "force_blocking"  # QueryRequest.refresh: compute even if PostHog has it cached
 POLL_INTERVAL = 0.5
 QUERY_TIMEOUT = 600.0  # how long to poll an asynchronous query before giving up
 EVENT_COLUMNS = (
@@ -81,9 +84,18 @@ class QueryMixin(Core):
         """Run a HogQL query and return every row as a typed DataFrame.
 
         `values` fills `{name}` placeholders safely (PostHog binds them; nothing is pasted into
-        the SQL). Columns are typed from PostHog's ClickHouse types. A result PostHog cut short
-        (no LIMIT → 100 rows; at most 50,000 a query) is paged by keyset when the query ends
-        in `ORDER BY <...>, uuid` (or `id`); otherwise QueryError explains how to fix it.
+        the SQL). Columns are typed from PostHog's ClickHouse types. PostHog returns 100 rows
+        for a query without LIMIT and lowers any LIMIT to 50,000 without a word; a page that
+        comes back full is continued by keyset when the query ends in
+        `ORDER BY <...>, uuid` (or `id`), so `LIMIT 200000` gives up to 200,000 rows; otherwise
+        QueryError explains how to fix the query. A result is never silently cut.
+
+        PostHog answers a query it ran recently from its own cache (`refresh: "blocking"`, its
+        default, which posthog-pandas sends by leaving `refresh` out). `refresh=True` skips our
+        cache and sends `refresh: "force_blocking"`, so PostHog computes the answer afresh.
+        `df.attrs` says what PostHog said: `is_cached` (any page came from PostHog's cache),
+        `last_refresh` (when PostHog computed the oldest page, a UTC Timestamp or None) and
+        `cache_key` (PostHog's key of the first page).
         """
         if not isinstance(hogql, str) or not hogql.strip():
             raise ConfigurationError("query() needs a HogQL SELECT statement as a string.")
@@ -99,7 +111,9 @@ class QueryMixin(Core):
             options = self.frame_options
             if dtype_backend is not None:
                 options = FrameOptions(**{**options.__dict__, "dtype_backend": dtype_backend})
-            return hogql_to_frame(columns, types, rows, options)
+            frame = hogql_to_frame(columns, types, rows, options)
+            frame.attrs.update(cache_attrs(pages))
+            return frame
 
     def iter_query_pages(
         self,
@@ -110,24 +124,33 @@ class QueryMixin(Core):
         refresh: bool = False,
         name: str | None = None,
     ) -> Iterator[QueryPage]:
-        """The pages of one query: the answer itself, then keyset pages while `hasMore`."""
-        first = self.run_query(hogql, values, cache=cache, refresh=refresh, name=name)
+        """The pages of one query: the answer itself, then keyset pages while a page is full.
+
+        A page holding as many rows as PostHog returns for it may have more behind it (PostHog
+        sets `hasMore` only without LIMIT); a short page, or the user's LIMIT reached, ends it.
+        `refresh` asks PostHog to compute every page afresh (`force_blocking`)."""
+        first = self.run_query(
+            hogql, values, cache=cache, refresh=refresh, name=name, force_blocking=refresh
+        )
         yield first
         wanted = user_limit(hogql)
-        got = len(first.results)
-        if not first.has_more or (wanted is not None and got >= wanted):
-            return  # complete, or exactly the LIMIT asked for (hasMore then means "beyond it")
+        if not may_continue(first, wanted):
+            return
         keys = keyset_columns(hogql, first.columns)
         if keys is None:
             raise QueryError(truncation_message(hogql, first), status=200)
-        last = first
-        while last.has_more and (wanted is None or got < wanted) and last.results:
-            page_limit = MAX_PAGE_ROWS if wanted is None else min(MAX_PAGE_ROWS, wanted - got)
-            sql, page_values = keyset_query(hogql, keys, last, page_limit, values)
+        last, got = first, len(first.results)
+        while True:
+            size = MAX_PAGE_ROWS if wanted is None else min(MAX_PAGE_ROWS, wanted - got)
+            sql, page_values = keyset_query(hogql, keys, last, size, values)
             again = refresh_after(last, refresh)
-            last = self.run_query(sql, page_values, cache=cache, refresh=again, name=name)
+            last = self.run_query(
+                sql, page_values, cache=cache, refresh=again, name=name, force_blocking=refresh
+            )
             got += len(last.results)
             yield last
+            if len(last.results) < size or (wanted is not None and got >= wanted):
+                return
 
     def run_query(
         self,
@@ -137,8 +160,14 @@ class QueryMixin(Core):
         cache: bool = True,
         refresh: bool = False,
         name: str | None = None,
+        force_blocking: bool = False,
     ) -> QueryPage:
-        """POST one HogQL query; poll if PostHog answers asynchronously."""
+        """POST one HogQL query; poll if PostHog answers asynchronously.
+
+        `refresh` skips our cache. `force_blocking` also sends `refresh: "force_blocking"`, so
+        PostHog computes the answer instead of serving its own cached one; without it the
+        request leaves `refresh` out (PostHog's default, `blocking`). The field is not part of
+        our cache key: a refreshed answer replaces the cached one."""
         node: dict[str, Any] = {"kind": "HogQLQuery", "query": hogql}
         if values:
             node["values"] = dict(values)
@@ -154,6 +183,7 @@ class QueryMixin(Core):
             refresh=refresh,
             validate=lambda d: _cacheable(d, url, checked),
             exact_if=parsed_exactly,
+            unkeyed={"refresh": FORCE_BLOCKING} if force_blocking else None,
         )
         data = self._await_completion(url, data)
         if checked and checked[-1].raw is data:
@@ -218,7 +248,7 @@ def parse_query_response(data: Any, url: str) -> QueryPage:
         types=types,
         results=data["results"],
         has_more=bool(data.get("hasMore")),
-        limit=data.get("limit"),
+        limit=data["limit"] if type(data.get("limit")) is int else None,
         raw=data,
     )
 
@@ -263,6 +293,40 @@ def user_limit(hogql: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def may_continue(page: QueryPage, wanted: int | None) -> bool:
+    """Whether rows may follow this first answer to a query whose LIMIT is `wanted`.
+
+    PostHog answers at most `limit` rows (it says so, with `hasMore`, only for a query without
+    LIMIT: 100) and lowers any LIMIT to 50,000 silently, so a page holding that many rows may
+    have more behind it. Reaching the user's own LIMIT is a complete answer."""
+    got = len(page.results)
+    if wanted is not None and got >= wanted:
+        return False
+    if page.limit is not None:  # PostHog paged it: a query without LIMIT
+        return page.has_more or got >= page.limit
+    return page.has_more or got >= min(wanted or MAX_PAGE_ROWS, MAX_PAGE_ROWS)
+
+
+def cache_attrs(pages: Sequence[QueryPage]) -> dict[str, Any]:
+    """What PostHog said about its cache, for `df.attrs`: whether any page came from it, when
+    the oldest page was computed (UTC), and the first page's cache key."""
+    refreshed = [_utc_timestamp(page.raw.get("last_refresh")) for page in pages]
+    known = [stamp for stamp in refreshed if stamp is not None]
+    key = pages[0].raw.get("cache_key")
+    return {
+        "is_cached": any(page.raw.get("is_cached") is True for page in pages),
+        "last_refresh": min(known) if known else None,
+        "cache_key": key if isinstance(key, str) else None,
+    }
+
+
+def _utc_timestamp(value: Any) -> pd.Timestamp | None:
+    if not isinstance(value, str) or not value:
+        return None
+    stamp = pd.to_datetime(value, utc=True, errors="coerce")
+    return None if pd.isna(stamp) else stamp
+
+
 def keyset_columns(hogql: str, columns: Sequence[str]) -> list[str] | None:
     """The ORDER BY keys when they allow keyset paging: ascending, output columns, unique last."""
     match = _ORDER_BY.search(hogql.strip())
@@ -296,7 +360,7 @@ def keyset_query(
     for i, key in enumerate(keys):
         index = last.columns.index(key)
         placeholder = f"__keyset_{i}"
-        bound_values[placeholder] = last_row[index]
+        bound_values[placeholder] = _keyset_value(key, last_row[index], last.types[index])
         literals.append(_typed_placeholder(placeholder, last.types[index]))
     key_list = ", ".join(keys)
     condition = f"({key_list}) > ({', '.join(literals)})"
@@ -304,6 +368,19 @@ def keyset_query(
         condition = f"{keys[0]} >= {literals[0]} AND {condition}"
     sql = f"SELECT * FROM ({inner}) WHERE {condition} ORDER BY {key_list} LIMIT {limit}"
     return sql, bound_values
+
+
+def _keyset_value(key: str, value: Any, ch_type: str) -> Any:
+    """The last row's key as the next page binds it. A DateTime is bound in the one form
+    ClickHouse parses in `toDateTime64` (basic mode: no `Z`, no offset), as the same instant
+    in UTC, whatever timezone PostHog wrote it in."""
+    if value is None:  # NULLs sort last, and `(a, b) > (NULL, ...)` matches nothing
+        raise QueryError(
+            f"Cannot page past a NULL in the ORDER BY column {key!r}: the rows after it would be "
+            f"lost. Filter NULLs out (WHERE {key} IS NOT NULL) or order by a column without NULLs.",
+            status=200,
+        )
+    return _hogql_timestamp(value) if "DateTime" in ch_type else value
 
 
 def _typed_placeholder(name: str, ch_type: str) -> str:
@@ -317,10 +394,16 @@ def _typed_placeholder(name: str, ch_type: str) -> str:
 
 def truncation_message(hogql: str, page: QueryPage) -> str:
     shown = len(page.results)
-    if user_limit(hogql) is None:
+    wanted = user_limit(hogql)
+    if page.limit is not None:
         why = f"queries without LIMIT return only {shown} rows"
+    elif wanted is None:
+        why = f"PostHog returns at most {MAX_PAGE_ROWS:,} rows per query"
     else:
-        why = f"PostHog returns at most {page.limit or MAX_PAGE_ROWS:,} rows per query"
+        why = (
+            f"PostHog returns at most {MAX_PAGE_ROWS:,} rows per query and lowers "
+            f"LIMIT {wanted:,} to that without a word"
+        )
     return (
         f"PostHog cut this query's result at {shown:,} rows ({why}); posthog-pandas will not "
         "hand you a silently truncated table. Either aggregate or add LIMIT n (n ≤ 50,000), or "

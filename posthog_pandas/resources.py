@@ -489,7 +489,9 @@ class ResourcesMixin(QueryMixin):
             while windows and (cap is None or got < cap):
                 window, last = windows.pop()
                 size = rows if cap is None else min(rows, cap - got)
-                page = self._events_page(window, size, last, cache=cache, refresh=refresh)
+                page = self._events_page(
+                    window, size, last, cache=cache, refresh=refresh, recompute=asked_refresh
+                )
                 if page is None:
                     windows.extend(reversed(_halves(window, last)))
                     continue
@@ -513,9 +515,11 @@ class ResourcesMixin(QueryMixin):
         *,
         cache: bool,
         refresh: bool,
+        recompute: bool,
     ) -> QueryPage | None:
         """One keyset page of a window; None when PostHog stopped it at its time limit, now
-        or in an earlier pull (remembered in the cache, so a rerun splits without waiting)."""
+        or in an earlier pull (remembered in the cache, so a rerun splits without waiting).
+        `recompute` (the user's refresh=True) asks PostHog not to answer from its own cache."""
         sql, values = events_query(window, size, last)
         store = self._store if cache else None
         marker = self._frame_key("events-timeout", {"sql": sql, "values": values}, {})
@@ -524,7 +528,12 @@ class ResourcesMixin(QueryMixin):
         self.fetcher.flush()  # the previous page is on disk before this request leaves
         try:
             return self.run_query(
-                sql, values, cache=cache, refresh=refresh, name="posthog-pandas events"
+                sql,
+                values,
+                cache=cache,
+                refresh=refresh,
+                name="posthog-pandas events",
+                force_blocking=recompute,
             )
         except QueryTimeoutError as exc:
             log.info("splitting the events window: %s", exc.detail or exc)

@@ -27,7 +27,10 @@ saying that the limitation is this server's):
 | Functions     | see `hogql_functions.FUNCTIONS` (aggregates, dates, conversions, strings,      |
 |               | JSON, conditionals); `quantile(p)(x)`; any other name is rejected              |
 | Placeholders  | `{name}` filled from `values` as sqlglot-built literals (never text splicing)  |
-| LIMIT         | none -> 100 (default_limit); above 50,000 -> 50,000; OFFSET rejected           |
+| LIMIT         | none -> 100 (default_limit) and hasMore; LIMIT n above 50,000 -> 50,000, with  |
+|               | no sign (`paginated` False: no hasMore, as PostHog); OFFSET rejected           |
+| DateTime text | toDateTime64: ClickHouse `basic` only (a `Z`/offset is 400 cannot_parse_text); |
+|               | toDateTime: best effort, NULL when not a date                                  |
 
 Project timezone: like PostHog's printer, which wraps every DateTime field in
 `toTimeZone(field, team.timezone)`, DateTime columns are read in the project's timezone (the
@@ -64,6 +67,8 @@ from sqlglot import exp
 from sqlglot.dialects.clickhouse import ClickHouse
 
 from posthog_pandas.server.hogql_functions import (
+    CANNOT_PARSE_TEXT,
+    CannotParseText,
     FnContext,
     json_pointer,
     kind_of,
@@ -125,6 +130,7 @@ class HogQLResult:
     limit: int
     hogql: str
     clickhouse: str
+    paginated: bool = True  # no LIMIT: PostHog's paginator applied the default and says hasMore
 
 
 # ---- schema --------------------------------------------------------------------------------
@@ -841,7 +847,7 @@ class _Translator:
             try:
                 return translate_call(str(node.this), list(node.expressions), self.ctx)
             except ValueError as e:
-                raise HogQLError(str(e)) from None
+                raise HogQLError(str(e), getattr(e, "code", "invalid_input")) from None
         if isinstance(node, _TUPLE_OPS) and isinstance(node.this, exp.Tuple):
             return _expand_tuple_comparison(node)
         if isinstance(node, exp.Add | exp.Sub):
@@ -1013,14 +1019,17 @@ class HogQLEngine:
 
     def translate(self, query: str, values: dict[str, Any] | None = None) -> tuple[str, int]:
         """The DuckDB SQL for `query` (already with LIMIT applied+1) and the applied limit."""
-        translated, limit = self._translate(query, values)
+        translated, limit, _ = self._translate(query, values)
         return translated.node.sql(dialect="duckdb"), limit
 
-    def _translate(self, query: str, values: dict[str, Any] | None) -> tuple[_Translated, int]:
+    def _translate(
+        self, query: str, values: dict[str, Any] | None
+    ) -> tuple[_Translated, int, bool]:
         tree = _parse(query)
         _bind_placeholders(tree, values or {})
         _reject_offset(tree)
         assert isinstance(tree, exp.Select)
+        paginated = tree.args.get("limit") is None
         limit = self._limit(tree)
         now = self._now()
         if now.tzinfo is None:
@@ -1028,7 +1037,7 @@ class HogQLEngine:
         translated = _Translator(FnContext(now=now)).select(tree)
         # fetch one more row than asked to know whether there is more
         translated.node.set("limit", exp.Limit(expression=exp.Literal.number(limit + 1)))
-        return translated, limit
+        return translated, limit, paginated
 
     def _limit(self, tree: exp.Select) -> int:
         node = tree.args.get("limit")
@@ -1039,7 +1048,7 @@ class HogQLEngine:
         return min(int(node.expression.this), self.max_limit)
 
     def run(self, query: str, values: dict[str, Any] | None = None) -> HogQLResult:
-        translated, limit = self._translate(query, values)
+        translated, limit, paginated = self._translate(query, values)
         sql = translated.node.sql(dialect="duckdb")
         cur = self._conn.cursor()
         try:
@@ -1055,7 +1064,7 @@ class HogQLEngine:
                 wrapper = f"SELECT {shown} FROM ({sql}) AS __hogql({', '.join(names)})"
                 rows = cur.execute(wrapper).fetchall()
             except duckdb.Error as e:
-                raise HogQLError(_duckdb_message(e)) from None
+                raise _run_error(e) from None
         finally:
             cur.close()
 
@@ -1071,11 +1080,21 @@ class HogQLEngine:
             limit=limit,
             hogql=query,
             clickhouse=sql,
+            paginated=paginated,
         )
 
 
 def _child(dtype: Any) -> Any:
     return dtype.child if dtype.id == "list" else None
+
+
+def _run_error(error: Exception) -> HogQLError:
+    """A DuckDB failure as PostHog would answer it (a string toDateTime64 refused: 400
+    `cannot_parse_text` with PostHog's fixed text)."""
+    message = _duckdb_message(error)
+    if CANNOT_PARSE_TEXT in message:
+        return HogQLError(CANNOT_PARSE_TEXT, CannotParseText.code)
+    return HogQLError(message)
 
 
 def _duckdb_message(error: Exception) -> str:

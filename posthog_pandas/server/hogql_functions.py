@@ -20,7 +20,15 @@ from typing import cast
 import sqlglot
 from sqlglot import exp
 
-__all__ = ["FnContext", "json_pointer", "kind_of", "translate_call", "with_kind"]
+__all__ = [
+    "CANNOT_PARSE_TEXT",
+    "CannotParseText",
+    "FnContext",
+    "json_pointer",
+    "kind_of",
+    "translate_call",
+    "with_kind",
+]
 
 _ARG = re.compile(r"\{(\d+)\}")
 _ARG_PREFIX = "__hogql_arg_"
@@ -126,7 +134,28 @@ def _unit(node: exp.Expression) -> str:
     return unit
 
 
+# PostHog's fixed text for ClickHouse's CANNOT_PARSE_TEXT (posthog/errors.py, code 6).
+CANNOT_PARSE_TEXT = (
+    "Cannot parse a value as the requested type. Check your input formats and type conversions."
+)
+# ClickHouse's `basic` DateTime text (PostHog sets no other cast_string_to_date_time_mode): a
+# date, or a date and time with a space or `T`, optional fraction; no `Z`, no offset.
+_BASIC_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?)?")
+_BASIC_DATETIME_SQL = "[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?)?"
+
+
+class CannotParseText(ValueError):
+    """A string ClickHouse would refuse to convert: PostHog's 400 `cannot_parse_text`."""
+
+    code = "cannot_parse_text"
+
+    def __init__(self) -> None:
+        super().__init__(CANNOT_PARSE_TEXT)
+
+
 def _to_datetime(args: list[exp.Expression], ctx: FnContext) -> exp.Expression:
+    """HogQL's toDateTime: a string is parsed best effort (parseDateTime64BestEffortOrNull),
+    NULL when it is not a date."""
     kind = kind_of(args[0])
     if kind == "datetime":
         return args[0]
@@ -135,9 +164,37 @@ def _to_datetime(args: list[exp.Expression], ctx: FnContext) -> exp.Expression:
     if kind == "string" and len(args) > 1 and isinstance(args[-1], exp.Literal):
         # toDateTime('2024-01-01 00:00:00', 'Europe/Berlin'): wall time in that zone.
         return with_kind(
-            _fill("timezone({1}, CAST({0} AS TIMESTAMP))", [args[0], args[-1]]), "datetime"
+            _fill("timezone({1}, TRY_CAST({0} AS TIMESTAMP))", [args[0], args[-1]]), "datetime"
         )
-    return with_kind(_fill("CAST({0} AS TIMESTAMPTZ)", args), "datetime")
+    return with_kind(_fill("TRY_CAST({0} AS TIMESTAMPTZ)", args), "datetime")
+
+
+def _to_datetime64(args: list[exp.Expression], ctx: FnContext) -> exp.Expression:
+    """ClickHouse's toDateTime64 (HogQL passes it through): a string must be `basic` DateTime
+    text, else the query fails with CANNOT_PARSE_TEXT."""
+    converted = _to_datetime(args[:1] + args[2:], ctx)
+    if kind_of(args[0]) != "string":
+        return converted
+    if isinstance(args[0], exp.Literal):  # a bound value: checked now, so the bound still prunes
+        if not _BASIC_DATETIME.fullmatch(str(args[0].this)):
+            raise CannotParseText()
+        return converted
+    checked = exp.Case(
+        ifs=[
+            exp.If(
+                this=exp.or_(
+                    exp.Is(this=args[0].copy(), expression=exp.null()),
+                    exp.Anonymous(
+                        this="regexp_full_match",
+                        expressions=[args[0].copy(), exp.Literal.string(_BASIC_DATETIME_SQL)],
+                    ),
+                ),
+                true=converted,
+            )
+        ],
+        default=exp.Anonymous(this="error", expressions=[exp.Literal.string(CANNOT_PARSE_TEXT)]),
+    )
+    return with_kind(checked, "datetime")
 
 
 def _to_start_of_week(args: list[exp.Expression], ctx: FnContext) -> exp.Expression:
@@ -332,7 +389,7 @@ FUNCTIONS: dict[str, _Fn] = {
     "yesterday": _fn(0, 0, _day(-1)),
     "toDate": _tpl(1, "CAST({0} AS DATE)", "date"),
     "toDateTime": _fn(1, 2, _to_datetime),
-    "toDateTime64": _fn(1, 3, lambda args, ctx: _to_datetime(args[:1] + args[2:], ctx)),
+    "toDateTime64": _fn(1, 3, _to_datetime64),
     "toStartOfMinute": _tpl(1, "date_trunc('minute', {0})", "datetime"),
     "toStartOfHour": _tpl(1, "date_trunc('hour', {0})", "datetime"),
     "toStartOfDay": _tpl(1, "date_trunc('day', {0})", "datetime"),

@@ -1,15 +1,21 @@
-"""The `/query/` endpoint: HogQLQuery requests, 3 concurrent queries per project, PostHog's JSON."""
+"""The `/query/` endpoint: HogQLQuery requests, PostHog's refresh modes over its result cache,
+asynchronous queries and their status, 3 concurrent queries per project, PostHog's JSON."""
 
 from __future__ import annotations
 
+import hashlib
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import duckdb
+import orjson
 
+from posthog_pandas.server.query_cache import CachedAnswer, ResultCache
 from posthog_pandas.server.state import Context
 from posthog_pandas.server.web import ApiError, Response, json_response
 
-__all__ = ["create_engine", "query_endpoint"]
+__all__ = ["create_engine", "query_endpoint", "query_status_endpoint"]
 
 SLOT_WAIT_SECONDS = 0.5  # PostHog queues for up to 30 s; a local test server should fail fast
 # PostHog's answer when ClickHouse stops a query at max_execution_time (TIMEOUT_EXCEEDED, 159):
@@ -21,6 +27,29 @@ QUERY_TIMEOUT_DETAIL = (
 )
 # Rows an ORDER BY may sort before the local model of that time limit stops the query.
 DEFAULT_MAX_SCAN_ROWS = 5_000_000
+# posthog/schema.py QueryRequest has extra="forbid": any other top-level field is a parse_error.
+QUERY_REQUEST_FIELDS = (
+    "async",
+    "client_query_id",
+    "filters_override",
+    "limit_context",
+    "name",
+    "query",
+    "refresh",
+    "variables_override",
+)
+REFRESH_MODES = (  # posthog/schema.py RefreshType
+    "async",
+    "async_except_on_cache_miss",
+    "blocking",
+    "force_async",
+    "force_blocking",
+    "force_cache",
+    "lazy_async",
+)
+PYDANTIC_ERRORS = "https://errors.pydantic.dev/2.12/v/"  # PostHog pins pydantic~=2.12
+NEXT_REFRESH_AFTER = timedelta(minutes=1)  # QueryRunner._refresh_frequency
+CACHE_TARGET_AGE = timedelta(hours=6)  # HogQLQueryRunner.cache_target_age: like a "day" insight
 
 
 class _Result(Protocol):
@@ -31,6 +60,7 @@ class _Result(Protocol):
     limit: int
     hogql: str
     clickhouse: str
+    paginated: bool
 
 
 class _Engine(Protocol):
@@ -46,9 +76,51 @@ def create_engine(conn: duckdb.DuckDBPyConnection, timezone: str = "UTC") -> _En
     return engine
 
 
-def _validate(body: Any) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
+# ---- the request ---------------------------------------------------------------------------
+
+
+def _pydantic_repr(value: Any) -> str:
+    """pydantic's `input_value`: the Python repr, cut to 25 + 24 characters past 50."""
+    text = repr(value)
+    return text if len(text) <= 50 else f"{text[:25]}...{text[-24:]}"
+
+
+def _pydantic_line(field: str, message: str, kind: str, value: Any) -> str:
+    return (
+        f"{field}\n  {message} [type={kind}, input_value={_pydantic_repr(value)}, "
+        f"input_type={type(value).__name__}]\n    For further information visit "
+        f"{PYDANTIC_ERRORS}{kind}"
+    )
+
+
+def _request_problems(body: dict[str, Any]) -> list[str]:
+    """pydantic's complaints about a QueryRequest, in its order: the fields, then extras."""
+    problems = []
+    refresh = body.get("refresh")
+    if refresh is not None and (not isinstance(refresh, str) or refresh not in REFRESH_MODES):
+        allowed = ", ".join(map(repr, REFRESH_MODES[:-1])) + f" or {REFRESH_MODES[-1]!r}"
+        problems.append(_pydantic_line("refresh", f"Input should be {allowed}", "enum", refresh))
+    for name, value in body.items():
+        if name not in QUERY_REQUEST_FIELDS:
+            problems.append(
+                _pydantic_line(name, "Extra inputs are not permitted", "extra_forbidden", value)
+            )
+    return problems
+
+
+def _parse_request(body: Any) -> None:
+    """PostHog's `get_model(request.data, QueryRequest)`: a pydantic error is a ParseError, which
+    drf-exceptions-hog answers as 400 invalid_request / parse_error. It echoes the values."""
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "parse_error", "JSON parse error.")
+    problems = _request_problems(body)
+    if problems:
+        count = f"{len(problems)} validation error{'s' if len(problems) > 1 else ''}"
+        detail = f"JSON parse error - {count} for QueryRequest\n" + "\n".join(problems)
+        raise ApiError(400, "invalid_request", "parse_error", detail)
+
+
+def _validate(body: dict[str, Any]) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
     node = body.get("query")
     if not isinstance(node, dict):
         raise ApiError.validation("This field is required.", attr="query", code="required")
@@ -91,42 +163,168 @@ def _enforce_scan_budget(cur: duckdb.DuckDBPyConnection, sql: str, ctx: Context)
         raise ApiError(504, "server_error", "error", QUERY_TIMEOUT_DETAIL)
 
 
-def query_endpoint(ctx: Context) -> Response:
-    """POST /api/projects/{id}/query/ with {"query": {"kind": "HogQLQuery", ...}}."""
-    node, text, values = _validate(ctx.request.json)
-    pid = ctx.store.project_id
-    slot = ctx.state.query_slots[pid]
-    if not slot.acquire(timeout=SLOT_WAIT_SECONDS):
-        detail = f"Exceeded maximum concurrency limit: 3 for key: api-query-per-team:{pid}"
-        raise ApiError(429, "throttled_error", "throttled", detail)
-    from posthog_pandas.server.hogql import HogQLError  # lazy: sqlglot is slow to import
+def _execution_mode(body: dict[str, Any]) -> str:
+    """`_process_query_request` in posthog/api/query.py: legacy `async: true` is `async`, and the
+    query endpoint computes where `force_cache` (or no refresh) would never calculate."""
+    if body.get("async"):
+        return "async"
+    mode = body.get("refresh", "blocking")
+    return "blocking" if mode in (None, "force_cache") else str(mode)
 
-    try:
-        cur = ctx.store.cursor()
-        try:
-            result = create_engine(cur, ctx.store.timezone).run(text, values)
-            _enforce_scan_budget(cur, result.clickhouse, ctx)
-        except HogQLError as exc:
-            raise ApiError(400, "validation_error", exc.code, exc.detail) from None
-        finally:
-            cur.close()
-    finally:
-        slot.release()
-    return json_response(
-        {
+
+def cache_key(project_id: int, node: dict[str, Any]) -> str:
+    """The cache key of a query node in one project (PostHog hashes the node, the team, ...)."""
+    digest = hashlib.sha256(orjson.dumps(node, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"cache_{project_id}_{digest[:32]}"
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ---- answering -----------------------------------------------------------------------------
+
+
+class _Query:
+    """One POST /query/: the node, its cache and how PostHog may answer it."""
+
+    def __init__(self, ctx: Context, body: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.node, self.text, self.values = _validate(body)
+        self.project_id = ctx.store.project_id
+        self.cache: ResultCache = ctx.state.query_cache[self.project_id]
+        self.key = cache_key(self.project_id, self.node)
+        self.query_id = str(body.get("client_query_id") or uuid.uuid4().hex)
+
+    def compute(self) -> dict[str, Any]:
+        """Run the query now, and keep the answer in the cache."""
+        result = self._run()
+        now = self.cache.clock()
+        paged = result.paginated  # only PostHog's paginator (no LIMIT) says hasMore and limit
+        answer = {
             "results": result.results,
             "columns": result.columns,
             "types": result.types,
-            "hasMore": result.has_more,
-            "limit": result.limit,
-            "offset": 0,
+            "hasMore": result.has_more if paged else None,
+            "limit": result.limit if paged else None,
+            "offset": 0 if paged else None,
             "hogql": result.hogql,
             "clickhouse": result.clickhouse,
             "timings": [],
             "modifiers": {},
-            "query": node,
+            "query": self.node,
             "error": None,
             "is_cached": False,
+            "last_refresh": _iso(now),
+            "next_allowed_client_refresh": _iso(now + NEXT_REFRESH_AFTER),
+            "cache_key": self.key,
+            "timezone": self.ctx.state.team(self.project_id)["timezone"],
+            "cache_target_age": _iso(now + CACHE_TARGET_AGE),
             "query_status": None,
         }
-    )
+        self.cache.put(self.key, CachedAnswer(answer, now))
+        return answer
+
+    def _run(self) -> _Result:
+        slot = self.ctx.state.query_slots[self.project_id]
+        if not slot.acquire(timeout=SLOT_WAIT_SECONDS):
+            detail = (
+                "Exceeded maximum concurrency limit: 3 for key: "
+                f"api-query-per-team:{self.project_id}"
+            )
+            raise ApiError(429, "throttled_error", "throttled", detail)
+        from posthog_pandas.server.hogql import HogQLError  # lazy: sqlglot is slow to import
+
+        try:
+            cur = self.ctx.store.cursor()
+            try:
+                result = create_engine(cur, self.ctx.store.timezone).run(self.text, self.values)
+                _enforce_scan_budget(cur, result.clickhouse, self.ctx)
+                return result
+            except HogQLError as exc:
+                raise ApiError(400, "validation_error", exc.code, exc.detail) from None
+            finally:
+                cur.close()
+        finally:
+            slot.release()
+
+    def enqueue(self) -> dict[str, Any]:
+        """Start an asynchronous calculation: the status PostHog answers at once (incomplete).
+        The local server finishes it before answering, so the first poll finds it done."""
+        start = _iso(self.cache.clock())
+        status: dict[str, Any] = {
+            "id": self.query_id,
+            "team_id": self.project_id,
+            "query_async": True,
+            "complete": False,
+            "error": False,
+            "error_message": None,
+            "results": None,
+            "start_time": start,
+            "pickup_time": None,
+            "end_time": None,
+            "expiration_time": None,
+            "task_id": None,
+            "query_progress": None,
+            "insight_id": None,
+            "dashboard_id": None,
+        }
+        try:
+            done = {**status, "complete": True, "results": self.compute(), "pickup_time": start}
+        except ApiError as exc:
+            if exc.status != 400:
+                raise
+            done = {**status, "complete": True, "error": True, "error_message": exc.detail}
+        self.cache.set_status(self.query_id, {**done, "end_time": _iso(self.cache.clock())})
+        return status
+
+    def from_cache(self, mode: str) -> Response | None:
+        """`handle_cache_and_async_logic`: a cached answer, or an async start; None to compute."""
+        hit = self.cache.get(self.key)
+        if hit is None:
+            if mode in ("async", "lazy_async"):
+                return _accepted({"cache_key": self.key, "query_status": self.enqueue()})
+            return None  # blocking, async_except_on_cache_miss: compute now
+        cached = {**hit.response, "is_cached": True}
+        if not self.cache.is_stale(hit):
+            return json_response(cached)
+        if mode in ("async", "async_except_on_cache_miss"):
+            return _accepted({**cached, "query_status": self.enqueue()})
+        if mode == "lazy_async":
+            if self.cache.is_stale(hit, lazy=True):
+                return _accepted({**cached, "query_status": self.enqueue()})
+            return json_response(cached)
+        return None  # blocking: a stale answer is computed again
+
+
+def _accepted(body: dict[str, Any]) -> Response:
+    return json_response(body, 202)  # PostHog: 202 while query_status.complete is false
+
+
+def query_endpoint(ctx: Context) -> Response:
+    """POST /api/projects/{id}/query/ with {"query": {"kind": "HogQLQuery", ...}}.
+
+    `refresh` (PostHog's execution modes): `blocking` (the default; `force_cache` too, here)
+    answers from the cache while the answer is fresh, `force_blocking` always computes, `async`
+    and its kin answer a query_status to poll at GET query/{id}/."""
+    body = ctx.request.json
+    _parse_request(body)
+    query = _Query(ctx, body)
+    mode = _execution_mode(body)
+    if mode == "force_async":
+        return _accepted({"query_status": query.enqueue()})
+    if mode != "force_blocking":
+        answered = query.from_cache(mode)
+        if answered is not None:
+            return answered
+    return json_response(query.compute())
+
+
+def query_status_endpoint(ctx: Context, query_id: str) -> Response:
+    """GET /api/projects/{id}/query/{query_id}/: 200 when complete, 202 while running, 400 with
+    the error message (posthog/api/query.py `retrieve`)."""
+    status = ctx.state.query_cache[ctx.store.project_id].status(query_id)
+    if status is None:
+        raise ApiError.not_found(f"Query {query_id} not found for team {ctx.store.project_id}")
+    code = 400 if status["error"] else 200 if status["complete"] else 202
+    return json_response({"query_status": status}, code)

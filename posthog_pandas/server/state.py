@@ -13,6 +13,7 @@ from posthog_pandas.server.catalog import DEMO_USER
 from posthog_pandas.server.data import Dataset, ProjectStore, stable_uuid
 from posthog_pandas.server.faults import FaultInjector, Faults
 from posthog_pandas.server.pagination import Pager
+from posthog_pandas.server.query_cache import ResultCache
 from posthog_pandas.server.web import ApiError, Request
 
 __all__ = ["Context", "ServerState", "default_key"]
@@ -62,6 +63,7 @@ class ServerState:
         self.injector = FaultInjector(faults)
         self.limiter = RateLimiter()
         self.query_slots = {pid: threading.BoundedSemaphore(QUERY_CONCURRENCY) for pid in ids}
+        self.query_cache = {pid: ResultCache() for pid in ids}
         self.foreign_url = ""
         self.max_scan_rows: int | None = None  # see query._enforce_scan_budget; None: no limit
         self.persons_throttle = True  # PersonViewSet's per-user break-glass throttles

@@ -152,8 +152,8 @@ def test_a_window_too_short_to_split_raises_a_clear_error(
 ) -> None:
     start, end = budget.time_range()
     budget.max_scan_rows = 0  # every page that has events to sort times out
-    with pytest.raises(php.QueryTimeoutError) as info:
-        connect().events(after=start, before=end)
+    with pytest.raises(php.QueryTimeoutError) as info:  # refresh: not PostHog's cached pages
+        connect().events(after=start, before=end, refresh=True)
     first = budget.dataset().events["timestamp"].iloc[0].to_pydatetime()
     assert str(info.value).startswith(
         "PostHog stopped the events query at its time limit even for the window from "

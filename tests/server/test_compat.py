@@ -1428,7 +1428,7 @@ class _BlockingEngine:
         type(self).release.wait(30)
         return type("Result", (), {
             "columns": ["x"], "types": ["Int64"], "results": [[1]], "has_more": False,
-            "limit": 100, "hogql": query, "clickhouse": query,
+            "limit": 100, "hogql": query, "clickhouse": query, "paginated": False,
         })()  # fmt: skip
 
 
@@ -1439,8 +1439,8 @@ def _(env: Env) -> None:
     answers: list[requests.Response] = []
     lock = threading.Lock()
 
-    def call() -> None:
-        answer = env.query("select 1")
+    def call() -> None:  # force_blocking: an answer in PostHog's cache would take no slot
+        answer = env.query("select 1", refresh="force_blocking")
         with lock:
             answers.append(answer)
 

@@ -83,6 +83,7 @@ class _FakeResult:
     limit: int = 100
     hogql: str = ""
     clickhouse: str = ""
+    paginated: bool = True
 
 
 class _BlockingEngine:
