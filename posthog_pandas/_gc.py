@@ -3,9 +3,9 @@
 Decoding a page creates hundreds of thousands of lists, dicts and strings. Each allocation of a
 container counts towards the collector's thresholds, so a 50,000-row page sets off many
 collections, and the older generations are traversed again and again while the rows are still
-alive: on 200,000 events that was 0.6 s of a 2.1 s pull (measured by the benchmark harness).
-None of that work finds garbage: rows are freed by reference counting as each page becomes
-columns. So the collector is paused for the duration of a pull and restored afterwards.
+alive, which adds up to a sizeable share of a large pull. None of that work finds garbage:
+rows are freed by reference counting as each page becomes columns. So the collector is paused
+for the duration of a pull and restored afterwards.
 
 `gc.disable()` is process-wide, so pauses are counted: overlapping pulls on several threads
 pause it once and the last one to finish restores it, to whatever state it was in before the

@@ -393,9 +393,9 @@ class HttpClient:
                 stream=True,
             )
             # One read for the whole body (a reset mid-body surfaces here). `raw.content` reads
-            # 10 kB at a time and needs the GIL back after each; while another thread builds a
-            # DataFrame, every re-acquisition waits up to 5 ms: a 14 MB page took 1.5-2.5 s
-            # instead of 0.2 s.
+            # small chunks and needs the GIL back after each; while another thread builds a
+            # DataFrame, every re-acquisition waits for the interpreter's switch interval, so a
+            # large page took many times longer to arrive.
             content = b"".join(raw.iter_content(chunk_size=None))
         except requests.Timeout as exc:
             raise TransportError(

@@ -3,8 +3,8 @@
 orjson reads integers beyond 64 bits as floats (18446744073709551617 -> 1.8446744073709552e19),
 silently changing ids and counters. A cheap scan for a run of 20+ digits decides whether a text
 needs the exact (slower) stdlib parser. The scan maps every byte to "0" (digit) or " " with
-bytes.translate and looks for 20 zeros with bytes.find: both run in C, about 1 GB/s, where a
-regular expression took longer than orjson's whole parse.
+bytes.translate and looks for 20 zeros with bytes.find: both run in C, where a regular
+expression took longer than orjson's whole parse.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import orjson
 # gap: negative 19-digit numbers below -2**63, rare enough to accept).
 _DIGIT_MASK = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _LONG_RUN = b"0" * 20
-_SCAN_BATCH = 256  # texts per needs_exact scan: ~25 kB of event properties
+_SCAN_BATCH = 256  # texts per needs_exact scan: small copies the allocator can reuse
 
 JSONDecodeError = orjson.JSONDecodeError
 _UNPARSED = object()
@@ -35,7 +35,7 @@ def loads(data: bytes | str, *, exact_if: Callable[[Any], bool] | None = None) -
 
     `exact_if(parsed)` may vouch for orjson's parse from what the document says about itself
     (the query API names every column's type: see query.parsed_exactly), which saves the scan,
-    a quarter of the decode time of a 14 MB page. When it does not, the scan decides as usual.
+    a real part of a large page's decode time. When it does not, the scan decides as usual.
     """
     parsed: Any = _UNPARSED
     if exact_if is not None:
@@ -57,7 +57,7 @@ def needs_exact(texts: Sequence[str]) -> bool:
 
     Scanned a few hundred texts at a time: the joined, encoded and translated copies of one
     batch are small enough for the allocator to hand the same memory back for the next, where
-    copies of a whole 50,000-row page (3 x 5 MB) were fresh memory, ~2,700 page faults a page.
+    the three copies of a whole page were fresh memory each time, paid for in page faults.
     """
     for start in range(0, len(texts), _SCAN_BATCH):
         batch = " ".join(texts[start : start + _SCAN_BATCH])

@@ -7,6 +7,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
+from posthog_pandas._extras import MissingExtraError
 from posthog_pandas.export import (
     add_export_parser,
     add_query_parser,
@@ -48,7 +49,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("serve", help="run a local PostHog-compatible server with demo data")
+    p = sub.add_parser(
+        "serve", help="run a local PostHog-compatible server with demo data (server extra)"
+    )
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
     p.add_argument("--persons", type=int, default=2000, help="persons to generate")
     p.add_argument("--events", type=int, default=20000, help="events to generate")
@@ -69,7 +72,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("demo", help="try posthog-pandas end to end against the embedded server")
+    p = sub.add_parser(
+        "demo", help="try posthog-pandas end to end against the embedded server (server extra)"
+    )
     p.add_argument("--persons", type=int, default=5_000, help="persons to generate")
     p.add_argument("--events", type=int, default=100_000, help="events to generate")
     p.add_argument("--seed", type=int, default=42, help="seed of the generated data")
@@ -108,7 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     _, run = COMMANDS[args.command]
-    return run(args)
+    try:
+        return run(args)
+    except MissingExtraError as exc:  # `serve` and `demo` without the server extra
+        print(f"posthog-pandas {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Pytest support: the `local_posthog` fixture (a small embedded PostHog) and the server classes.
 
 Registered as a pytest11 plugin, so any project with posthog-pandas installed can write
-`def test_x(local_posthog): ...`. The server is imported lazily to keep plugin loading fast.
+`def test_x(local_posthog): ...`. The server is imported lazily, when a test uses it: plugin
+loading stays fast, and pytest runs where the server extra is not installed (a test that uses
+the fixture then errors with MissingExtraError, which names the extra to install).
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ errors module into `sys.modules` for the moment of the import only (the extensio
 reference to it); an installed SDK is imported as `import posthog` would, and an empty stand-in
 `posthog` is used, and removed again, only where no `posthog` package exists at all.
 
-Parsing an events page's text takes 15-30 ms of CPU (about ten times sqlglot's time), so answers
-are cached by query text: every keyset page after the first sends the same text with new values,
-and a cached answer costs well under a microsecond.
+Parsing is costly next to everything else the server does with a query (sqlglot's parse
+included), so answers are cached by query text: every keyset page after the first sends the
+same text with new values, and a cached answer is a dictionary lookup.
 There is no wheel for Windows; there the check is skipped and sqlglot alone parses.
 """
 
@@ -147,7 +147,7 @@ def parse_tree(query: str) -> dict[str, Any] | None:
     parse = _parser()
     if parse is None:
         return None
-    tree: dict[str, Any] = orjson.loads(parse(query))  # ~40 µs, next to the parse's ms
+    tree: dict[str, Any] = orjson.loads(parse(query))  # negligible next to the parse itself
     return tree
 
 
