@@ -24,12 +24,13 @@ AuthMode = Literal["bearer", "body", "basic"]
 CREATE_KEY_HELP = (
     "Create a personal API key in PostHog: Settings → Personal API keys → Create key "
     "(give it read scopes: user:read, so connect() can find your project, plus those of what "
-    "you read, e.g. query:read and person:read; the README lists them), and copy it "
+    "you read, e.g. query:read and person:read; the Scopes section of the docs' Connecting "
+    "page lists them), and copy it "
     "immediately: PostHog shows it only once. It starts with phx_."
 )
 # A run of this many characters of a secret is masked wherever it appears: PostHog's 400s echo
 # a rejected body value through pydantic, which cuts values longer than 50 characters to
-# 'first 24...last 24' (a current 51-character phx_ key is echoed that way).
+# its first 24 and last 23 characters (a current 51-character phx_ key is echoed that way).
 _FRAGMENT = 12
 
 

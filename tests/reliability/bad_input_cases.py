@@ -175,7 +175,8 @@ def cache_under_a_file(env: Env) -> Any:
 KEY_HELP = (
     "Create a personal API key in PostHog: Settings → Personal API keys → Create key (give it "
     "read scopes: user:read, so connect() can find your project, plus those of what you read, "
-    "e.g. query:read and person:read; the README lists them), and copy it immediately: PostHog "
+    "e.g. query:read and person:read; the Scopes section of the docs' Connecting page lists "
+    "them), and copy it immediately: PostHog "
     "shows it only once. It starts with phx_."
 )
 REGION = (

@@ -63,7 +63,7 @@ KEYS = [
     LIMITED,
     OTHER_USER,
 ]
-README = DOC.parents[1] / "README.md"
+CONNECTING = DOC.parent / "connecting.md"  # the user-facing scopes table
 LEGACY_USER = ("analyst@example.com", "correct horse")
 
 
@@ -692,8 +692,8 @@ UNRELATED_SCOPE = "notebook:read"  # a key needs some scope: an empty list means
 
 @row("scope.accessors")
 def _(env: Env) -> None:
-    table = readme_scopes(README.read_text(encoding="utf-8"))
-    assert table == readme_scopes(DOC.read_text(encoding="utf-8"))  # the doc's is README's
+    table = readme_scopes(CONNECTING.read_text(encoding="utf-8"))
+    assert table == readme_scopes(DOC.read_text(encoding="utf-8"))  # the doc's is the guide's
     assert [accessor for accessor, _, _ in table] == list(ACCESSOR_CALLS)
     wanted = {a: tuple(re.findall(r"`([a-z_]+:read)`", scopes)) for a, scopes, _ in table}
     assert wanted["`ph.cohort_persons(id)`"] == ("cohort:read", "person:read")
