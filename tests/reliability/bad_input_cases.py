@@ -23,7 +23,7 @@ import requests_mock
 
 import posthog_pandas as php
 from posthog_pandas import export
-from posthog_pandas.cache import CacheStore
+from posthog_pandas.cache import SQLiteStorage
 from posthog_pandas.server import ApiKey, Faults, LocalPostHog
 
 LIMITED = ApiKey("phx_limited_scope_" + "l" * 28, scopes=("user:read", "cohort:read"))
@@ -119,9 +119,9 @@ def mocked(body: Any) -> php.PostHog:
 
 def cache_disk_full(env: Env) -> list[str]:
     """Every cache write fails; returns what was logged (the pull itself must succeed)."""
-    real = CacheStore._run
+    real = SQLiteStorage._run
 
-    def full(self: CacheStore, fn: Any, *, write: bool) -> Any:
+    def full(self: SQLiteStorage, fn: Any, *, write: bool) -> Any:
         if write:
             raise sqlite3.OperationalError("database or disk is full")
         return real(self, fn, write=write)
@@ -131,7 +131,7 @@ def cache_disk_full(env: Env) -> list[str]:
     logger = logging.getLogger("posthog_pandas")
     logger.addHandler(handler)
     try:
-        with mock.patch.object(CacheStore, "_run", full):
+        with mock.patch.object(SQLiteStorage, "_run", full):
             ph = env.connect(cache_dir=env.tmp / "full-cache")
             frame = ph.persons()
             ph.cache.flush_frames()  # the frame's copy is written in the background

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 import time_machine
 
-import posthog_pandas.cache as cache_module
+import posthog_pandas.cache.store as store_module
 from posthog_pandas.cache import (
     DB_NAME,
     ENV_CACHE_DIR,
@@ -589,7 +589,7 @@ def test_corrupt_json_record_is_a_miss(store: CacheStore) -> None:
 
 
 def test_new_cache_uses_64k_pages_and_a_16mb_checkpoint(store: CacheStore) -> None:
-    conn = store._conn()
+    conn = store._storage._conn()  # type: ignore[attr-defined]
     assert conn.execute("PRAGMA page_size").fetchone()[0] == 65536
     assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 256  # 16 MB of WAL
     assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
@@ -609,7 +609,7 @@ def test_cache_made_with_4k_pages_keeps_working(tmp_path: Path) -> None:
     old.close()
     s = CacheStore(tmp_path / "c")
     assert s.get("k").body == body  # type: ignore[union-attr]
-    check = s._conn()
+    check = s._storage._conn()  # type: ignore[attr-defined]
     assert check.execute("PRAGMA page_size").fetchone()[0] == 4096
     assert check.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 4096
 
@@ -809,7 +809,7 @@ def test_a_frame_still_pending_at_interpreter_exit_is_written(tmp_path: Path) ->
 def test_put_frame_soon_writes_at_once_without_copy_on_write(
     store: CacheStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cache_module, "_copy_on_write", lambda: False)
+    monkeypatch.setattr(store_module, "copy_on_write", lambda: False)
     store.put_frame_soon("f", sample_frame(), resource="events", ttl=60)
     assert store.frame_path("f").exists()  # no snapshot is safe, so no background write
 

@@ -153,10 +153,10 @@ BUILDERS = [
 
 # Code whose SELECT ... FROM text is not HogQL sent to PostHog.
 NOT_HOGQL = {
-    "posthog_pandas.cache.CacheStore.info": "SQLite, the page cache's index",
-    "posthog_pandas.cache.CacheStore.clear.remove": "SQLite, the page cache's index",
-    "posthog_pandas.cache.CacheStore._get": "SQLite, the page cache's index",
-    "posthog_pandas.cache.CacheStore._check_db": "SQLite, the page cache's index",
+    "posthog_pandas.cache.sqlite.SQLiteStorage.summary": "SQLite, the page cache's index",
+    "posthog_pandas.cache.sqlite.SQLiteStorage.remove.remove": "SQLite, the page cache's index",
+    "posthog_pandas.cache.sqlite.SQLiteStorage.read": "SQLite, the page cache's index",
+    "posthog_pandas.cache.sqlite.SQLiteStorage._check_db": "SQLite, the page cache's index",
     "posthog_pandas.magics.help_text": "help text with example queries",
 }
 

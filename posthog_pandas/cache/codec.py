@@ -1,0 +1,44 @@
+"""How a response body is kept: a zstd frame (pyarrow's codec), with its length checked on read.
+
+Older caches hold zlib streams; they are still read.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from typing import Any
+
+__all__ = ["compress_body", "decompress_body"]
+
+#: zstd level 1: pages are compressed while the next one downloads, so speed beats ratio.
+COMPRESS_LEVEL = 1
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # every zstd frame starts with it; zlib streams never do
+
+
+@functools.cache
+def _zstd() -> Any:
+    import pyarrow as pa  # imported on first use: `import posthog_pandas.cache` stays light
+
+    return pa.Codec("zstd", COMPRESS_LEVEL)
+
+
+def compress_body(body: bytes) -> bytes:
+    """A response body as stored in the cache (a zstd frame)."""
+    compressed: bytes = _zstd().compress(body, asbytes=True)
+    return compressed
+
+
+def decompress_body(stored: bytes, raw_size: int) -> bytes:
+    """The body ``compress_body`` stored (or an older zlib one); checks the recorded length.
+
+    Raises OSError, zlib.error or ValueError for a damaged entry (the caller treats it as a
+    miss).
+    """
+    if stored[:4] == _ZSTD_MAGIC:
+        body: bytes = _zstd().decompress(stored, decompressed_size=raw_size, asbytes=True)
+    else:
+        body = zlib.decompress(stored)
+    if len(body) != raw_size:
+        raise ValueError(f"length {len(body)} != recorded {raw_size}")
+    return body
