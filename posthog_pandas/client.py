@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import html
-import sys
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from posthog_pandas import _config, _credentials
-from posthog_pandas._credentials import Credentials, Prompter
+from posthog_pandas import _config, _credentials, _session
+from posthog_pandas._credentials import Prompter
+from posthog_pandas._display import auth_text
 from posthog_pandas._fetcher import CacheTTL
 from posthog_pandas.cache import CacheStore, default_cache_dir
 from posthog_pandas.exceptions import ConfigurationError, CredentialsError
@@ -103,7 +103,7 @@ def connect(
         return ph
     if resolved.credentials is not None:
         return ph.login(credentials=resolved.credentials)
-    saved = _remembered_login()
+    saved = _session.remembered()  # the login form's "Remember for this session"
     if saved is not None:
         return ph.login(credentials=saved.credentials, host=saved.host, project_id=saved.project_id)
     if _credentials._in_notebook() and prompt:
@@ -112,12 +112,6 @@ def connect(
         show_login(ph)
         return ph
     raise CredentialsError(_credentials.missing_credentials_message(settings.host))
-
-
-def _remembered_login() -> Any:
-    """A login kept in memory by the form's "Remember for this session" (never on disk)."""
-    widgets = sys.modules.get("posthog_pandas.widgets")  # only if the form was ever used
-    return None if widgets is None else widgets.remembered()
 
 
 def _timeout(value: float | tuple[float, float] | None) -> tuple[float, float]:
@@ -163,7 +157,7 @@ class PostHog(ExportMixin):
         if self._credentials is None:
             auth = "not connected: enter a key in the login form or call ph.login()"
         else:
-            auth = _describe_auth(self._credentials)
+            auth = auth_text(self._credentials, show_masked_key=True)
         return {
             "host": f"{self.settings.host} (from {self._host_source})",
             "project": project,
@@ -200,12 +194,3 @@ class PostHog(ExportMixin):
             "A PostHog connection cannot be pickled: it holds your key. Pickle the DataFrames "
             "instead, and call posthog_pandas.connect() again where you need it."
         )
-
-
-def _describe_auth(credentials: Credentials) -> str:
-    where = {
-        "bearer": "personal API key in the Authorization header",
-        "body": "personal API key in the request body (queries: Authorization header)",
-        "basic": "username and password (HTTP Basic, legacy)",
-    }[credentials.mode]
-    return f"{where} ({credentials.masked}, from {credentials.source})"

@@ -29,33 +29,23 @@ from traitlets.config import Configurable
 
 from posthog_pandas import _credentials
 from posthog_pandas._dates import hogql_literal
+from posthog_pandas._display import connected_message, first_line, project_name, whoami
+from posthog_pandas._session import get_connection, reset, set_connection
 from posthog_pandas.cache import CacheStore, default_cache_dir
 from posthog_pandas.client import PostHog, connect
 from posthog_pandas.exceptions import PostHogError
 from posthog_pandas.resources import ACCESSORS
 
-__all__ = ["PostHogMagics", "get_connection", "load_ipython_extension", "reset", "set_connection"]
-
-# -- the default connection: kept here, and only here ------------------------------------------
-
-_connection: PostHog | None = None
-
-
-def get_connection() -> PostHog | None:
-    """The connection the magics use, or None before the first `%posthog` call."""
-    return _connection
-
-
-def set_connection(ph: PostHog | None) -> None:
-    """Make `ph` the connection the magics use (the login form calls this on success)."""
-    global _connection
-    _connection = ph
-
-
-def reset() -> None:
-    """Forget the magics' connection, so the next `%posthog` connects again (tests call this)."""
-    set_connection(None)
-
+__all__ = [
+    "PostHogMagics",
+    "connected_message",
+    "get_connection",
+    "load_ipython_extension",
+    "project_name",
+    "reset",
+    "set_connection",
+    "whoami",
+]
 
 # -- argument parsing ----------------------------------------------------------------------------
 
@@ -144,8 +134,7 @@ def notebook_errors() -> Iterator[None]:
     try:
         yield
     except PostHogError as exc:
-        lines = str(exc).strip().splitlines()
-        raise UsageError(lines[0] if lines else type(exc).__name__) from exc
+        raise UsageError(first_line(exc)) from exc
 
 
 # -- the magics ------------------------------------------------------------------------------------
@@ -473,43 +462,6 @@ def auto_connect(*, progress: bool | None = None) -> PostHog:
 def unconnected_client(host: str | None = None, project_id: str | None = None) -> PostHog:
     """A PostHog with settings from the usual chain but no key yet (for the login form)."""
     return connect(host=host, project_id=project_id, prompt=False, login=False)
-
-
-def project_name(ph: PostHog, me: Mapping[str, Any]) -> str | None:
-    """The project's name from /users/@me/ (current team or the organization's list)."""
-    pid = ph.settings.project_id
-    team = me.get("team") or {}
-    if pid is not None and pid in (team.get("project_id"), team.get("id")) and team.get("name"):
-        return str(team["name"])
-    for project in (me.get("organization") or {}).get("projects") or []:
-        if isinstance(project, dict) and project.get("id") == pid and project.get("name"):
-            return str(project["name"])
-    return ph._project.name
-
-
-def connected_message(ph: PostHog) -> str:
-    me = ph.readable_user() if not ph.legacy else {}
-    name = project_name(ph, me)
-    suffix = f" ({name})" if name else ""
-    return f"Connected as {me.get('email') or 'unknown user'} to project {ph.project_id}{suffix}"
-
-
-def whoami(ph: PostHog, me: Mapping[str, Any]) -> dict[str, str]:
-    """User, project, host and auth mode; never the key, not even masked."""
-    creds = ph._credentials
-    modes = {
-        "bearer": "personal API key (Authorization header)",
-        "body": "personal API key (request body; queries: Authorization header)",
-        "basic": "username and password (legacy)",
-    }
-    auth = "not connected" if creds is None else f"{modes[creds.mode]}, from {creds.source}"
-    name = project_name(ph, me)
-    return {
-        "user": str(me.get("email") or "unknown"),
-        "project": f"{ph.project_id}" + (f" ({name})" if name else ""),
-        "host": ph.settings.host,
-        "auth": auth,
-    }
 
 
 def help_text(magics: PostHogMagics) -> str:

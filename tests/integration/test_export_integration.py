@@ -309,7 +309,7 @@ def test_cli_export_command(srv: LocalPostHog, tmp_path: Path, monkeypatch, caps
         ["export", "events", str(tmp_path / "e.csv.gz"), "--after", AFTER, "--before", BEFORE,
          "--event", "purchase", "--no-progress"]
     )  # fmt: skip
-    assert ex.run_export_command(args) == 0
+    assert cli.run_export_command(args) == 0
     line = capsys.readouterr().out.strip()
     expected = server_events(srv)
     n = int((expected["event"] == "purchase").sum())

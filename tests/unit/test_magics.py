@@ -412,7 +412,7 @@ def test_whoami_never_shows_the_key(
         "user:    ann@example.com",
         "project: 5 (Shop)",
         "host:    https://ph.test",
-        "auth:    personal API key (Authorization header), from argument",
+        "auth:    personal API key in the Authorization header, from argument",
     ]
     assert KEY not in out and KEY[-4:] not in out
 
