@@ -15,6 +15,7 @@ from posthog_pandas._credentials import Credentials
 from posthog_pandas._fetcher import CacheTTL, Fetcher
 from posthog_pandas._http import HttpClient
 from posthog_pandas._pagination import Page, iter_pages, to_page
+from posthog_pandas._progress import counted
 from posthog_pandas.cache import CacheStore
 from posthog_pandas.exceptions import (
     CacheError,
@@ -265,7 +266,10 @@ class Core:
         pages = iter_pages(
             fetch, self.http.url_for(path), params, ahead=True, grow_to=grow_to, overlap=overlap
         )
-        yield from self._with_progress(pages, desc or name, progress)
+        show = self.progress if progress is None else progress
+        yield from counted(
+            pages, show=show, desc=desc or name, rows=lambda p: len(p.results), total=_page_count
+        )
 
     def iter_records(
         self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any
@@ -297,26 +301,6 @@ class Core:
         finally:
             self.fetcher.flush()
         return records_to_frame(records, None, self.frame_options)
-
-    def _with_progress(
-        self, pages: Iterator[Page], desc: str, progress: bool | None
-    ) -> Iterator[Page]:
-        show = self.progress if progress is None else progress
-        if show is False:
-            yield from pages
-            return
-        from tqdm.auto import tqdm
-
-        bar = None
-        try:
-            for page in pages:
-                if bar is None:
-                    bar = tqdm(total=page.count, desc=desc, unit="rows", leave=False)
-                bar.update(len(page.results))
-                yield page
-        finally:
-            if bar is not None:
-                bar.close()
 
     # -- who and where -------------------------------------------------------------------------
 
@@ -350,3 +334,7 @@ def _resource_of(path: str) -> str:
     if len(parts) >= 3 and parts[0] in ("projects", "environments"):
         return parts[2]
     return parts[-1] if parts else "root"
+
+
+def _page_count(page: Page) -> int | None:
+    return page.count

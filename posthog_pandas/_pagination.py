@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import SplitResult, parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+from posthog_pandas._urls import canonical_url
 from posthog_pandas.exceptions import (
     BadRequestError,
     PaginationError,
@@ -359,15 +360,6 @@ def _shown_port(parts: SplitResult) -> int | None:
     """The port written in the URL, None when absent or its scheme's default."""
     port = parts.port
     return None if port == _DEFAULT_PORTS.get(parts.scheme) else port
-
-
-def canonical_url(url: str, params: Mapping[str, Any] | None) -> str:
-    """The URL with its query merged with `params` and sorted: equal requests, equal strings."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    query.update({k: str(v) for k, v in (params or {}).items() if v is not None})
-    path = parts.path.rstrip("/") + "/"
-    return urlunsplit((parts.scheme, parts.netloc, path, urlencode(sorted(query.items())), ""))
 
 
 def prefetch(items: Iterator[T]) -> Iterator[T]:

@@ -57,6 +57,7 @@ import pyarrow.parquet as pq
 
 from posthog_pandas._gc import paused_gc
 from posthog_pandas._pagination import prefetch
+from posthog_pandas._progress import counted
 from posthog_pandas.cache import human_bytes
 from posthog_pandas.exceptions import ConfigurationError
 from posthog_pandas.frames import (
@@ -83,6 +84,7 @@ __all__ = [
     "ExportMixin",
     "ExportSummary",
     "resolve_target",
+    "write_frame",
     "write_frames",
 ]
 
@@ -380,7 +382,7 @@ def write_frames(
             f"({type(exc).__name__}: {exc})."
         ) from exc
     try:
-        staged = _stage(_with_bar(frames, progress, desc), staging)
+        staged = _stage(counted(frames, show=progress, desc=desc, rows=len), staging)
         schema = _unified_schema(staged.types, frozenset(flatten_roots), sep)
         files = _write(target, staged, schema, temp)
         _move_into_place(temp, target.path)
@@ -397,16 +399,12 @@ def write_frames(
     )
 
 
-def _with_bar(frames: Iterable[pd.DataFrame], show: bool | None, desc: str) -> Iterator[Any]:
-    if show is False:
-        yield from frames
-        return
-    from tqdm.auto import tqdm
-
-    with tqdm(desc=desc, unit=" rows", leave=False) as bar:
-        for frame in frames:
-            bar.update(len(frame))
-            yield frame
+def write_frame(
+    frame: pd.DataFrame, path: str | Path, *, format: str | None = None
+) -> ExportSummary:
+    """One DataFrame in memory to a file, with the export's rules (the %posthog --csv and
+    --parquet flags use it, so a file has one format whichever door made it)."""
+    return write_frames([frame], resolve_target(path, format), progress=False)
 
 
 @dataclass

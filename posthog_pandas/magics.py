@@ -13,12 +13,9 @@ import contextlib
 import datetime as dt
 import difflib
 import getpass
-import os
 import re
 import shlex
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
 import pandas as pd
@@ -34,6 +31,7 @@ from posthog_pandas._session import get_connection, reset, set_connection
 from posthog_pandas.cache import CacheStore, default_cache_dir
 from posthog_pandas.client import PostHog, connect
 from posthog_pandas.exceptions import PostHogError
+from posthog_pandas.export import write_frame
 from posthog_pandas.resources import ACCESSORS
 
 __all__ = [
@@ -295,9 +293,9 @@ class PostHogMagics(Magics, Configurable):
             if not isinstance(result, pd.DataFrame):
                 raise UsageError("--csv/--parquet need a table result.")
             if csv is not None:
-                write_atomic(csv, lambda tmp: result.to_csv(tmp, index=False))
+                write_frame(result, csv, format="csv")
             if parquet is not None:
-                write_atomic(parquet, lambda tmp: result.to_parquet(tmp, index=False))
+                write_frame(result, parquet, format="parquet")
         if var is not None:
             self._user_ns()[var] = result
         return result
@@ -437,21 +435,6 @@ def bindable(value: Any) -> Any:
     if callable(item) and type(value).__module__ == "numpy":
         return item()
     return value
-
-
-def write_atomic(path: str, write: Callable[[str], Any]) -> None:
-    """Write through a temp file in the same directory, then rename over the target."""
-    target = Path(path).expanduser()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def auto_connect(*, progress: bool | None = None) -> PostHog:

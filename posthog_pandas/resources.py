@@ -24,6 +24,7 @@ from posthog_pandas._dates import DateLike
 from posthog_pandas._gc import paused_gc
 from posthog_pandas._live import without_repeats_or_gaps
 from posthog_pandas._pagination import Page, prefetch
+from posthog_pandas._progress import counted
 from posthog_pandas.exceptions import (
     CacheError,
     ConfigurationError,
@@ -470,6 +471,22 @@ class ResourcesMixin(QueryMixin):
         options: Mapping[str, Any],
         page_rows: int | None = None,
     ) -> Iterator[QueryPage]:
+        """The keyset pages of `flt` (see _keyset_pages), counted on a progress bar."""
+        show = options.get("progress")
+        return counted(
+            self._keyset_pages(flt, cap, options, page_rows),
+            show=self.progress if show is None else show,
+            desc="events",
+            rows=lambda page: len(page.results),
+        )
+
+    def _keyset_pages(
+        self,
+        flt: EventFilter,
+        cap: int | None,
+        options: Mapping[str, Any],
+        page_rows: int | None = None,
+    ) -> Iterator[QueryPage]:
         """Keyset pages of events of `page_rows` rows (at most MAX_PAGE_ROWS, PostHog's cap).
 
         The range is one window, read oldest first. When PostHog stops a page at its time
@@ -484,28 +501,21 @@ class ResourcesMixin(QueryMixin):
         refresh = asked_refresh
         got = 0
         windows: list[tuple[EventFilter, EventCursor | None]] = [(flt, None)]  # a stack
-        bar = _progress_bar(options.get("progress"), getattr(self, "progress", None), "events")
-        try:
-            while windows and (cap is None or got < cap):
-                window, last = windows.pop()
-                size = rows if cap is None else min(rows, cap - got)
-                page = self._events_page(
-                    window, size, last, cache=cache, refresh=refresh, recompute=asked_refresh
-                )
-                if page is None:
-                    windows.extend(reversed(_halves(window, last)))
-                    continue
-                refresh = refresh_after(page, asked_refresh)
-                got += len(page.results)
-                if bar is not None:
-                    bar.update(len(page.results))
-                yield page
-                if len(page.results) == size:  # a full page: the window may hold more
-                    ts, uuid = page.columns.index("timestamp"), page.columns.index("uuid")
-                    windows.append((window, (page.results[-1][ts], page.results[-1][uuid])))
-        finally:
-            if bar is not None:
-                bar.close()
+        while windows and (cap is None or got < cap):
+            window, last = windows.pop()
+            size = rows if cap is None else min(rows, cap - got)
+            page = self._events_page(
+                window, size, last, cache=cache, refresh=refresh, recompute=asked_refresh
+            )
+            if page is None:
+                windows.extend(reversed(_halves(window, last)))
+                continue
+            refresh = refresh_after(page, asked_refresh)
+            got += len(page.results)
+            yield page
+            if len(page.results) == size:  # a full page: the window may hold more
+                ts, uuid = page.columns.index("timestamp"), page.columns.index("uuid")
+                windows.append((window, (page.results[-1][ts], page.results[-1][uuid])))
 
     def _events_page(
         self,
@@ -871,15 +881,6 @@ def _filter_params(flt: EventFilter, cap: int | None) -> dict[str, Any]:
         "columns": flt.columns,
         "limit": cap,
     }
-
-
-def _progress_bar(option: bool | None, default: bool | None, desc: str) -> Any:
-    show = default if option is None else option
-    if show is False:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(desc=desc, unit="rows", leave=False)
 
 
 def _accessor_name(schema: str) -> str:
