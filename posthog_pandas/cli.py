@@ -12,8 +12,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from posthog_pandas._registry import EXPORTABLE
 from posthog_pandas.exceptions import ConfigurationError, PostHogError
-from posthog_pandas.export import EXPORTABLE, FORMATS
+from posthog_pandas.export import FORMATS
 
 if TYPE_CHECKING:
     from posthog_pandas.client import PostHog

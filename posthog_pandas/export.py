@@ -58,6 +58,7 @@ import pyarrow.parquet as pq
 from posthog_pandas._gc import paused_gc
 from posthog_pandas._pagination import prefetch
 from posthog_pandas._progress import counted
+from posthog_pandas._registry import EXPORTABLE, resource_named
 from posthog_pandas.cache import human_bytes
 from posthog_pandas.exceptions import ConfigurationError
 from posthog_pandas.frames import (
@@ -67,8 +68,7 @@ from posthog_pandas.frames import (
     records_to_frame,
 )
 from posthog_pandas.resources import (
-    ACCESSORS,
-    LIST_RESOURCES,
+    ListPlan,
     ResourcesMixin,
     _events_page_frame,
     check_options,
@@ -89,14 +89,6 @@ __all__ = [
 ]
 
 FORMATS: Final = ("csv", "csv.gz", "parquet")
-EXPORTABLE: Final = (
-    "events",
-    "persons",
-    "cohort_persons",
-    "groups",
-    "projects",
-    *LIST_RESOURCES,
-)
 _EVENT_FILTERS: Final = (
     "after",
     "before",
@@ -200,18 +192,8 @@ def _format_message(what: str) -> str:
 # -- the connector side ----------------------------------------------------------------------
 
 
-class _ListRequest(Exception):  # noqa: N818 - control flow, never seen by users
-    """Carries what an accessor was about to fetch; see ExportMixin._list_frame."""
-
-    def __init__(self, schema: str, path: str, params: Mapping[str, Any], options: Any) -> None:
-        super().__init__(schema)
-        self.schema, self.path, self.params, self.options = schema, path, params, options
-
-
 class ExportMixin(ResourcesMixin):
     """`ph.export()` and `ph.export_query()`: stream to disk with bounded memory."""
-
-    _export_capture = False
 
     def export(
         self,
@@ -281,7 +263,7 @@ class ExportMixin(ResourcesMixin):
         self, resource: str, filters: dict[str, Any]
     ) -> tuple[Iterator[pd.DataFrame], str]:
         if resource not in EXPORTABLE:
-            known = resource in ACCESSORS
+            known = resource_named(resource) is not None
             why = "is not a list" if known else "is not a PostHog resource"
             raise ConfigurationError(
                 f"Cannot export {resource!r}: it {why}. Exportable: {', '.join(EXPORTABLE)}. "
@@ -289,15 +271,17 @@ class ExportMixin(ResourcesMixin):
             )
         if resource == "events" and not self.legacy:
             return self._event_frames(filters)
-        request = self._capture(resource, filters)
-        if isinstance(request, pd.DataFrame):  # answered without paging (legacy definitions)
-            return iter([request]), self.frame_options.sep
-        options = self._options(request.options)
-        schema = SCHEMAS.get(request.schema)
-        params = {k: v for k, v in request.params.items() if v is not None}
-        pages = self._list_pages(
-            request.schema, request.path, params, request.options, progress=False
-        )
+        if resource == "events":  # old PostHog: the deprecated events list
+            args = {name: filters.pop(name) for name in _EVENT_FILTERS if name in filters}
+            check_options(filters, "export('events')")
+            plan: ListPlan | pd.DataFrame = self._events_list_plan("/api/event/", args, filters)
+        else:
+            plan = self._list_plan(resource, filters)
+        if isinstance(plan, pd.DataFrame):  # answered without paging (legacy definitions)
+            return iter([plan]), self.frame_options.sep
+        options = self._options(plan.options)
+        schema = SCHEMAS.get(plan.schema)
+        pages = self._list_pages(plan, progress=False)
         frames = (records_to_frame(page.results, schema, options) for page in prefetch(pages))
         return frames, options.sep
 
@@ -328,25 +312,6 @@ class ExportMixin(ResourcesMixin):
                 yield _events_page_frame(flt, page.columns, page.types, page.results, fopts)
 
         return frames(), fopts.sep
-
-    def _capture(self, resource: str, filters: dict[str, Any]) -> _ListRequest | pd.DataFrame:
-        """Run the accessor in capture mode: its own validation, then no fetch."""
-        self._export_capture = True
-        try:
-            return self.fetch_resource(resource, **filters)
-        except _ListRequest as request:
-            return request
-        finally:
-            self._export_capture = False
-
-    def _list_frame(
-        self, schema: str, path: str, params: Mapping[str, Any], options: Mapping[str, Any]
-    ) -> pd.DataFrame:
-        # While exporting, an accessor's request is captured here instead of fetched, so
-        # the filters are validated and encoded by the accessor itself, in one place.
-        if self._export_capture:
-            raise _ListRequest(schema, path, params, options)
-        return super()._list_frame(schema, path, params, options)
 
 
 def _roots_for(resource: str) -> frozenset[str]:

@@ -27,12 +27,12 @@ from traitlets.config import Configurable
 from posthog_pandas import _credentials
 from posthog_pandas._dates import hogql_literal
 from posthog_pandas._display import connected_message, first_line, project_name, whoami
+from posthog_pandas._registry import NAMES, RESOURCES, Resource, resource_named
 from posthog_pandas._session import get_connection, reset, set_connection
 from posthog_pandas.cache import CacheStore, default_cache_dir
 from posthog_pandas.client import PostHog, connect
 from posthog_pandas.exceptions import PostHogError
 from posthog_pandas.export import write_frame
-from posthog_pandas.resources import ACCESSORS
 
 __all__ = [
     "PostHogMagics",
@@ -48,8 +48,6 @@ __all__ = [
 # -- argument parsing ----------------------------------------------------------------------------
 
 SUBCOMMANDS = ("cache", "connect", "help", "login", "use", "whoami")
-# Accessors that need a positional argument read it from ID; `query` takes HogQL instead.
-NEEDS_ID = {"cohort_persons": "cohort_id", "insight": "insight_id", "groups": "group_type_index"}
 _PLACEHOLDER = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
 
 
@@ -197,9 +195,10 @@ class PostHogMagics(Magics, Configurable):
                 sql = line.strip()[len("query") :].strip()
                 options = {"refresh": False, "cache": self.cache}
                 return self._run_query(sql, None, options, None, None)
-            if name in ACCESSORS:
-                return self._fetch(name, rest)
-        choices = [*SUBCOMMANDS, *ACCESSORS]
+            entry = resource_named(name)
+            if entry is not None:
+                return self._fetch(entry, rest)
+        choices = [*SUBCOMMANDS, *NAMES]
         raise UsageError(f"%posthog: {unknown_message(name, choices)}")
 
     @no_var_expand
@@ -218,36 +217,38 @@ class PostHogMagics(Magics, Configurable):
 
     # -- resources and queries --
 
-    def _fetch(self, name: str, args: list[str]) -> Any:
+    def _fetch(self, entry: Resource, args: list[str]) -> Any:
         opts = resource_parser().parse_line(args)
         if opts.out is not None and not opts.out.isidentifier():
             raise UsageError(f"%posthog: -o {opts.out!r} is not a valid variable name.")
-        kwargs = self._resource_kwargs(name, opts)
-        result = self.connection().fetch_resource(name, **kwargs)
+        kwargs = self._resource_kwargs(entry, opts)
+        result = self.connection().fetch_resource(entry.name, **kwargs)
         limit = opts.limit if opts.limit is not None else self.limit
-        if isinstance(result, pd.DataFrame) and name != "events" and limit is not None:
+        capped = "limit" in entry.magic_flags  # else --limit keeps the first rows
+        if isinstance(result, pd.DataFrame) and not capped and limit is not None:
             result = result.head(limit).reset_index(drop=True)
         return self._deliver(result, opts.out, opts.csv, opts.parquet)
 
-    def _resource_kwargs(self, name: str, opts: argparse.Namespace) -> dict[str, Any]:
-        if name == "me":
+    def _resource_kwargs(self, entry: Resource, opts: argparse.Namespace) -> dict[str, Any]:
+        """The accessor's arguments from the flags the registry gives this resource."""
+        name, flags = entry.name, entry.magic_flags
+        if not entry.call_options:
             _reject_flags(name, opts, ())
             return {}
+        _reject_flags(name, opts, (*flags, "limit"))
         kwargs = self._call_options(opts)
-        if name == "events":
-            kwargs.update(after=opts.after, before=opts.before)
-            if opts.event:
-                kwargs["event"] = opts.event[0] if len(opts.event) == 1 else opts.event
-            limit = opts.limit if opts.limit is not None else self.limit
-            if limit is not None:
-                kwargs["limit"] = limit
-        elif name == "session_recordings":
-            _reject_flags(name, opts, ("after", "before", "limit"))
-            kwargs.update(date_from=opts.after, date_to=opts.before)
-        else:
-            _reject_flags(name, opts, ("limit",))
-        if name in NEEDS_ID:
-            kwargs[NEEDS_ID[name]] = _id_argument(name, opts.id)
+        for flag, argument in flags.items():
+            if flag == "event":
+                if opts.event:
+                    kwargs[argument] = opts.event[0] if len(opts.event) == 1 else opts.event
+            elif flag == "limit":
+                limit = opts.limit if opts.limit is not None else self.limit
+                if limit is not None:
+                    kwargs[argument] = limit
+            else:
+                kwargs[argument] = getattr(opts, flag)
+        if entry.id_argument is not None:
+            kwargs[entry.id_argument] = _id_argument(entry, opts.id)
         elif opts.id is not None:
             raise UsageError(f"%posthog {name}: {unknown_message(opts.id, [])}")
         return kwargs
@@ -407,8 +408,8 @@ def _reject_flags(name: str, opts: argparse.Namespace, allowed: Sequence[str]) -
             raise UsageError(f"%posthog {name}: --{flag} does not apply to {name}.")
 
 
-def _id_argument(name: str, raw: str | None) -> int:
-    what = NEEDS_ID[name]
+def _id_argument(entry: Resource, raw: str | None) -> int:
+    name, what = entry.name, entry.id_argument
     if raw is None:
         raise UsageError(f"%posthog {name} needs {what}, e.g. %posthog {name} 1")
     try:
@@ -448,7 +449,12 @@ def unconnected_client(host: str | None = None, project_id: str | None = None) -
 
 
 def help_text(magics: PostHogMagics) -> str:
-    resources = ", ".join(a for a in ACCESSORS if a != "query")
+    resources = ", ".join(r.name for r in RESOURCES if r.kind != "query")
+    flags = "; ".join(
+        f"{'/'.join('--' + f for f in r.magic_flags)} to {r.name}"
+        for r in RESOURCES
+        if r.magic_flags
+    )
     traits = "\n".join(
         f"  %config PostHogMagics.{name} = ...   {trait.help.split('.')[0]} "
         f"(now {getattr(magics, name)!r})"
@@ -459,7 +465,7 @@ def help_text(magics: PostHogMagics) -> str:
                   [--csv PATH] [--parquet PATH] [--refresh] [--no-cache]
     Fetch a resource as a DataFrame: df = %posthog persons
     Resources: {resources}
-    --after/--before/--event apply to events (after/before also to session_recordings).
+    Flags: {flags}; --limit N keeps the first N rows of the others.
 %posthog query SELECT ...        run one line of HogQL
 %%posthog [VAR] [--csv PATH] [--parquet PATH] [--refresh] [--no-cache]
     The cell is HogQL; {{name}} placeholders are bound from your variables.

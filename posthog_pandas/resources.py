@@ -10,21 +10,23 @@ from __future__ import annotations
 import difflib
 import hashlib
 import logging
+import string
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, Unpack
 
 import orjson
 import pandas as pd
 
-from posthog_pandas import _dates
+from posthog_pandas import _checks, _dates
 from posthog_pandas._dates import DateLike
 from posthog_pandas._gc import paused_gc
 from posthog_pandas._live import without_repeats_or_gaps
 from posthog_pandas._pagination import Page, prefetch
 from posthog_pandas._progress import counted
+from posthog_pandas._registry import NAMES, RESOURCES, Resource, resource_named
 from posthog_pandas.exceptions import (
     CacheError,
     ConfigurationError,
@@ -71,58 +73,33 @@ log = logging.getLogger("posthog_pandas")
 _OPTION_NAMES = tuple(CallOptions.__annotations__)
 _FRAME_OPTION_NAMES = ("flatten", "max_depth", "dtype_backend", "dtypes")
 DEFAULT_EVENTS_WINDOW = "-30d"
-# How far back session_recordings() looks by default: PostHog's longest recording retention,
-# "5y" (RETENTION_PERIOD_DAYS in posthog/session_recordings/data_retention.py); PostHog drops
-# anything older itself (Cloud: 30 or 90 days; self-hosted: RECORDINGS_TTL_WEEKS, 3 weeks).
-RECORDINGS_KEPT_DAYS = 5 * 365
 # How far back `incremental=True` reads again, for events that arrived late (PostHog accepts
 # past timestamps, posthog-api.md §12): a day covers mobile SDKs' offline queues and retries.
 DEFAULT_LOOKBACK = timedelta(days=1)
 INCREMENTAL_TTL = 10 * 365 * 86400.0  # the accumulated table is the user's data: keep it
 
-# Accessor name → (project sub-path, frames schema). Used by fetch_resource/read_posthog.
-LIST_RESOURCES: dict[str, tuple[str, str]] = {
-    "cohorts": ("cohorts", "cohorts"),
-    "feature_flags": ("feature_flags", "feature_flags"),
-    "insights": ("insights", "insights"),
-    "dashboards": ("dashboards", "dashboards"),
-    "annotations": ("annotations", "annotations"),
-    "actions": ("actions", "actions"),
-    "event_definitions": ("event_definitions", "event_definitions"),
-    "property_definitions": ("property_definitions", "property_definitions"),
-    "experiments": ("experiments", "experiments"),
-    "surveys": ("surveys", "surveys"),
-    "session_recordings": ("session_recordings", "session_recordings"),
+# Lists that grow their pages / change while they are read, by frames schema (indexes of the
+# registry's grow_to and live_key; see _pagination and _live).
+GROWING_PAGES: dict[str, int] = {
+    r.frame_schema: r.grow_to for r in RESOURCES if r.grow_to is not None
 }
-# Lists whose pages start at 1,000 rows and grow to 5,000 (see _pagination): the persons
-# lists, millions of rows in a big project, at 240 requests a minute (posthog-api.md §7).
-# 5,000 stays under the row cap of the HogQL query behind both endpoints (10,000 in older
-# PostHog, 50,000 now): above it PostHog would return a short page and no `next`.
-GROWING_PAGES: dict[str, int] = {"persons": 5000, "cohort_persons": 5000}
-# Lists that change while they are read, paged by offset (see _live): their pages overlap by
-# a row and are joined without repeats or gaps. Schema -> the row key that identifies a row.
-LIVE_LISTS: dict[str, str] = {"persons": "id", "cohort_persons": "id"}
-ACCESSORS = (
-    "persons",
-    "events",
-    "cohorts",
-    "cohort_persons",
-    "feature_flags",
-    "insights",
-    "insight",
-    "dashboards",
-    "annotations",
-    "actions",
-    "event_definitions",
-    "property_definitions",
-    "experiments",
-    "surveys",
-    "groups",
-    "session_recordings",
-    "projects",
-    "me",
-    "query",
-)
+LIVE_LISTS: dict[str, str] = {
+    r.frame_schema: r.live_key for r in RESOURCES if r.live_key is not None
+}
+ACCESSORS = NAMES
+
+
+@dataclass(frozen=True)
+class ListPlan:
+    """What a list accessor reads: the resource, the frames schema, the URL path and query
+    parameters (None values left out), and the call's options. Turned into a DataFrame by
+    `_list_frame`, into pages by `_list_pages`, into a file by the exporter."""
+
+    resource: str
+    schema: str
+    path: str
+    params: Mapping[str, Any]
+    options: Mapping[str, Any]
 
 
 def check_options(options: Mapping[str, Any], accessor: str) -> None:
@@ -167,45 +144,25 @@ class ResourcesMixin(QueryMixin):
         created, deleted or merged during the pull shift PostHog's offset pages: each person
         that exists throughout comes exactly once all the same (see _live).
         """
-        check_options(options, "persons")
-        if self.legacy:
-            params: dict[str, Any] = {
-                "search": search,
-                "email": email,
-                "distinct_id": distinct_id,
-                "properties": properties,
-            }
-            return self._list_frame("legacy_persons", "/api/person/", params, options)
-        params = {
-            "search": _opt_str(search, "search"),
-            "email": _opt_str(email, "email"),
-            "distinct_id": _opt_str(distinct_id, "distinct_id"),
-            "properties": _opt_filters(properties),
-            "limit": 1000,
-        }
-        return self._list_frame("persons", self.project_path("persons"), params, options)
+        filters = {"search": search, "email": email, "distinct_id": distinct_id}
+        return self._read_list("persons", {**filters, "properties": properties, **options})
 
     def cohort_persons(self, cohort_id: int, **options: Unpack[CallOptions]) -> pd.DataFrame:
         """The persons in one cohort (same columns and paging as `persons()`)."""
-        check_options(options, "cohort_persons")
-        cid = _positive_int(cohort_id, "cohort_id")
-        path = self.project_path(f"cohorts/{cid}/persons")
-        return self._list_frame("cohort_persons", path, {"limit": 1000}, options)
+        return self._read_list("cohort_persons", {"cohort_id": cohort_id, **options})
 
     def groups(
         self, group_type_index: int, *, search: str | None = None, **options: Unpack[CallOptions]
     ) -> pd.DataFrame:
         """Groups of one group type (0-4; see the group types in PostHog's settings)."""
-        check_options(options, "groups")
-        index = _int_in(group_type_index, "group_type_index", 0, 4)
-        params = {"group_type_index": index, "search": _opt_str(search, "search")}
-        return self._list_frame("groups", self.project_path("groups"), params, options)
+        arguments = {"group_type_index": group_type_index, "search": search}
+        return self._read_list("groups", {**arguments, **options})
 
     # -- product metadata ---------------------------------------------------------------------
 
     def cohorts(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
         """All cohorts."""
-        return self._simple("cohorts", {}, options)
+        return self._read_list("cohorts", options)
 
     def feature_flags(
         self,
@@ -215,38 +172,33 @@ class ResourcesMixin(QueryMixin):
         **options: Unpack[CallOptions],
     ) -> pd.DataFrame:
         """All feature flags; `active` keeps only active (True) or inactive (False) flags."""
-        params = {"active": _opt_bool(active, "active"), "search": _opt_str(search, "search")}
-        return self._simple("feature_flags", params, options)
+        return self._read_list("feature_flags", {"active": active, "search": search, **options})
 
     def insights(
         self, *, saved: bool | None = None, **options: Unpack[CallOptions]
     ) -> pd.DataFrame:
         """All insights (their definitions; use `insight(id)` for one insight's results)."""
-        return self._simple(
-            "insights", {"saved": _opt_bool(saved, "saved"), "basic": "true"}, options
-        )
+        return self._read_list("insights", {"saved": saved, **options})
 
     def dashboards(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
         """All dashboards."""
-        return self._simple("dashboards", {}, options)
+        return self._read_list("dashboards", options)
 
     def annotations(
         self, *, search: str | None = None, **options: Unpack[CallOptions]
     ) -> pd.DataFrame:
         """All annotations."""
-        return self._simple("annotations", {"search": _opt_str(search, "search")}, options)
+        return self._read_list("annotations", {"search": search, **options})
 
     def actions(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
         """All actions."""
-        return self._simple("actions", {}, options)
+        return self._read_list("actions", options)
 
     def event_definitions(
         self, *, search: str | None = None, **options: Unpack[CallOptions]
     ) -> pd.DataFrame:
         """Every event name PostHog has seen, with volumes and dates."""
-        if self.legacy:
-            return self._legacy_names("event_definitions", "event_names", options)
-        return self._simple("event_definitions", {"search": _opt_str(search, "search")}, options)
+        return self._read_list("event_definitions", {"search": search, **options})
 
     def property_definitions(
         self,
@@ -258,24 +210,16 @@ class ResourcesMixin(QueryMixin):
     ) -> pd.DataFrame:
         """Property definitions of one kind: type="event" (default), "person", "session" or
         "group"; groups need `group_type_index` (0-4), PostHog lists one group type at a time."""
-        if type not in ("event", "person", "group", "session"):
-            raise ConfigurationError(
-                f"property_definitions(type={type!r}): use 'event', 'person', 'group' or 'session'."
-            )
-        index = _definitions_group_index(type, group_type_index)
-        if self.legacy:
-            key = "event_properties" if type == "event" else "person_properties"
-            return self._legacy_names("property_definitions", key, options)
-        params = {"type": type, "group_type_index": index, "search": _opt_str(search, "search")}
-        return self._simple("property_definitions", params, options)
+        arguments = {"type": type, "group_type_index": group_type_index, "search": search}
+        return self._read_list("property_definitions", {**arguments, **options})
 
     def experiments(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
         """All experiments."""
-        return self._simple("experiments", {}, options)
+        return self._read_list("experiments", options)
 
     def surveys(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
         """All surveys."""
-        return self._simple("surveys", {}, options)
+        return self._read_list("surveys", options)
 
     def session_recordings(
         self,
@@ -288,16 +232,14 @@ class ResourcesMixin(QueryMixin):
 
         Recordings whose start is in [date_from, date_to]. Without `date_from`, every
         recording PostHog still keeps: PostHog itself would list only the last 3 days, so
-        the range starts RECORDINGS_KEPT_DAYS (5 years, PostHog's longest retention) ago.
+        the range starts _checks.RECORDINGS_KEPT_DAYS (5 years, PostHog's longest retention) ago.
         """
-        start = _opt_iso(date_from, "date_from") or _recordings_default_start()
-        params = {"date_from": start, "date_to": _opt_iso(date_to, "date_to"), "limit": 100}
-        return self._simple("session_recordings", params, options)
+        arguments = {"date_from": date_from, "date_to": date_to}
+        return self._read_list("session_recordings", {**arguments, **options})
 
     def projects(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
         """The projects of your organization that the key can see."""
-        check_options(options, "projects")
-        return self._list_frame("projects", "/api/projects/", {}, options)
+        return self._read_list("projects", options)
 
     def insight(self, insight_id: int | str, **options: Unpack[CallOptions]) -> pd.DataFrame:
         """One insight's result as a tidy table: one row per series and date.
@@ -331,10 +273,9 @@ class ResourcesMixin(QueryMixin):
 
     def fetch_resource(self, name: str, **filters: Any) -> pd.DataFrame:
         """Any accessor by name: fetch_resource("persons", email=...). Used by read_posthog."""
-        method = getattr(self, name, None) if name in ACCESSORS else None
-        if method is None:
+        if resource_named(name) is None:
             raise ConfigurationError(suggest_resource(name))
-        result: pd.DataFrame = method(**filters)
+        result: pd.DataFrame = getattr(self, name)(**filters)
         return result
 
     # -- events ----------------------------------------------------------------------------------
@@ -376,14 +317,19 @@ class ResourcesMixin(QueryMixin):
         if lookback is not None and not incremental:
             raise ConfigurationError("lookback= applies to incremental=True pulls only.")
         if self.legacy:
-            params = self._events_list_params(
-                after, before, event, person_id, distinct_id, properties
-            )
-            return self._list_events("/api/event/", params, limit, options)
+            filters = {
+                "after": after,
+                "before": before,
+                "event": event,
+                "person_id": person_id,
+                "distinct_id": distinct_id,
+                "properties": properties,
+            }
+            return self._list_events(self._events_list_plan("/api/event/", filters, options), limit)
         flt = self._event_filter(
             after, before, event, person_id, distinct_id, properties, where, columns, options
         )
-        cap = None if limit is None else _positive_int(limit, "limit")
+        cap = None if limit is None else _checks.positive_int(limit, "limit")
         if incremental:
             window = _dates.to_duration(
                 DEFAULT_LOOKBACK if lookback is None else lookback, name="lookback"
@@ -404,10 +350,16 @@ class ResourcesMixin(QueryMixin):
                 UserWarning,
                 stacklevel=2,
             )
-            params = self._events_list_params(
-                flt.after, flt.before, event, person_id, distinct_id, properties
-            )
-            return self._list_events(self.project_path("events"), params, cap, options)
+            filters = {
+                "after": flt.after,
+                "before": flt.before,
+                "event": event,
+                "person_id": person_id,
+                "distinct_id": distinct_id,
+                "properties": properties,
+            }
+            plan = self._events_list_plan(self.project_path("events"), filters, options)
+            return self._list_events(plan, cap)
 
     def iter_events(
         self,
@@ -457,9 +409,9 @@ class ResourcesMixin(QueryMixin):
             after=start,
             before=end,
             event=event,
-            distinct_id=_opt_str(distinct_id, "distinct_id"),
-            person_id=_opt_str(person_id, "person_id"),
-            properties=_opt_filter_list(properties),
+            distinct_id=_checks.opt_str(distinct_id, "distinct_id"),
+            person_id=_checks.opt_str(person_id, "person_id"),
+            properties=_checks.opt_filter_list(properties),
             where=where,
             columns=list(columns) if columns is not None else None,
         )
@@ -585,62 +537,87 @@ class ResourcesMixin(QueryMixin):
             store.put_frame(key, frame, resource="events", ttl=INCREMENTAL_TTL)
         return frame
 
-    def _list_events(
-        self,
-        path: str,
-        params: Mapping[str, Any],
-        limit: int | None,
-        options: Mapping[str, Any],
-    ) -> pd.DataFrame:
+    def _list_events(self, plan: ListPlan, limit: int | None) -> pd.DataFrame:
         """The deprecated events list: 1,000 rows a page, newest first, `before` cursor.
 
         Used only where the query API is missing (old self-hosted PostHog). Its cursor skips
         events that share the timestamp of a page boundary (posthog-api.md §4.2).
         """
-        clean = {**params, "limit": 1000}
-        frame = self._list_frame("events", path, clean, options)
+        frame = self._list_frame(plan)
         return frame if limit is None else frame.head(limit).reset_index(drop=True)
 
-    def _events_list_params(
-        self,
-        after: DateLike | None,
-        before: DateLike | None,
-        event: str | Sequence[str] | None,
-        person_id: str | None,
-        distinct_id: str | None,
-        properties: Sequence[Mapping[str, Any]] | None,
-    ) -> dict[str, Any]:
+    def _events_list_plan(
+        self, path: str, filters: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> ListPlan:
+        """The events list's request for events() filters (where and columns do not apply)."""
+        event = filters.get("event")
         if event is not None and not isinstance(event, str):
             raise ConfigurationError(
                 "This PostHog has no query API, so events() can filter on one event name only."
             )
-        return {
-            "after": _opt_iso(after, "after"),
-            "before": _opt_iso(before, "before"),
+        params = {
+            "after": _checks.opt_iso(filters.get("after"), "after"),
+            "before": _checks.opt_iso(filters.get("before"), "before"),
             "event": event,
-            "person_id": _opt_str(person_id, "person_id"),
-            "distinct_id": _opt_str(distinct_id, "distinct_id"),
-            "properties": _opt_filters(properties),
+            "person_id": _checks.opt_str(filters.get("person_id"), "person_id"),
+            "distinct_id": _checks.opt_str(filters.get("distinct_id"), "distinct_id"),
+            "properties": _checks.opt_filters(filters.get("properties")),
+            "limit": 1000,
         }
+        clean = {k: v for k, v in params.items() if v is not None}
+        return ListPlan("events", "events", path, clean, options)
 
     # -- shared machinery ----------------------------------------------------------------------
 
-    def _simple(
-        self, resource: str, params: Mapping[str, Any], options: Mapping[str, Any]
-    ) -> pd.DataFrame:
-        check_options(options, resource)
-        sub_path, schema = LIST_RESOURCES[resource]
-        return self._list_frame(schema, self.project_path(sub_path), params, options)
+    def _read_list(self, name: str, arguments: Mapping[str, Any]) -> pd.DataFrame:
+        """A list accessor: plan the request, then read every page into one frame."""
+        plan = self._list_plan(name, arguments)
+        return plan if isinstance(plan, pd.DataFrame) else self._list_frame(plan)
 
-    def _list_frame(
-        self, schema: str, path: str, params: Mapping[str, Any], options: Mapping[str, Any]
-    ) -> pd.DataFrame:
+    def _list_plan(self, name: str, arguments: Mapping[str, Any]) -> ListPlan | pd.DataFrame:
+        """The request a list accessor makes, its arguments checked and encoded, nothing
+        fetched (a DataFrame when old PostHog answers without a list: see _legacy_plan)."""
+        entry = resource_named(name)
+        assert entry is not None and entry.path is not None, name
+        filters = {k: v for k, v in arguments.items() if k in entry.arguments}
+        options = {k: v for k, v in arguments.items() if k not in entry.arguments}
+        if entry.id_argument is not None and entry.id_argument not in filters:
+            raise TypeError(f"{name}() missing 1 required argument: {entry.id_argument!r}")
+        check_options(options, name)
+        if self.legacy:
+            legacy = self._legacy_plan(entry, filters, options)
+            if legacy is not None:
+                return legacy
+        params = entry.params(**filters)
+        path = entry.path.format(**{k: params.pop(k) for k in _path_fields(entry.path)})
+        path = path if path.startswith("/") else self.project_path(path)
         clean = {k: v for k, v in params.items() if v is not None}
-        key = self._frame_key(schema, {"path": path, **clean}, options)
+        return ListPlan(name, entry.frame_schema, path, clean, options)
+
+    def _legacy_plan(
+        self, entry: Resource, filters: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> ListPlan | pd.DataFrame | None:
+        """Old PostHog: persons at /api/person/ (filters sent as given), event and property
+        names in /api/user/; None where the current API's plan applies."""
+        if entry.name == "persons":
+            params = {k: v for k, v in filters.items() if v is not None}
+            return ListPlan("persons", "legacy_persons", "/api/person/", params, options)
+        if entry.name == "event_definitions":
+            return self._legacy_names("event_names", options)
+        if entry.name == "property_definitions":
+            kind = _checks.definitions_type(filters.get("type", "event"))
+            _checks.definitions_group_index(kind, filters.get("group_type_index"))
+            key = "event_properties" if kind == "event" else "person_properties"
+            return self._legacy_names(key, options)
+        return None
+
+    def _list_frame(self, plan: ListPlan) -> pd.DataFrame:
+        schema, options = plan.schema, plan.options
+        key = self._frame_key(schema, {"path": plan.path, **plan.params}, options)
 
         def build() -> pd.DataFrame:
             fopts = self._options(options)
-            pages = self._list_pages(schema, path, clean, options, progress=options.get("progress"))
+            pages = self._list_pages(plan, progress=options.get("progress"))
             # A typed frame per page while the next page is on its way (see events()).
             frames = [
                 records_to_frame(p.results, SCHEMAS.get(schema), fopts) for p in prefetch(pages)
@@ -654,29 +631,22 @@ class ResourcesMixin(QueryMixin):
         try:
             return self._cached_frame(key, schema, options, build)
         except PermissionDeniedError as exc:
-            exc.args = (f"{exc.args[0]}\n(raised by ph.{_accessor_name(schema)}())",)
+            exc.args = (f"{exc.args[0]}\n(raised by ph.{plan.resource}())",)
             raise
         except NotFoundError as exc:
             if self.legacy or schema not in SCHEMAS:
                 raise
-            exc.args = (f"{exc.args[0]}\n(raised by ph.{_accessor_name(schema)}())",)
+            exc.args = (f"{exc.args[0]}\n(raised by ph.{plan.resource}())",)
             raise
 
-    def _list_pages(
-        self,
-        schema: str,
-        path: str,
-        params: Mapping[str, Any],
-        options: Mapping[str, Any],
-        *,
-        progress: bool | None,
-    ) -> Iterator[Page]:
+    def _list_pages(self, plan: ListPlan, *, progress: bool | None) -> Iterator[Page]:
         """Every page of a list; a list that changes while it is read (persons) comes with
         each row once and none skipped (see _live)."""
+        schema, options = plan.schema, plan.options
         key = LIVE_LISTS.get(schema)
         pages = self.iter_pages(
-            path,
-            params,
+            plan.path,
+            plan.params,
             resource=schema,
             cache=options.get("cache", True),
             refresh=options.get("refresh", False),
@@ -759,9 +729,8 @@ class ResourcesMixin(QueryMixin):
         changes = {k: options[k] for k in _FRAME_OPTION_NAMES if options.get(k) is not None}
         return replace(self.frame_options, **changes) if changes else self.frame_options
 
-    def _legacy_names(self, accessor: str, key: str, options: Mapping[str, Any]) -> pd.DataFrame:
+    def _legacy_names(self, key: str, options: Mapping[str, Any]) -> pd.DataFrame:
         """Old PostHog lists event and property names in /api/user/ (one `name` column)."""
-        check_options(options, accessor)
         names = self._legacy_user().get(key) or []
         return records_to_frame([{"name": n} for n in names], None, self._options(options))
 
@@ -883,81 +852,6 @@ def _filter_params(flt: EventFilter, cap: int | None) -> dict[str, Any]:
     }
 
 
-def _accessor_name(schema: str) -> str:
-    return "persons" if schema == "legacy_persons" else schema
-
-
-def _opt_str(value: Any, name: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{name} must be a string, got {type(value).__name__} {value!r}.")
-    return value
-
-
-def _opt_bool(value: Any, name: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise ConfigurationError(f"{name} must be True or False, got {value!r}.")
-    return "true" if value else "false"
-
-
-def _opt_iso(value: DateLike | None, name: str) -> str | None:
-    parsed = _dates.to_utc(value, name=name)
-    return None if parsed is None else _dates.iso(parsed)
-
-
-def _opt_filter_list(value: Any) -> list[Mapping[str, Any]] | None:
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        value = [value]
-    if not isinstance(value, (list, tuple)):
-        raise ConfigurationError(
-            "properties must be a list of filters like [{'key': 'plan', 'value': 'pro'}]."
-        )
-    return list(value)
-
-
-def _opt_filters(value: Any) -> str | None:
-    filters = _opt_filter_list(value)
-    return None if filters is None else orjson.dumps(filters).decode()
-
-
-def _definitions_group_index(kind: str, index: Any) -> int | None:
-    """PostHog lists group properties of one group type: required for groups, refused
-    (a 400 there) for the other kinds."""
-    if kind != "group":
-        if index is not None:
-            raise ConfigurationError(
-                f"property_definitions(type={kind!r}) takes no group_type_index: it applies "
-                "to type='group' only."
-            )
-        return None
-    if index is None:
-        raise ConfigurationError(
-            "property_definitions(type='group') needs group_type_index=0..4, the group type "
-            "whose properties to list (PostHog lists one group type at a time; the group "
-            "types are in your project settings)."
-        )
-    return _int_in(index, "group_type_index", 0, 4)
-
-
-def _recordings_default_start() -> str:
-    """The start of the UTC day RECORDINGS_KEPT_DAYS ago (a day, not a second: the frame's
-    cache key stays the same all day)."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return _dates.iso(today - timedelta(days=RECORDINGS_KEPT_DAYS))
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}.")
-    return value
-
-
-def _int_in(value: Any, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigurationError(f"{name} must be an integer from {low} to {high}, got {value!r}.")
-    return value
+def _path_fields(path: str) -> list[str]:
+    """The argument names a path template holds: "cohorts/{cohort_id}/persons" -> cohort_id."""
+    return [name for _, name, _, _ in string.Formatter().parse(path) if name]

@@ -533,10 +533,10 @@ CASES: list[Case] = [
         "export-unknown-resource", "paths", "`ph.export('people', 'out.csv')`",
         lambda env: env.connect().export("people", env.tmp / "out.csv"),
         php.ConfigurationError,
-        "Cannot export 'people': it is not a PostHog resource. Exportable: events, persons, "
-        "cohort_persons, groups, projects, cohorts, feature_flags, insights, dashboards, "
-        "annotations, actions, event_definitions, property_definitions, experiments, surveys, "
-        "session_recordings. For a query result use ph.export_query(hogql, path).",
+        "Cannot export 'people': it is not a PostHog resource. Exportable: persons, events, "
+        "cohorts, cohort_persons, feature_flags, insights, dashboards, annotations, actions, "
+        "event_definitions, property_definitions, experiments, surveys, groups, "
+        "session_recordings, projects. For a query result use ph.export_query(hogql, path).",
     ),
     # -- bodies ---------------------------------------------------------------------------------
     Case(
