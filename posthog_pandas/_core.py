@@ -271,13 +271,6 @@ class Core:
             pages, show=show, desc=desc or name, rows=lambda p: len(p.results), total=_page_count
         )
 
-    def iter_records(
-        self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> Iterator[dict[str, Any]]:
-        """Every row of a list endpoint, page by page (bounded memory)."""
-        for page in self.iter_pages(path, params, **kwargs):
-            yield from page.results
-
     def fetch(
         self,
         path: str,

@@ -78,8 +78,6 @@ class Case:
     call: Callable[[Env], Any]
     error: type[BaseException] | None  # None: nothing is raised; `call` returns log lines
     message: str
-    # Set when the current behaviour is a bug: the test expects `error`/`message` and is xfail.
-    bug: str | None = None
 
 
 def faulty(fault: Faults, call: Callable[[Env], Any]) -> Callable[[Env], Any]:
@@ -675,9 +673,6 @@ def markdown_table(env: Env) -> str:
     ]
     for number, case in enumerate(CASES, 1):
         name, message = observe(case, env)
-        if case.bug:
-            expected = case.error.__name__ if case.error else "no exception"
-            message += f"<br>**Bug (xfail)**: expected {expected}, e.g. “{case.message}”"
         test = f"`test_bad_input[{case.id}]`"
         lines.append(f"| {number} | {_cell(case.tried)} | `{name}` | {_cell(message)} | {test} |")
     return "\n".join(lines)
