@@ -27,11 +27,13 @@ from posthog_pandas.exceptions import (
     PermissionDeniedError,
     PostHogError,
     QueryError,
+    QueryStillRunningError,
     QueryTimeoutError,
     RateLimitError,
     ResponseFormatError,
     ServerError,
     TransportError,
+    TruncationError,
 )
 
 if typing.TYPE_CHECKING:
@@ -80,12 +82,14 @@ __all__ = [
     "PostHog",
     "PostHogError",
     "QueryError",
+    "QueryStillRunningError",
     "QueryTimeoutError",
     "RateLimitError",
     "ResponseFormatError",
     "RetrySettings",
     "ServerError",
     "TransportError",
+    "TruncationError",
     "__version__",
     "connect",
     "load_ipython_extension",

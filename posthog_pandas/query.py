@@ -5,7 +5,7 @@ and OFFSET is refused for personal keys (posthog-api.md §5, §12). `hasMore` is
 without LIMIT. So:
 - `ph.query()` never returns a cut result. When a page comes back full (as many rows as PostHog
   returns for it, `hasMore` or not) it pages by keyset if the query orders by a unique key
-  (`ORDER BY timestamp, uuid`), else raises QueryError saying how to fix it.
+  (`ORDER BY timestamp, uuid`), else raises TruncationError saying how to fix it.
 - Events are pulled with `ORDER BY timestamp, uuid` and `WHERE (timestamp, uuid) > (last)`,
   50,000 rows a page inside a fixed time range: ties at a page boundary are neither lost nor
   repeated, unlike the events list's `before` cursor. Each page also says `timestamp >= last`,
@@ -26,7 +26,13 @@ import pandas as pd
 from posthog_pandas._core import Core
 from posthog_pandas._dates import hogql_literal
 from posthog_pandas._gc import paused_gc
-from posthog_pandas.exceptions import ConfigurationError, QueryError, ResponseFormatError
+from posthog_pandas.exceptions import (
+    ConfigurationError,
+    QueryError,
+    QueryStillRunningError,
+    ResponseFormatError,
+    TruncationError,
+)
 from posthog_pandas.frames import FrameOptions, hogql_to_frame
 
 MAX_PAGE_ROWS = 50_000  # PostHog's MAX_SELECT_RETURNED_ROWS: any LIMIT above is lowered to it
@@ -88,7 +94,7 @@ class QueryMixin(Core):
         for a query without LIMIT and lowers any LIMIT to 50,000 without a word; a page that
         comes back full is continued by keyset when the query ends in
         `ORDER BY <...>, uuid` (or `id`), so `LIMIT 200000` gives up to 200,000 rows; otherwise
-        QueryError explains how to fix the query. A result is never silently cut.
+        TruncationError explains how to fix the query. A result is never silently cut.
 
         PostHog answers a query it ran recently from its own cache (`refresh: "blocking"`, its
         default, which posthog-pandas sends by leaving `refresh` out). `refresh=True` skips our
@@ -138,7 +144,7 @@ class QueryMixin(Core):
             return
         keys = keyset_columns(hogql, first.columns)
         if keys is None:
-            raise QueryError(truncation_message(hogql, first), status=200)
+            raise TruncationError(truncation_message(hogql, first))
         last, got = first, len(first.results)
         while True:
             size = MAX_PAGE_ROWS if wanted is None else min(MAX_PAGE_ROWS, wanted - got)
@@ -202,10 +208,9 @@ class QueryMixin(Core):
                     "no id to poll."
                 )
             if time.monotonic() > deadline:
-                raise QueryError(
+                raise QueryStillRunningError(
                     f"Query {query_id} was still running on PostHog after {QUERY_TIMEOUT:.0f} s; "
-                    "narrow the time range or aggregate more, then run it again.",
-                    status=202,
+                    "narrow the time range or aggregate more, then run it again."
                 )
             time.sleep(POLL_INTERVAL)
             polled = self.fetcher.get(f"{url}{query_id}/", resource="query", cache=False)
@@ -375,10 +380,9 @@ def _keyset_value(key: str, value: Any, ch_type: str) -> Any:
     ClickHouse parses in `toDateTime64` (basic mode: no `Z`, no offset), as the same instant
     in UTC, whatever timezone PostHog wrote it in."""
     if value is None:  # NULLs sort last, and `(a, b) > (NULL, ...)` matches nothing
-        raise QueryError(
+        raise TruncationError(
             f"Cannot page past a NULL in the ORDER BY column {key!r}: the rows after it would be "
-            f"lost. Filter NULLs out (WHERE {key} IS NOT NULL) or order by a column without NULLs.",
-            status=200,
+            f"lost. Filter NULLs out (WHERE {key} IS NOT NULL) or order by a column without NULLs."
         )
     return _hogql_timestamp(value) if "DateTime" in ch_type else value
 

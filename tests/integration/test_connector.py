@@ -283,7 +283,7 @@ def test_query_values_and_truncation_rules(server: LocalPostHog, connect: Connec
     assert counts.to_dict("records") == [
         {"event": "purchase", "n": int((expected["event"] == "purchase").sum())}
     ]
-    with pytest.raises(php.QueryError, match="cut this query's result at 100 rows"):
+    with pytest.raises(php.TruncationError, match="cut this query's result at 100 rows"):
         ph.query("select uuid from events")
     every = ph.query("select uuid, timestamp from events order by timestamp, uuid limit 100000")
     assert len(every) == len(expected) and every["uuid"].is_unique

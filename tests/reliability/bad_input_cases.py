@@ -473,7 +473,7 @@ CASES: list[Case] = [
         "hogql-truncated", "HogQL", "`ph.query('select uuid from events')` (more than 100 rows, "
         "no LIMIT)",
         lambda env: env.connect().query("select uuid from events"),
-        php.QueryError,
+        php.TruncationError,
         "PostHog cut this query's result at 100 rows (queries without LIMIT return only 100 "
         "rows); posthog-pandas will not hand you a silently truncated table. Either aggregate "
         "or add LIMIT n (n ≤ 50,000), or end the query with ORDER BY <column(s)>, uuid (a "

@@ -203,5 +203,5 @@ def test_a_limit_above_posthogs_cap_without_keyset_order_is_refused(tmp_path: Pa
     # PostHog lowers LIMIT 60000 to 50,000 without a word: a full page may hide more rows
     ph, adapter = connect(tmp_path)
     adapter.register_uri("POST", f"{HOST}/api/projects/3/query/", json=_query_answer(50_000))
-    with pytest.raises(php.QueryError, match=r"cut this query's result at 50,000 rows \(PostHog "):
+    with pytest.raises(php.TruncationError, match=r"cut this query's result at 50,000 rows \(PostHog "):
         ph.query("select event from events limit 60000")
