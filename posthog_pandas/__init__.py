@@ -6,6 +6,25 @@
     daily = ph.query("select toDate(timestamp) as day, count() from events group by day")
 
 In IPython/Jupyter, `%load_ext posthog_pandas` adds the `%posthog` and `%%posthog` magics.
+
+Layers (a module imports only from layers below it; tests/unit/test_import_graph.py checks
+that the graph, lazy imports included, has no cycle):
+
+    front doors   cli ─ magics ─ widgets ─ readers ─ demo
+                     │   (the notebook session: _session; display text: _display)
+    the API       client.PostHog: the user's methods, composed of the parts below
+                     │
+    parts         export.Exporter ─▶ events.Events ─▶ resources.Lists ─▶ query.QueryRunner
+                     │                 (all handed the frame cache and the connection)
+                  _frame_cache.FrameCache ─▶ _core.Connection (login, project, GETs, pages)
+                     │
+    data          _registry (one entry per resource) ─ frames (schemas, dtypes) ─ _checks
+                     │
+    transport     _fetcher (cache policy) ─ cache (storage) ─ _http ─ _pagination ─ _live
+                     │
+    basics        exceptions ─ _config ─ _credentials ─ _dates ─ _urls ─ _progress ─ _json ─ _gc
+
+`server` (the local PostHog) imports nothing above; `testing` is its pytest plugin.
 """
 
 from __future__ import annotations
@@ -39,6 +58,7 @@ from posthog_pandas.exceptions import (
 if typing.TYPE_CHECKING:
     from posthog_pandas._fetcher import CacheTTL
     from posthog_pandas.client import PostHog, connect
+    from posthog_pandas.export import ExportSummary
     from posthog_pandas.frames import FrameOptions
     from posthog_pandas.readers import read_hogql, read_posthog
 
@@ -46,6 +66,7 @@ if typing.TYPE_CHECKING:
 # of a project with posthog-pandas installed loads) stays free of pandas, requests and pyarrow.
 _LAZY = {
     "CacheTTL": "posthog_pandas._fetcher",
+    "ExportSummary": "posthog_pandas.export",
     "FrameOptions": "posthog_pandas.frames",
     "PostHog": "posthog_pandas.client",
     "connect": "posthog_pandas.client",
@@ -74,6 +95,7 @@ __all__ = [
     "CacheTTL",
     "ConfigurationError",
     "CredentialsError",
+    "ExportSummary",
     "FrameOptions",
     "NotFoundError",
     "PacingSettings",

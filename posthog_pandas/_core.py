@@ -1,4 +1,8 @@
-"""The connection core: credentials attached, project discovered, generic paged access."""
+"""The transport part: credentials attached, project discovered, GETs and paged lists.
+
+`Connection` owns the HTTP client and the fetcher (cache policy over the store); every other
+part (queries, lists, events, export) is handed one and reads PostHog only through it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Self
 
-import pandas as pd
 import requests
 
 from posthog_pandas import _config, _credentials
@@ -23,7 +26,7 @@ from posthog_pandas.exceptions import (
     NotFoundError,
     PermissionDeniedError,
 )
-from posthog_pandas.frames import FrameOptions, records_to_frame
+from posthog_pandas.frames import FrameOptions
 
 log = logging.getLogger("posthog_pandas")
 
@@ -37,8 +40,11 @@ class Project:
     source: str
 
 
-class Core:
-    """Connection state and generic access: login, project discovery, pages, the cache."""
+class Connection:
+    """Login, project discovery, and generic access to PostHog: one GET, every page of a list.
+
+    `progress` and `frame_options` are the connection's defaults for progress bars and frame
+    shape, which the other parts read."""
 
     def __init__(
         self,
@@ -201,6 +207,39 @@ class Core:
         return bool(self._legacy)
 
     @property
+    def project(self) -> Project:
+        """The project read, and how it was chosen (for display)."""
+        return self._project
+
+    @property
+    def credentials(self) -> Credentials | None:
+        return self._credentials
+
+    @property
+    def store(self) -> CacheStore | None:
+        """The cache store, or None when the cache is off."""
+        return self._store
+
+    @property
+    def host_source(self) -> str:
+        """Where the host came from (argument, environment, .env, ...)."""
+        return self._host_source
+
+    @property
+    def offline(self) -> bool:
+        return self._offline
+
+    @property
+    def user_if_read(self) -> dict[str, Any] | None:
+        """The user as read so far (None before /api/users/@me/ was read); never fetches."""
+        return self._me
+
+    @property
+    def user_unreadable(self) -> bool:
+        """The key lacks user:read, so /api/users/@me/ answered 403."""
+        return self._user_unreadable
+
+    @property
     def cache(self) -> CacheStore:
         """The on-disk cache: `ph.cache.info()`, `ph.cache.clear(resource=..., older_than=...)`."""
         if self._store is None:
@@ -270,30 +309,6 @@ class Core:
         yield from counted(
             pages, show=show, desc=desc or name, rows=lambda p: len(p.results), total=_page_count
         )
-
-    def fetch(
-        self,
-        path: str,
-        *,
-        cache: bool = True,
-        refresh: bool = False,
-        progress: bool | None = None,
-        **params: Any,
-    ) -> pd.DataFrame:
-        """All pages of any list endpoint as a DataFrame, e.g. ph.fetch("annotations").
-
-        A bare resource name is taken as relative to the project (/api/projects/<id>/<name>/);
-        a path starting with / is used as it is.
-        """
-        url = path if path.startswith(("/", "http")) else self.project_path(path)
-        records: list[dict[str, Any]] = []
-        try:
-            pages = self.iter_pages(url, params, cache=cache, refresh=refresh, progress=progress)
-            for page in pages:
-                records.extend(page.results)
-        finally:
-            self.fetcher.flush()
-        return records_to_frame(records, None, self.frame_options)
 
     # -- who and where -------------------------------------------------------------------------
 

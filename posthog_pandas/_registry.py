@@ -253,6 +253,7 @@ RESOURCES: tuple[Resource, ...] = (
 
 _BY_NAME: Mapping[str, Resource] = MappingProxyType({r.name: r for r in RESOURCES})
 NAMES: tuple[str, ...] = tuple(_BY_NAME)
+EVENTS: Resource = _BY_NAME["events"]
 EXPORTABLE: tuple[str, ...] = tuple(r.name for r in RESOURCES if r.exportable)
 
 

@@ -55,33 +55,31 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from posthog_pandas import _registry
+from posthog_pandas._core import Connection
+from posthog_pandas._frame_cache import FrameCache
 from posthog_pandas._gc import paused_gc
-from posthog_pandas._pagination import prefetch
 from posthog_pandas._progress import counted
 from posthog_pandas._registry import EXPORTABLE, resource_named
 from posthog_pandas.cache import human_bytes
+from posthog_pandas.events import Events
 from posthog_pandas.exceptions import ConfigurationError
 from posthog_pandas.frames import (
     SCHEMAS,
     hogql_to_frame,
     json_text,
-    records_to_frame,
 )
-from posthog_pandas.resources import (
-    ListPlan,
-    ResourcesMixin,
-    _events_page_frame,
-    check_options,
-)
+from posthog_pandas.query import QueryRunner
+from posthog_pandas.resources import ListPlan, Lists, check_options
 
-# With one page fetched ahead, two pages of Python objects are alive at once. 30,000 rows keep
-# a 1M-event export at ~320-335 MB peak RSS (40,000: 377-393 MB, too close to 400) for ~10%
-# more time (measured with benchmarks/run.py's W3).
+# Events rows per page of an export. With one page fetched ahead, two pages of Python objects
+# are alive at once: smaller pages than the query API's cap keep peak memory bounded, at a
+# small cost in time (benchmarks/run.py's W3 measures both).
 EXPORT_PAGE_ROWS = 30_000
 
 __all__ = [
     "FORMATS",
-    "ExportMixin",
+    "Exporter",
     "ExportSummary",
     "resolve_target",
     "write_frame",
@@ -89,16 +87,9 @@ __all__ = [
 ]
 
 FORMATS: Final = ("csv", "csv.gz", "parquet")
-_EVENT_FILTERS: Final = (
-    "after",
-    "before",
-    "event",
-    "person_id",
-    "distinct_id",
-    "properties",
-    "where",
-    "columns",
-    "limit",
+# The events filters an export streams by (an incremental table is a frame, not a stream).
+_EVENT_FILTERS: Final = tuple(
+    name for name in _registry.EVENTS.filters if name not in ("incremental", "lookback")
 )
 _FLATTEN_ROOTS: Final = frozenset({"properties", "group_properties", "person"})
 _TIME_COLUMNS: Final = ("timestamp", "created_at")
@@ -192,30 +183,38 @@ def _format_message(what: str) -> str:
 # -- the connector side ----------------------------------------------------------------------
 
 
-class ExportMixin(ResourcesMixin):
-    """`ph.export()` and `ph.export_query()`: stream to disk with bounded memory."""
+class Exporter:
+    """The export part: `ph.export()` and `ph.export_query()`, streamed to disk with bounded
+    memory. The lists, events and query parts turn a request into frames; this writes them."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        frames: FrameCache,
+        lists: Lists,
+        events: Events,
+        queries: QueryRunner,
+    ) -> None:
+        self._conn = conn
+        self._frames = frames
+        self._lists = lists
+        self._events = events
+        self._queries = queries
 
     def export(
         self,
         resource: str,
         path: str | Path,
         *,
-        format: str | None = None,
-        partition_by: str | None = None,
-        progress: bool | None = None,
-        **filters: Any,
+        format: str | None,
+        partition_by: str | None,
+        progress: bool | None,
+        filters: Mapping[str, Any],
     ) -> ExportSummary:
-        """Write every row of a resource to CSV, CSV.gz, Parquet or a Parquet dataset.
-
-        `resource` is an accessor name ("events", "persons", "cohorts", ...) and `filters`
-        are that accessor's own arguments (events: after, before, event, where, columns,
-        properties, ...; cohort_persons: cohort_id; groups: group_type_index), plus the
-        frame options (flatten, max_depth, dtypes, cache, refresh). Pages are streamed;
-        the full table is never in memory. See the module docstring for the file rules.
-        """
+        """Write every row of a resource (see PostHog.export)."""
         target = resolve_target(path, format, partition_by)
         frames, sep = self._resource_frames(resource, dict(filters))
-        show = self.progress if progress is None else progress
+        show = self._conn.progress if progress is None else progress
         roots = _roots_for(resource)
         desc = f"export {resource}"
         try:
@@ -224,38 +223,34 @@ class ExportMixin(ResourcesMixin):
                     frames, target, flatten_roots=roots, sep=sep, progress=show, desc=desc
                 )
         finally:
-            self.fetcher.flush()  # the pages are cached for a resumed or repeated export
+            self._conn.fetcher.flush()  # the pages are cached for a resumed or repeated export
 
     def export_query(
         self,
         hogql: str,
         path: str | Path,
         *,
-        values: Mapping[str, Any] | None = None,
-        format: str | None = None,
-        partition_by: str | None = None,
-        progress: bool | None = None,
+        values: Mapping[str, Any] | None,
+        format: str | None,
+        partition_by: str | None,
+        progress: bool | None,
     ) -> ExportSummary:
-        """Write a HogQL query's result, every page of it, to a file or dataset.
-
-        Results over 50,000 rows need ``ORDER BY <...>, uuid`` (see `ph.query()`), so that
-        they are paged by keyset. Columns are typed from PostHog's ClickHouse types.
-        """
+        """Write a HogQL query's result, every page of it (see PostHog.export_query)."""
         if not isinstance(hogql, str) or not hogql.strip():
             raise ConfigurationError("export_query() needs a HogQL SELECT statement as a string.")
         target = resolve_target(path, format, partition_by)
-        options = self.frame_options
+        options = self._conn.frame_options
 
         def frames() -> Iterator[pd.DataFrame]:
-            for page in self.iter_query_pages(hogql, values, name="posthog-pandas export"):
+            for page in self._queries.pages(hogql, values, name="posthog-pandas export"):
                 yield hogql_to_frame(page.columns, page.types, page.results, options)
 
-        show = self.progress if progress is None else progress
+        show = self._conn.progress if progress is None else progress
         try:
             with paused_gc():  # see _gc
                 return write_frames(frames(), target, progress=show, desc="export query")
         finally:
-            self.fetcher.flush()
+            self._conn.fetcher.flush()
 
     # -- page streams ----------------------------------------------------------------------
 
@@ -269,49 +264,28 @@ class ExportMixin(ResourcesMixin):
                 f"Cannot export {resource!r}: it {why}. Exportable: {', '.join(EXPORTABLE)}. "
                 "For a query result use ph.export_query(hogql, path)."
             )
-        if resource == "events" and not self.legacy:
+        if resource == "events" and not self._conn.legacy:
             return self._event_frames(filters)
         if resource == "events":  # old PostHog: the deprecated events list
             args = {name: filters.pop(name) for name in _EVENT_FILTERS if name in filters}
             check_options(filters, "export('events')")
-            plan: ListPlan | pd.DataFrame = self._events_list_plan("/api/event/", args, filters)
+            plan: ListPlan | pd.DataFrame = self._events.list_plan("/api/event/", args, filters)
         else:
-            plan = self._list_plan(resource, filters)
+            plan = self._lists.plan(resource, filters)
         if isinstance(plan, pd.DataFrame):  # answered without paging (legacy definitions)
-            return iter([plan]), self.frame_options.sep
-        options = self._options(plan.options)
-        schema = SCHEMAS.get(plan.schema)
-        pages = self._list_pages(plan, progress=False)
-        frames = (records_to_frame(page.results, schema, options) for page in prefetch(pages))
-        return frames, options.sep
+            return iter([plan]), self._conn.frame_options.sep
+        return self._lists.frames(plan), self._frames.options(plan.options).sep
 
     def _event_frames(self, filters: dict[str, Any]) -> tuple[Iterator[pd.DataFrame], str]:
         args = {name: filters.pop(name) for name in _EVENT_FILTERS if name in filters}
         check_options(filters, "export('events')")
         options = {**filters, "progress": False}
-        flt = self._event_filter(
-            args.get("after"),
-            args.get("before"),
-            args.get("event"),
-            args.get("person_id"),
-            args.get("distinct_id"),
-            args.get("properties"),
-            args.get("where"),
-            args.get("columns"),
-            options,
-        )
-        limit = args.get("limit")
+        limit = args.pop("limit", None)
+        flt = self._events.filter(**args, refresh=options.get("refresh", False))
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise ConfigurationError(f"limit must be a positive integer, got {limit!r}.")
-        fopts = self._options(options)
-
-        def frames() -> Iterator[pd.DataFrame]:
-            # The next page is fetched while this one is staged (one page ahead, bounded).
-            pages = self._event_pages(flt, limit, options, page_rows=EXPORT_PAGE_ROWS)
-            for page in prefetch(pages):
-                yield _events_page_frame(flt, page.columns, page.types, page.results, fopts)
-
-        return frames(), fopts.sep
+        frames = self._events.frames(flt, limit, options, page_rows=EXPORT_PAGE_ROWS, ahead=True)
+        return frames, self._frames.options(options).sep
 
 
 def _roots_for(resource: str) -> frozenset[str]:

@@ -26,7 +26,13 @@ from traitlets.config import Configurable
 
 from posthog_pandas import _credentials
 from posthog_pandas._dates import hogql_literal
-from posthog_pandas._display import connected_message, first_line, project_name, whoami
+from posthog_pandas._display import (
+    connected_message,
+    first_line,
+    project_name,
+    readable_user,
+    whoami,
+)
 from posthog_pandas._registry import NAMES, RESOURCES, Resource, resource_named
 from posthog_pandas._session import get_connection, reset, set_connection
 from posthog_pandas.cache import CacheStore, default_cache_dir
@@ -222,7 +228,7 @@ class PostHogMagics(Magics, Configurable):
         if opts.out is not None and not opts.out.isidentifier():
             raise UsageError(f"%posthog: -o {opts.out!r} is not a valid variable name.")
         kwargs = self._resource_kwargs(entry, opts)
-        result = self.connection().fetch_resource(entry.name, **kwargs)
+        result = self.connection().read(entry.name, **kwargs)
         limit = opts.limit if opts.limit is not None else self.limit
         capped = "limit" in entry.magic_flags  # else --limit keeps the first rows
         if isinstance(result, pd.DataFrame) and not capped and limit is not None:
@@ -363,7 +369,7 @@ class PostHogMagics(Magics, Configurable):
     def _cmd_whoami(self, args: list[str]) -> None:
         MagicArgumentParser("%posthog whoami").parse_line(args)
         ph = self.connection()
-        me = ph.readable_user()
+        me = readable_user(ph)
         for label, value in whoami(ph, me).items():
             print(f"{label + ':':<9}{value}")
 

@@ -122,7 +122,7 @@ class LoginForm:
         except (PostHogError, ValueError) as exc:
             self._show(_scrub(first_line(exc), key), ok=False)
             return False
-        creds = self.ph._credentials
+        creds = self.ph._conn.credentials
         if self.remember.value and isinstance(creds, Credentials):
             remember(Remembered(creds, self.ph.settings.host, self.ph.settings.project_id))
         else:

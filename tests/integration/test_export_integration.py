@@ -20,8 +20,8 @@ import pyarrow.dataset as pads
 import pytest
 
 import posthog_pandas as php
+from posthog_pandas import events as events_module
 from posthog_pandas import export as ex
-from posthog_pandas import resources
 from posthog_pandas._registry import RESOURCES
 from posthog_pandas.server import Faults, LocalPostHog
 
@@ -42,7 +42,7 @@ def srv() -> Iterator[LocalPostHog]:
 
 @pytest.fixture()
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(resources, "MAX_PAGE_ROWS", PAGE)
+    monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", PAGE)
 
 
 def connect(srv: LocalPostHog, cache_dir: Path) -> Any:
@@ -192,8 +192,8 @@ def test_export_query_pages_by_keyset(ph: Any, srv: LocalPostHog, tmp_path: Path
 
 KILLED_EXPORT = """
 import posthog_pandas as php
-from posthog_pandas import resources
-resources.MAX_PAGE_ROWS = {page}
+from posthog_pandas import events
+events.MAX_PAGE_ROWS = {page}
 ph = php.connect({key!r}, host={url!r}, project_id=1, cache_dir={cache!r}, progress=False,
                  prompt=False)
 ph.export("events", {path!r}, after={after!r}, before={before!r})
@@ -275,7 +275,7 @@ def test_to_csv_works_on_every_accessor_frame(ph: Any) -> None:
 
 
 def test_push_down_moves_a_fraction_of_the_bytes(ph: Any) -> None:
-    stats = ph.http.stats
+    stats = ph.request_stats
     start = stats.bytes
     full = ph.events(after=AFTER, before=BEFORE, cache=False)
     full_bytes = stats.bytes - start

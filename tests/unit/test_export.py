@@ -19,7 +19,8 @@ import requests
 import requests_mock
 
 import posthog_pandas as php
-from posthog_pandas import cli, resources
+from posthog_pandas import cli
+from posthog_pandas import events as events_module
 from posthog_pandas import export as ex
 from posthog_pandas.exceptions import ConfigurationError
 from posthog_pandas.frames import SCHEMAS, hogql_events_to_frame, records_to_frame
@@ -411,7 +412,7 @@ def test_export_events_pages_by_keyset_and_keeps_the_late_column(
     mocked, out: Path, monkeypatch
 ) -> None:
     session, adapter = mocked
-    monkeypatch.setattr(resources, "MAX_PAGE_ROWS", 2)
+    monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", 2)
     query = adapter.register_uri(
         "POST", f"{HOST}/api/projects/5/query/", [query_answer(PAGE_1), query_answer(PAGE_2)]
     )

@@ -353,7 +353,7 @@ def test_other_exceptions_propagate(
     def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("a bug, not a PostHog error")
 
-    monkeypatch.setattr(php.PostHog, "fetch_resource", boom)
+    monkeypatch.setattr(php.PostHog, "read", boom)
     with pytest.raises(RuntimeError, match="a bug"):
         ip.run_line_magic("posthog", "persons")
 
