@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import SplitResult, parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from posthog_pandas._urls import canonical_url
+from posthog_pandas._urls import canonical_url, redact_url
 from posthog_pandas.exceptions import (
     BadRequestError,
     PaginationError,
@@ -104,8 +104,9 @@ def iter_pages(
         while True:
             marker = canonical_url(current_url, current_params)
             if marker in seen:
+                shown = redact_url(_with_params(current_url, current_params))
                 raise PaginationError(
-                    f"PostHog returned a `next` link that repeats an earlier page ({marker}); "
+                    f"PostHog returned a `next` link that repeats an earlier page ({shown}); "
                     "stopping instead of looping forever. The rows fetched so far are incomplete."
                 )
             seen.add(marker)
@@ -360,6 +361,14 @@ def _shown_port(parts: SplitResult) -> int | None:
     """The port written in the URL, None when absent or its scheme's default."""
     port = parts.port
     return None if port == _DEFAULT_PORTS.get(parts.scheme) else port
+
+
+def _with_params(url: str, params: Mapping[str, Any]) -> str:
+    """The URL a request goes to: its own query followed by `params` (None values dropped)."""
+    extra = urlencode({k: v for k, v in params.items() if v is not None})
+    if not extra:
+        return url
+    return f"{url}{'&' if urlsplit(url).query else '?'}{extra}"
 
 
 def prefetch(items: Iterator[T]) -> Iterator[T]:
