@@ -7,24 +7,21 @@
 
 In IPython/Jupyter, `%load_ext posthog_pandas` adds the `%posthog` and `%%posthog` magics.
 
-Layers (a module imports only from layers below it; tests/unit/test_import_graph.py checks
-that the graph, lazy imports included, has no cycle):
+Layers. Imports point down only (lazy ones included; only `if TYPE_CHECKING:` imports are
+exempt), and tests/unit/test_import_graph.py fails on any cycle:
 
-    front doors   cli ─ magics ─ widgets ─ readers ─ demo
-                     │   (the notebook session: _session; display text: _display)
-    the API       client.PostHog: the user's methods, composed of the parts below
-                     │
-    parts         export.Exporter ─▶ events.Events ─▶ resources.Lists ─▶ query.QueryRunner
-                     │                 (all handed the frame cache and the connection)
-                  _frame_cache.FrameCache ─▶ _core.Connection (login, project, GETs, pages)
-                     │
-    data          _registry (one entry per resource) ─ frames (schemas, dtypes) ─ _checks
-                     │
-    transport     _fetcher (cache policy) ─ cache (storage) ─ _http ─ _pagination ─ _live
-                     │
-    basics        exceptions ─ _config ─ _credentials ─ _dates ─ _urls ─ _progress ─ _json ─ _gc
+    front doors  cli · magics · readers · demo
+    the API      client: connect() and PostHog, the user's methods over the parts below
+    notebook     widgets (the login form) · _session (default connection, remembered login)
+                 · _display (the text a connection, whoami and an error show)
+    parts        export.Exporter ─▶ events.Events ─▶ resources.Lists · query.QueryRunner
+                                    each handed ─▶ _frame_cache.FrameCache ─▶ _core.Connection
+    data         _registry (one entry per resource) · frames (schemas, dtypes) · _checks
+    transport    _fetcher (cache policy) ─▶ cache (storage) · _http · _pagination · _live
+    basics       exceptions · _config · _credentials · _dates · _urls · _progress · _json · _gc
 
-`server` (the local PostHog) imports nothing above; `testing` is its pytest plugin.
+`server` (the local PostHog) imports nothing of the layers above; `testing` is its pytest
+plugin. This module loads its public names lazily, so `import posthog_pandas` stays light.
 """
 
 from __future__ import annotations
