@@ -455,11 +455,14 @@ def unconnected_client(host: str | None = None, project_id: str | None = None) -
 
 
 def help_text(magics: PostHogMagics) -> str:
-    resources = ", ".join(r.name for r in RESOURCES if r.kind != "query")
-    flags = "; ".join(
-        f"{'/'.join('--' + f for f in r.magic_flags)} to {r.name}"
-        for r in RESOURCES
-        if r.magic_flags
+    listed = [r for r in RESOURCES if r.kind != "query"]
+    usage = {r.name: r.name + (" ID" if r.id_argument else "") for r in listed}
+    width = max(map(len, usage.values()))
+    resources = "\n".join(
+        f"      {usage[r.name]:<{width}}  {r.doc}"
+        + (f" (ID: {r.id_argument})" if r.id_argument else "")
+        + "".join(f" --{flag}" for flag in r.magic_flags)
+        for r in listed
     )
     traits = "\n".join(
         f"  %config PostHogMagics.{name} = ...   {trait.help.split('.')[0]} "
@@ -469,9 +472,9 @@ def help_text(magics: PostHogMagics) -> str:
     return f"""\
 %posthog RESOURCE [ID] [--after D] [--before D] [--event E] [--limit N] [-o VAR]
                   [--csv PATH] [--parquet PATH] [--refresh] [--no-cache]
-    Fetch a resource as a DataFrame: df = %posthog persons
-    Resources: {resources}
-    Flags: {flags}; --limit N keeps the first N rows of the others.
+    Fetch a resource as a DataFrame: df = %posthog persons. Resources, with the flags
+    each takes besides --limit N (which keeps the first N rows):
+{resources}
 %posthog query SELECT ...        run one line of HogQL
 %%posthog [VAR] [--csv PATH] [--parquet PATH] [--refresh] [--no-cache]
     The cell is HogQL; {{name}} placeholders are bound from your variables.
