@@ -7,19 +7,18 @@ registry entry needs its row in ARGUMENTS (the first test fails until it has one
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 import posthog_pandas as php
 from posthog_pandas import _session
 from posthog_pandas._registry import NAMES, RESOURCES, Resource
 from posthog_pandas.server import LocalPostHog
+from tests.ipython_shell import RaisingShell
 
 QUERY = "SELECT event, count() AS n FROM events GROUP BY event ORDER BY event"
 
@@ -50,26 +49,6 @@ def arguments(name: str, ph: php.PostHog, server: LocalPostHog) -> dict[str, Any
     }
     assert set(table) == set(NAMES), "every registry entry needs its row here"
     return table[name]()
-
-
-class RaisingShell(InteractiveShell):
-    def run_cell(self, *args: Any, **kwargs: Any) -> Any:
-        result = super().run_cell(*args, **kwargs)
-        result.raise_error()
-        return result
-
-
-@pytest.fixture()
-def ip(connect: Callable[..., php.PostHog]) -> Iterator[RaisingShell]:
-    config = Config()
-    config.HistoryManager.enabled = False
-    shell = RaisingShell(config=config)
-    shell.run_line_magic("load_ext", "posthog_pandas")
-    shell.run_line_magic("config", "PostHogMagics.progress = False")
-    yield shell
-    _session.reset()
-    shell.configurables.clear()
-    InteractiveShell.clear_instance()
 
 
 def magic_line(entry: Resource, args: dict[str, Any]) -> str:
