@@ -111,3 +111,19 @@ def test_every_front_door_gives_the_same_rows(
     for key in ("uuid", "id"):
         if key in back.columns and key in by_accessor.columns:
             assert back[key].astype(str).tolist() == by_accessor[key].astype(str).tolist()
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_a_file_has_one_format_whichever_door_made_it(
+    suffix: str, connect: Callable[..., php.PostHog], ip: RaisingShell, tmp_path: Path
+) -> None:
+    ph = connect()
+    _session.set_connection(ph)
+    exported = tmp_path / f"exported.{suffix}"
+    ph.export("persons", exported)
+    from_magic = tmp_path / f"magic.{suffix}"
+    ip.run_line_magic("posthog", f"persons --{suffix} {from_magic}")
+    if suffix == "csv":
+        assert from_magic.read_text() == exported.read_text()
+    else:
+        pd.testing.assert_frame_equal(pd.read_parquet(from_magic), pd.read_parquet(exported))
