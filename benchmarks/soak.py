@@ -70,7 +70,7 @@ def client(url: str, key: str, cache: str, after: str, before: str) -> None:
     started = time.perf_counter()
     events = ph.events(after=after, before=before)
     events_s = time.perf_counter() - started
-    stats = ph.http.stats
+    stats = ph.request_stats
     result = {
         "persons": len(persons),
         "persons_unique": int(persons["uuid"].nunique()),
@@ -85,7 +85,7 @@ def client(url: str, key: str, cache: str, after: str, before: str) -> None:
         "retries": stats.retries,
         "waited_seconds": round(sum(stats.waits), 2),
         "mbytes_received": round(stats.bytes / 1e6, 1),
-        "cache_hits": ph.fetcher.stats.hits,
+        "cache_hits": ph.cache_stats.hits,
         "peak_rss_mb": peak_rss_mb(),
     }
     print(json.dumps(result))

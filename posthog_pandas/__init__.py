@@ -6,6 +6,22 @@
     daily = ph.query("select toDate(timestamp) as day, count() from events group by day")
 
 In IPython/Jupyter, `%load_ext posthog_pandas` adds the `%posthog` and `%%posthog` magics.
+
+Layers. Imports point down only (lazy ones included; only `if TYPE_CHECKING:` imports are
+exempt), and tests/unit/test_import_graph.py fails on any cycle:
+
+    front doors  cli · magics · readers · demo
+    the API      client: connect() and PostHog, the user's methods over the parts below
+    notebook     widgets (the login form) · _session (default connection, remembered login)
+                 · _display (the text a connection, whoami and an error show)
+    parts        export.Exporter ─▶ events.Events ─▶ resources.Lists · query.QueryRunner
+                                    each handed ─▶ _frame_cache.FrameCache ─▶ _core.Connection
+    data         _registry (one entry per resource) · frames (schemas, dtypes) · _checks
+    transport    _fetcher (cache policy) ─▶ cache (storage) · _http · _pagination · _live
+    basics       exceptions · _config · _credentials · _dates · _urls · _progress · _json · _gc
+
+`server` (the local PostHog) imports nothing of the layers above; `testing` is its pytest
+plugin. This module loads its public names lazily, so `import posthog_pandas` stays light.
 """
 
 from __future__ import annotations
@@ -27,16 +43,19 @@ from posthog_pandas.exceptions import (
     PermissionDeniedError,
     PostHogError,
     QueryError,
+    QueryStillRunningError,
     QueryTimeoutError,
     RateLimitError,
     ResponseFormatError,
     ServerError,
     TransportError,
+    TruncationError,
 )
 
 if typing.TYPE_CHECKING:
     from posthog_pandas._fetcher import CacheTTL
     from posthog_pandas.client import PostHog, connect
+    from posthog_pandas.export import ExportSummary
     from posthog_pandas.frames import FrameOptions
     from posthog_pandas.readers import read_hogql, read_posthog
 
@@ -44,6 +63,7 @@ if typing.TYPE_CHECKING:
 # of a project with posthog-pandas installed loads) stays free of pandas, requests and pyarrow.
 _LAZY = {
     "CacheTTL": "posthog_pandas._fetcher",
+    "ExportSummary": "posthog_pandas.export",
     "FrameOptions": "posthog_pandas.frames",
     "PostHog": "posthog_pandas.client",
     "connect": "posthog_pandas.client",
@@ -72,6 +92,7 @@ __all__ = [
     "CacheTTL",
     "ConfigurationError",
     "CredentialsError",
+    "ExportSummary",
     "FrameOptions",
     "NotFoundError",
     "PacingSettings",
@@ -80,12 +101,14 @@ __all__ = [
     "PostHog",
     "PostHogError",
     "QueryError",
+    "QueryStillRunningError",
     "QueryTimeoutError",
     "RateLimitError",
     "ResponseFormatError",
     "RetrySettings",
     "ServerError",
     "TransportError",
+    "TruncationError",
     "__version__",
     "connect",
     "load_ipython_extension",

@@ -1,4 +1,8 @@
-"""The connection core: credentials attached, project discovered, generic paged access."""
+"""The transport part: credentials attached, project discovered, GETs and paged lists.
+
+`Connection` owns the HTTP client and the fetcher (cache policy over the store); every other
+part (queries, lists, events, export) is handed one and reads PostHog only through it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Self
 
-import pandas as pd
 import requests
 
 from posthog_pandas import _config, _credentials
@@ -15,6 +18,7 @@ from posthog_pandas._credentials import Credentials
 from posthog_pandas._fetcher import CacheTTL, Fetcher
 from posthog_pandas._http import HttpClient
 from posthog_pandas._pagination import Page, iter_pages, to_page
+from posthog_pandas._progress import counted
 from posthog_pandas.cache import CacheStore
 from posthog_pandas.exceptions import (
     CacheError,
@@ -22,7 +26,7 @@ from posthog_pandas.exceptions import (
     NotFoundError,
     PermissionDeniedError,
 )
-from posthog_pandas.frames import FrameOptions, records_to_frame
+from posthog_pandas.frames import FrameOptions
 
 log = logging.getLogger("posthog_pandas")
 
@@ -36,8 +40,11 @@ class Project:
     source: str
 
 
-class Core:
-    """Connection state and generic access: login, project discovery, pages, the cache."""
+class Connection:
+    """Login, project discovery, and generic access to PostHog: one GET, every page of a list.
+
+    `progress` and `frame_options` are the connection's defaults for progress bars and frame
+    shape, which the other parts read."""
 
     def __init__(
         self,
@@ -200,6 +207,39 @@ class Core:
         return bool(self._legacy)
 
     @property
+    def project(self) -> Project:
+        """The project read, and how it was chosen (for display)."""
+        return self._project
+
+    @property
+    def credentials(self) -> Credentials | None:
+        return self._credentials
+
+    @property
+    def store(self) -> CacheStore | None:
+        """The cache store, or None when the cache is off."""
+        return self._store
+
+    @property
+    def host_source(self) -> str:
+        """Where the host came from (argument, environment, .env, ...)."""
+        return self._host_source
+
+    @property
+    def offline(self) -> bool:
+        return self._offline
+
+    @property
+    def user_if_read(self) -> dict[str, Any] | None:
+        """The user as read so far (None before /api/users/@me/ was read); never fetches."""
+        return self._me
+
+    @property
+    def user_unreadable(self) -> bool:
+        """The key lacks user:read, so /api/users/@me/ answered 403."""
+        return self._user_unreadable
+
+    @property
     def cache(self) -> CacheStore:
         """The on-disk cache: `ph.cache.info()`, `ph.cache.clear(resource=..., older_than=...)`."""
         if self._store is None:
@@ -265,58 +305,10 @@ class Core:
         pages = iter_pages(
             fetch, self.http.url_for(path), params, ahead=True, grow_to=grow_to, overlap=overlap
         )
-        yield from self._with_progress(pages, desc or name, progress)
-
-    def iter_records(
-        self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> Iterator[dict[str, Any]]:
-        """Every row of a list endpoint, page by page (bounded memory)."""
-        for page in self.iter_pages(path, params, **kwargs):
-            yield from page.results
-
-    def fetch(
-        self,
-        path: str,
-        *,
-        cache: bool = True,
-        refresh: bool = False,
-        progress: bool | None = None,
-        **params: Any,
-    ) -> pd.DataFrame:
-        """All pages of any list endpoint as a DataFrame, e.g. ph.fetch("annotations").
-
-        A bare resource name is taken as relative to the project (/api/projects/<id>/<name>/);
-        a path starting with / is used as it is.
-        """
-        url = path if path.startswith(("/", "http")) else self.project_path(path)
-        records: list[dict[str, Any]] = []
-        try:
-            pages = self.iter_pages(url, params, cache=cache, refresh=refresh, progress=progress)
-            for page in pages:
-                records.extend(page.results)
-        finally:
-            self.fetcher.flush()
-        return records_to_frame(records, None, self.frame_options)
-
-    def _with_progress(
-        self, pages: Iterator[Page], desc: str, progress: bool | None
-    ) -> Iterator[Page]:
         show = self.progress if progress is None else progress
-        if show is False:
-            yield from pages
-            return
-        from tqdm.auto import tqdm
-
-        bar = None
-        try:
-            for page in pages:
-                if bar is None:
-                    bar = tqdm(total=page.count, desc=desc, unit="rows", leave=False)
-                bar.update(len(page.results))
-                yield page
-        finally:
-            if bar is not None:
-                bar.close()
+        yield from counted(
+            pages, show=show, desc=desc or name, rows=lambda p: len(p.results), total=_page_count
+        )
 
     # -- who and where -------------------------------------------------------------------------
 
@@ -350,3 +342,7 @@ def _resource_of(path: str) -> str:
     if len(parts) >= 3 and parts[0] in ("projects", "environments"):
         return parts[2]
     return parts[-1] if parts else "root"
+
+
+def _page_count(page: Page) -> int | None:
+    return page.count

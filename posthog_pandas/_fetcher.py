@@ -24,7 +24,8 @@ from typing import Any
 import orjson
 
 from posthog_pandas import _json
-from posthog_pandas._http import HttpClient, redact_url
+from posthog_pandas._http import HttpClient
+from posthog_pandas._urls import redact_url
 from posthog_pandas.cache import CacheStore, Entry
 from posthog_pandas.exceptions import (
     CacheError,
@@ -127,6 +128,10 @@ class Fetcher:
     def __post_init__(self) -> None:
         if self.store is not None and self.writer is None:
             self.writer = BackgroundWriter(self.store)
+
+    def count_hit(self) -> None:
+        """An answer served from the cache above this fetcher (a finished frame)."""
+        self.stats.hits += 1
 
     def flush(self) -> None:
         """Wait until every page fetched so far is in the cache."""

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import orjson
 import requests
@@ -33,6 +33,7 @@ from urllib3.util.retry import Retry
 
 from posthog_pandas import _config, _json
 from posthog_pandas._credentials import CREATE_KEY_HELP, Credentials
+from posthog_pandas._urls import redact_url
 from posthog_pandas.exceptions import (
     APIError,
     AuthenticationError,
@@ -521,17 +522,6 @@ def origin_of(url: str) -> str:
     if port is not None and port != default:
         netloc = f"{netloc}:{port}"
     return f"{parts.scheme}://{netloc}"
-
-
-def redact_url(url: str) -> str:
-    """The URL with credential-like query parameters and any userinfo removed."""
-    parts = urlsplit(url)
-    query = [
-        (k, "********" if k.lower() in FORBIDDEN_PARAMS | {"password"} else v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
 
 
 # -- error mapping ---------------------------------------------------------------------------

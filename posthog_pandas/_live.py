@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from posthog_pandas._http import redact_url
 from posthog_pandas._pagination import Page, _at, _limit_offset, to_page
+from posthog_pandas._urls import redact_url
 from posthog_pandas.exceptions import PaginationError
 
 log = logging.getLogger("posthog_pandas")

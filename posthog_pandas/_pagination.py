@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import SplitResult, parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+from posthog_pandas._urls import canonical_url, redact_url
 from posthog_pandas.exceptions import (
     BadRequestError,
     PaginationError,
@@ -103,8 +104,9 @@ def iter_pages(
         while True:
             marker = canonical_url(current_url, current_params)
             if marker in seen:
+                shown = redact_url(_with_params(current_url, current_params))
                 raise PaginationError(
-                    f"PostHog returned a `next` link that repeats an earlier page ({marker}); "
+                    f"PostHog returned a `next` link that repeats an earlier page ({shown}); "
                     "stopping instead of looping forever. The rows fetched so far are incomplete."
                 )
             seen.add(marker)
@@ -361,13 +363,12 @@ def _shown_port(parts: SplitResult) -> int | None:
     return None if port == _DEFAULT_PORTS.get(parts.scheme) else port
 
 
-def canonical_url(url: str, params: Mapping[str, Any] | None) -> str:
-    """The URL with its query merged with `params` and sorted: equal requests, equal strings."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    query.update({k: str(v) for k, v in (params or {}).items() if v is not None})
-    path = parts.path.rstrip("/") + "/"
-    return urlunsplit((parts.scheme, parts.netloc, path, urlencode(sorted(query.items())), ""))
+def _with_params(url: str, params: Mapping[str, Any]) -> str:
+    """The URL a request goes to: its own query followed by `params` (None values dropped)."""
+    extra = urlencode({k: v for k, v in params.items() if v is not None})
+    if not extra:
+        return url
+    return f"{url}{'&' if urlsplit(url).query else '?'}{extra}"
 
 
 def prefetch(items: Iterator[T]) -> Iterator[T]:

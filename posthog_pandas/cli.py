@@ -1,21 +1,158 @@
-"""The `posthog-pandas` command line: subcommands dispatched from one argparse parser."""
+"""The `posthog-pandas` command line: subcommands dispatched from one argparse parser.
+
+`export` and `query` stream to a file through `ph.export()` / `ph.export_query()`; `serve` and
+`demo` run the embedded local PostHog.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from posthog_pandas._extras import MissingExtraError
-from posthog_pandas.export import (
-    add_export_parser,
-    add_query_parser,
-    run_export_command,
-    run_query_command,
-)
+from posthog_pandas._registry import EXPORTABLE
+from posthog_pandas.exceptions import ConfigurationError, PostHogError
+from posthog_pandas.export import FORMATS
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from posthog_pandas.client import PostHog
+    from posthog_pandas.export import ExportSummary
+
+__all__ = ["build_parser", "main"]
+
+
+# -- export and query ------------------------------------------------------------------------
+
+
+def _add_connection_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", help="output path (instead of the PATH argument)")
+    p.add_argument("--api-key", help="personal API key (default: POSTHOG_PERSONAL_API_KEY)")
+    p.add_argument("--host", help="PostHog origin, 'us' or 'eu' (default: POSTHOG_HOST)")
+    p.add_argument("--project-id", help="project id (default: POSTHOG_PROJECT_ID or yours)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+    p.add_argument("--format", choices=[*FORMATS, "dataset"], help="override the suffix")
+    p.add_argument("--partition-by", help="'day', 'month' or a column: a Parquet dataset")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`posthog-pandas export RESOURCE PATH [--after ...]`."""
+    p = sub.add_parser("export", help="stream a resource to CSV, CSV.gz or Parquet")
+    p.add_argument("resource", help=f"one of: {', '.join(EXPORTABLE)}")
+    p.add_argument("path", nargs="?", help="output: x.csv, x.csv.gz, x.parquet or a directory/")
+    p.add_argument("--after", help="events: start (ISO date or -7d)")
+    p.add_argument("--before", help="events: end, exclusive")
+    p.add_argument("--event", action="append", help="events: event name (repeatable)")
+    p.add_argument("--where", help="events: a HogQL condition evaluated by PostHog")
+    p.add_argument("--columns", help="events: comma-separated columns, e.g. event,properties.$os")
+    p.add_argument(
+        "--filter", action="append", default=[], metavar="NAME=VALUE", help="other filters"
+    )
+    _add_connection_arguments(p)
+
+
+def add_query_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`posthog-pandas query "SELECT ..." PATH [--value name=value]`."""
+    p = sub.add_parser("query", help="stream a HogQL query's result to CSV or Parquet")
+    p.add_argument("hogql", help="a HogQL SELECT statement")
+    p.add_argument("path", nargs="?", help="output: x.csv, x.csv.gz, x.parquet or a directory/")
+    p.add_argument(
+        "--value", action="append", default=[], metavar="NAME=VALUE", help="{name} placeholders"
+    )
+    _add_connection_arguments(p)
+
+
+def run_export_command(args: argparse.Namespace) -> int:
+    """Run `posthog-pandas export`: progress bar, then the summary line. Returns the exit code."""
+
+    def run(ph: PostHog) -> ExportSummary:
+        filters: dict[str, Any] = dict(_pairs(getattr(args, "filter", None) or [], "--filter"))
+        for name in ("after", "before", "where"):
+            if getattr(args, name, None) is not None:
+                filters[name] = getattr(args, name)
+        events = getattr(args, "event", None)
+        if events:
+            filters["event"] = events[0] if len(events) == 1 else list(events)
+        if getattr(args, "columns", None):
+            filters["columns"] = [c.strip() for c in args.columns.split(",") if c.strip()]
+        return ph.export(
+            args.resource,
+            _output_path(args),
+            format=_cli_format(args),
+            partition_by=getattr(args, "partition_by", None),
+            progress=not getattr(args, "no_progress", False),
+            **filters,
+        )
+
+    return _run_command(args, run)
+
+
+def run_query_command(args: argparse.Namespace) -> int:
+    """Run `posthog-pandas query`: progress bar, then the summary line. Returns the exit code."""
+
+    def run(ph: PostHog) -> ExportSummary:
+        values = dict(_pairs(getattr(args, "value", None) or [], "--value"))
+        return ph.export_query(
+            args.hogql,
+            _output_path(args),
+            values=values or None,
+            format=_cli_format(args),
+            partition_by=getattr(args, "partition_by", None),
+            progress=not getattr(args, "no_progress", False),
+        )
+
+    return _run_command(args, run)
+
+
+def _output_path(args: argparse.Namespace) -> str:
+    """The output from PATH or -o/--output (one of them, or both the same)."""
+    given = {str(p) for p in (getattr(args, "path", None), getattr(args, "output", None)) if p}
+    if len(given) != 1:
+        raise ConfigurationError(
+            "Give one output path, as PATH or -o PATH (e.g. -o events.parquet)."
+            if not given
+            else f"Two different output paths given: {' and '.join(sorted(given))}."
+        )
+    return given.pop()
+
+
+def _cli_format(args: argparse.Namespace) -> str | None:
+    fmt = getattr(args, "format", None)
+    return None if fmt is None else str(fmt)
+
+
+def _pairs(items: Sequence[str], flag: str) -> Iterator[tuple[str, str]]:
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigurationError(f"{flag} {item!r}: use NAME=VALUE.")
+        yield name.strip(), value
+
+
+def _run_command(args: argparse.Namespace, run: Callable[[PostHog], ExportSummary]) -> int:
+    from posthog_pandas.client import connect
+
+    try:
+        ph = connect(
+            getattr(args, "api_key", None),
+            host=getattr(args, "host", None),
+            project_id=getattr(args, "project_id", None),
+            cache=not getattr(args, "no_cache", False),
+            progress=not getattr(args, "no_progress", False),
+            prompt=False,
+        )
+        summary = run(ph)
+    except PostHogError as exc:
+        print(f"posthog-pandas: {exc}", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+# -- serve and demo --------------------------------------------------------------------------
 
 
 def _wait_forever() -> None:

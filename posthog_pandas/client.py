@@ -1,20 +1,31 @@
-"""The connector: `connect()` and the `PostHog` object that the accessors hang off."""
+"""The connector: `connect()` and the `PostHog` object, the user's API over composed parts."""
 
 from __future__ import annotations
 
-import html
-import sys
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self, Unpack
 
+import pandas as pd
 import requests
 
-from posthog_pandas import _config, _credentials
+from posthog_pandas import _config, _credentials, _session
+from posthog_pandas._core import Connection
 from posthog_pandas._credentials import Credentials, Prompter
-from posthog_pandas._fetcher import CacheTTL
+from posthog_pandas._dates import DateLike
+from posthog_pandas._display import connection_html, connection_summary
+from posthog_pandas._fetcher import CacheStats, CacheTTL
+from posthog_pandas._frame_cache import FrameCache
+from posthog_pandas._http import RequestStats
+from posthog_pandas._registry import resource_named
 from posthog_pandas.cache import CacheStore, default_cache_dir
+from posthog_pandas.events import Events
 from posthog_pandas.exceptions import ConfigurationError, CredentialsError
-from posthog_pandas.export import ExportMixin
+from posthog_pandas.export import Exporter, ExportSummary
+from posthog_pandas.frames import FrameOptions
+from posthog_pandas.query import QueryRunner
+from posthog_pandas.resources import CallOptions, Lists, check_options, suggest_resource
 
 
 def connect(
@@ -89,7 +100,7 @@ def connect(
         verify=verify,
     )
     store = _open_store(cache, cache_dir)
-    ph = PostHog(
+    conn = Connection(
         settings=settings,
         store=store,
         session=session,
@@ -99,11 +110,12 @@ def connect(
         legacy=legacy,
         host_source=resolved.host_source,
     )
+    ph = PostHog(conn)
     if not login:
         return ph
     if resolved.credentials is not None:
         return ph.login(credentials=resolved.credentials)
-    saved = _remembered_login()
+    saved = _session.remembered()  # the login form's "Remember for this session"
     if saved is not None:
         return ph.login(credentials=saved.credentials, host=saved.host, project_id=saved.project_id)
     if _credentials._in_notebook() and prompt:
@@ -112,12 +124,6 @@ def connect(
         show_login(ph)
         return ph
     raise CredentialsError(_credentials.missing_credentials_message(settings.host))
-
-
-def _remembered_login() -> Any:
-    """A login kept in memory by the form's "Remember for this session" (never on disk)."""
-    widgets = sys.modules.get("posthog_pandas.widgets")  # only if the form was ever used
-    return None if widgets is None else widgets.remembered()
 
 
 def _timeout(value: float | tuple[float, float] | None) -> tuple[float, float]:
@@ -142,70 +148,407 @@ def _open_store(cache: bool, cache_dir: str | Path | None) -> CacheStore | None:
     return CacheStore(Path(cache_dir) if cache_dir is not None else default_cache_dir())
 
 
-class PostHog(ExportMixin):
+class PostHog:
     """A connection to one PostHog project. Create it with `posthog_pandas.connect()`.
 
-    The layers, each in its own module: Core (_core.py: login, project, paging, cache) ->
-    QueryMixin (query.py: HogQL) -> ResourcesMixin (resources.py: the accessors) ->
-    ExportMixin (export.py: files). This class adds display.
+    It holds one part per job and hands each the parts it needs: the transport
+    (_core.Connection: login, project, GETs and paged lists, the cache under them), the frame
+    cache (_frame_cache), the query runner (query), the lists (resources, planned from the
+    registry in _registry), the events pipeline (events) and the exporter (export). The
+    methods here are the user's API; each passes its arguments to the part that does the work.
     """
 
-    # -- display ---------------------------------------------------------------------------------
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._frames = FrameCache(self._conn)
+        self._queries = QueryRunner(self._conn)
+        self._lists = Lists(self._conn, self._frames)
+        self._events = Events(self._conn, self._queries, self._frames, self._lists)
+        self._exporter = Exporter(
+            self._conn, self._frames, self._lists, self._events, self._queries
+        )
 
-    def _summary(self) -> dict[str, str]:
-        user = (self._me or {}).get("email") or "(not read)"
-        if self._user_unreadable:
-            user = "(unknown: the key lacks the user:read scope)"
-        project = "(not chosen)"
-        if self.settings.project_id is not None:
-            name = f" {self._project.name!r}" if self._project.name else ""
-            project = f"{self.settings.project_id}{name} (from {self._project.source})"
-        if self._credentials is None:
-            auth = "not connected: enter a key in the login form or call ph.login()"
-        else:
-            auth = _describe_auth(self._credentials)
-        return {
-            "host": f"{self.settings.host} (from {self._host_source})",
-            "project": project,
-            "user": str(user),
-            "auth": auth,
-            "cache": self._describe_cache(),
-            "api": "legacy (/api/person/, /api/user/)" if self._legacy else "current",
-        }
+    # -- the connection ----------------------------------------------------------------------
 
-    def _describe_cache(self) -> str:
-        if self._store is None:
-            return "off"
-        mode = ", offline" if self._offline else ""
-        try:
-            info = self._store.info()
-            return f"{self._store.directory} ({info.entries} entries, {info.bytes:,} bytes{mode})"
-        except Exception:  # noqa: BLE001 - a repr must never raise
-            return f"{self._store.directory}{mode}"
+    def login(
+        self,
+        api_key: str | None = None,
+        *,
+        credentials: Credentials | None = None,
+        project_id: int | str | None = None,
+        host: str | None = None,
+    ) -> Self:
+        """Attach credentials (used by connect() and by the notebook login form)."""
+        self._conn.login(api_key, credentials=credentials, project_id=project_id, host=host)
+        return self
+
+    @property
+    def settings(self) -> _config.Settings:
+        """Host, project, timeouts, retry and pacing of this connection."""
+        return self._conn.settings
+
+    @property
+    def project_id(self) -> int:
+        """The project read (raises CredentialsError before a login)."""
+        return self._conn.project_id
+
+    @property
+    def legacy(self) -> bool:
+        """True on old self-hosted PostHog (the /api/person/ and /api/user/ API)."""
+        return self._conn.legacy
+
+    @property
+    def cache(self) -> CacheStore:
+        """The on-disk cache: `ph.cache.info()`, `ph.cache.clear(resource=..., older_than=...)`."""
+        return self._conn.cache
+
+    @property
+    def progress(self) -> bool | None:
+        """Progress bars by default (None: on in notebooks and terminals)."""
+        return self._conn.progress
+
+    @progress.setter
+    def progress(self, value: bool | None) -> None:
+        self._conn.progress = value
+
+    @property
+    def frame_options(self) -> FrameOptions:
+        """The default shape of frames (flattening, depth, dtype backend, dtypes)."""
+        return self._conn.frame_options
+
+    @frame_options.setter
+    def frame_options(self, value: FrameOptions) -> None:
+        self._conn.frame_options = value
+
+    @property
+    def request_stats(self) -> RequestStats:
+        """Requests sent, retries, waits and bytes received by this connection so far."""
+        return self._conn.http.stats
+
+    @property
+    def cache_stats(self) -> CacheStats:
+        """Answers served from the cache (hits), fetched (misses), written, served stale."""
+        return self._conn.fetcher.stats
+
+    def me(self, *, refresh: bool = False) -> dict[str, Any]:
+        """The authenticated user (/api/users/@me/, needs the user:read scope), as a dict."""
+        return self._conn.me(refresh=refresh)
+
+    def fetch(
+        self,
+        path: str,
+        *,
+        cache: bool = True,
+        refresh: bool = False,
+        progress: bool | None = None,
+        **params: Any,
+    ) -> pd.DataFrame:
+        """All pages of any list endpoint as a DataFrame, e.g. ph.fetch("annotations").
+
+        A bare resource name is taken as relative to the project (/api/projects/<id>/<name>/);
+        a path starting with / is used as it is.
+        """
+        return self._lists.fetch_path(path, params, cache=cache, refresh=refresh, progress=progress)
+
+    # -- HogQL -------------------------------------------------------------------------------
+
+    def query(
+        self,
+        hogql: str,
+        values: Mapping[str, Any] | None = None,
+        *,
+        cache: bool = True,
+        refresh: bool = False,
+        name: str | None = None,
+        dtype_backend: str | None = None,
+    ) -> pd.DataFrame:
+        """Run a HogQL query and return every row as a typed DataFrame.
+
+        `values` fills `{name}` placeholders safely (PostHog binds them; nothing is pasted into
+        the SQL). Columns are typed from PostHog's ClickHouse types. PostHog returns 100 rows
+        for a query without LIMIT and lowers any LIMIT to 50,000 without a word; a page that
+        comes back full is continued by keyset when the query ends in
+        `ORDER BY <...>, uuid` (or `id`), so `LIMIT 200000` gives up to 200,000 rows; otherwise
+        TruncationError explains how to fix the query. A result is never silently cut.
+
+        PostHog answers a query it ran recently from its own cache (`refresh: "blocking"`, its
+        default, which posthog-pandas sends by leaving `refresh` out). `refresh=True` skips our
+        cache and sends `refresh: "force_blocking"`, so PostHog computes the answer afresh.
+        `df.attrs` says what PostHog said: `is_cached` (any page came from PostHog's cache),
+        `last_refresh` (when PostHog computed the oldest page, a UTC Timestamp or None) and
+        `cache_key` (PostHog's key of the first page).
+        """
+        return self._queries.query(
+            hogql, values, cache=cache, refresh=refresh, name=name, dtype_backend=dtype_backend
+        )
+
+    # -- people ----------------------------------------------------------------------------
+
+    def persons(
+        self,
+        *,
+        search: str | None = None,
+        email: str | None = None,
+        distinct_id: str | None = None,
+        properties: Sequence[Mapping[str, Any]] | None = None,
+        **options: Unpack[CallOptions],
+    ) -> pd.DataFrame:
+        """All persons, newest first (PostHog's order), one row per person.
+
+        Filters: `search` (email or distinct id), `email`, `distinct_id`, and `properties`
+        (PostHog property filters, e.g. [{"key": "plan", "value": "pro"}]).
+        Columns: the person fields, then `properties.<key>` for every property.
+        Pages start at 1,000 persons and grow to 5,000 (fewer requests against PostHog's rate
+        limit); a grown page PostHog fails to serve is asked for again at 1,000. Persons
+        created, deleted or merged during the pull shift PostHog's offset pages: each person
+        that exists throughout comes exactly once all the same (see _live).
+        """
+        filters = {"search": search, "email": email, "distinct_id": distinct_id}
+        return self._lists.read("persons", {**filters, "properties": properties, **options})
+
+    def cohort_persons(self, cohort_id: int, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """The persons in one cohort (same columns and paging as `persons()`)."""
+        return self._lists.read("cohort_persons", {"cohort_id": cohort_id, **options})
+
+    def groups(
+        self, group_type_index: int, *, search: str | None = None, **options: Unpack[CallOptions]
+    ) -> pd.DataFrame:
+        """Groups of one group type (0-4; see the group types in PostHog's settings)."""
+        arguments = {"group_type_index": group_type_index, "search": search}
+        return self._lists.read("groups", {**arguments, **options})
+
+    # -- product metadata ---------------------------------------------------------------------
+
+    def cohorts(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """All cohorts."""
+        return self._lists.read("cohorts", options)
+
+    def feature_flags(
+        self,
+        *,
+        active: bool | None = None,
+        search: str | None = None,
+        **options: Unpack[CallOptions],
+    ) -> pd.DataFrame:
+        """All feature flags; `active` keeps only active (True) or inactive (False) flags."""
+        return self._lists.read("feature_flags", {"active": active, "search": search, **options})
+
+    def insights(
+        self, *, saved: bool | None = None, **options: Unpack[CallOptions]
+    ) -> pd.DataFrame:
+        """All insights (their definitions; use `insight(id)` for one insight's results)."""
+        return self._lists.read("insights", {"saved": saved, **options})
+
+    def dashboards(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """All dashboards."""
+        return self._lists.read("dashboards", options)
+
+    def annotations(
+        self, *, search: str | None = None, **options: Unpack[CallOptions]
+    ) -> pd.DataFrame:
+        """All annotations."""
+        return self._lists.read("annotations", {"search": search, **options})
+
+    def actions(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """All actions."""
+        return self._lists.read("actions", options)
+
+    def event_definitions(
+        self, *, search: str | None = None, **options: Unpack[CallOptions]
+    ) -> pd.DataFrame:
+        """Every event name PostHog has seen, with volumes and dates."""
+        return self._lists.read("event_definitions", {"search": search, **options})
+
+    def property_definitions(
+        self,
+        *,
+        type: str = "event",
+        group_type_index: int | None = None,
+        search: str | None = None,
+        **options: Unpack[CallOptions],
+    ) -> pd.DataFrame:
+        """Property definitions of one kind: type="event" (default), "person", "session" or
+        "group"; groups need `group_type_index` (0-4), PostHog lists one group type at a time."""
+        arguments = {"type": type, "group_type_index": group_type_index, "search": search}
+        return self._lists.read("property_definitions", {**arguments, **options})
+
+    def experiments(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """All experiments."""
+        return self._lists.read("experiments", options)
+
+    def surveys(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """All surveys."""
+        return self._lists.read("surveys", options)
+
+    def session_recordings(
+        self,
+        *,
+        date_from: DateLike | None = None,
+        date_to: DateLike | None = None,
+        **options: Unpack[CallOptions],
+    ) -> pd.DataFrame:
+        """Session recordings (metadata, not the recordings themselves), newest first.
+
+        Recordings whose start is in [date_from, date_to]. Without `date_from`, every
+        recording PostHog still keeps: PostHog itself would list only the last 3 days, so
+        the range starts RECORDINGS_KEPT_DAYS (5 years, PostHog's longest retention) ago.
+        """
+        arguments = {"date_from": date_from, "date_to": date_to}
+        return self._lists.read("session_recordings", {**arguments, **options})
+
+    def projects(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """The projects of your organization that the key can see."""
+        return self._lists.read("projects", options)
+
+    def insight(self, insight_id: int | str, **options: Unpack[CallOptions]) -> pd.DataFrame:
+        """One insight's result as a tidy table: one row per series and date.
+
+        Columns: `series` (the series label), `breakdown_value`, `date` (UTC), `value`.
+        Results that are not time series (funnels, retention) come back one row per item.
+        PostHog answers from its own cache while fresh and computes the insight otherwise
+        (`refresh=blocking`); `refresh=True` makes it compute now (`force_blocking`).
+        """
+        return self._lists.insight(insight_id, options)
+
+    def read(self, name: str, **filters: Any) -> pd.DataFrame:
+        """Any accessor by name: read("persons", email=...), as read_posthog does."""
+        if resource_named(name) is None:
+            raise ConfigurationError(suggest_resource(name))
+        result: pd.DataFrame = getattr(self, name)(**filters)
+        return result
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        after: DateLike | None = None,
+        before: DateLike | None = None,
+        event: str | Sequence[str] | None = None,
+        person_id: str | None = None,
+        distinct_id: str | None = None,
+        properties: Sequence[Mapping[str, Any]] | None = None,
+        where: str | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+        incremental: bool = False,
+        lookback: timedelta | str | None = None,
+        **options: Unpack[CallOptions],
+    ) -> pd.DataFrame:
+        """Events in [after, before), oldest first, every row (no 1,000-row clamp, no lost ties).
+
+        Pulled through the query API by keyset on (timestamp, uuid), 50,000 rows a page.
+        `after` defaults to 30 days ago ("-30d"); `before` to now, pinned at the first call so
+        that an interrupted pull resumes from the cached pages. `columns` and `where` (a HogQL
+        condition) are evaluated by PostHog, so only what you need crosses the network.
+        `properties` are PostHog property filters ({"key", "value", "operator", "type"}),
+        compared as PostHog compares them (True matches a JSON true, 10 matches 10 and 10.0).
+        When PostHog stops a page at its query time limit, the rest of the range is read in
+        smaller time windows, still in order and each event once.
+
+        `incremental=True` keeps one growing table per set of filters: each call reads again
+        from `lookback` (default one day; a timedelta or text like "6h", "2d") before the
+        newest event already held, and merges by uuid, so events that reach PostHog late with
+        past timestamps are picked up. An event that arrives later than `lookback` after the
+        newest event held is not seen (nor are deletions); use `refresh=True` to re-read all.
+        """
+        check_options(options, "events")
+        return self._events.read(
+            after=after,
+            before=before,
+            event=event,
+            person_id=person_id,
+            distinct_id=distinct_id,
+            properties=properties,
+            where=where,
+            columns=columns,
+            limit=limit,
+            incremental=incremental,
+            lookback=lookback,
+            options=options,
+        )
+
+    def iter_events(
+        self,
+        *,
+        after: DateLike | None = None,
+        before: DateLike | None = None,
+        event: str | Sequence[str] | None = None,
+        where: str | None = None,
+        columns: Sequence[str] | None = None,
+        **options: Unpack[CallOptions],
+    ) -> Iterator[pd.DataFrame]:
+        """Events as a stream of DataFrames, one per 50,000-row page (bounded memory)."""
+        check_options(options, "iter_events")
+        flt = self._events.filter(
+            after=after,
+            before=before,
+            event=event,
+            where=where,
+            columns=columns,
+            refresh=options.get("refresh", False),
+        )
+        yield from self._events.frames(flt, None, options)
+
+    # -- files -------------------------------------------------------------------------------
+
+    def export(
+        self,
+        resource: str,
+        path: str | Path,
+        *,
+        format: str | None = None,
+        partition_by: str | None = None,
+        progress: bool | None = None,
+        **filters: Any,
+    ) -> ExportSummary:
+        """Write every row of a resource to CSV, CSV.gz, Parquet or a Parquet dataset.
+
+        `resource` is an accessor name ("events", "persons", "cohorts", ...) and `filters`
+        are that accessor's own arguments (events: after, before, event, where, columns,
+        properties, ...; cohort_persons: cohort_id; groups: group_type_index), plus the
+        frame options (flatten, max_depth, dtypes, cache, refresh). Pages are streamed;
+        the full table is never in memory. See posthog_pandas.export for the file rules.
+        """
+        return self._exporter.export(
+            resource,
+            path,
+            format=format,
+            partition_by=partition_by,
+            progress=progress,
+            filters=filters,
+        )
+
+    def export_query(
+        self,
+        hogql: str,
+        path: str | Path,
+        *,
+        values: Mapping[str, Any] | None = None,
+        format: str | None = None,
+        partition_by: str | None = None,
+        progress: bool | None = None,
+    ) -> ExportSummary:
+        """Write a HogQL query's result, every page of it, to a file or dataset.
+
+        Results over 50,000 rows need ``ORDER BY <...>, uuid`` (see `ph.query()`), so that
+        they are paged by keyset. Columns are typed from PostHog's ClickHouse types.
+        """
+        return self._exporter.export_query(
+            hogql, path, values=values, format=format, partition_by=partition_by, progress=progress
+        )
+
+    # -- display -----------------------------------------------------------------------------
 
     def __repr__(self) -> str:
-        lines = [f"  {k}: {v}" for k, v in self._summary().items()]
+        lines = [f"  {k}: {v}" for k, v in connection_summary(self._conn).items()]
         return "PostHog(\n" + "\n".join(lines) + "\n)"
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
-            for k, v in self._summary().items()
-        )
-        return f"<div><b>PostHog connection</b><table>{rows}</table></div>"
+        return connection_html(connection_summary(self._conn))
 
     def __reduce__(self) -> Any:
         raise TypeError(
             "A PostHog connection cannot be pickled: it holds your key. Pickle the DataFrames "
             "instead, and call posthog_pandas.connect() again where you need it."
         )
-
-
-def _describe_auth(credentials: Credentials) -> str:
-    where = {
-        "bearer": "personal API key in the Authorization header",
-        "body": "personal API key in the request body (queries: Authorization header)",
-        "basic": "username and password (HTTP Basic, legacy)",
-    }[credentials.mode]
-    return f"{where} ({credentials.masked}, from {credentials.source})"

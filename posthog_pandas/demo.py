@@ -105,8 +105,8 @@ def run_demo(
                 say(f"wrote {path} ({len(frame):,} rows, {path.stat().st_size:,} bytes)")
             say()
             say(
-                f"Requests sent: {ph.http.stats.requests}, bytes received: "
-                f"{ph.http.stats.bytes:,}. Demo finished in "
+                f"Requests sent: {ph.request_stats.requests}, bytes received: "
+                f"{ph.request_stats.bytes:,}. Demo finished in "
                 f"{time.perf_counter() - started:.1f} s."
             )
             say()

@@ -5,7 +5,7 @@
     ├── CredentialsError          no key found, or a key of the wrong kind (phc_, phs_)
     ├── APIError                  PostHog answered with an error status
     │   ├── BadRequestError       400 (bad filter, bad parameter)
-    │   │   └── QueryError        400 on the query API: bad HogQL, OFFSET, row cap
+    │   │   └── QueryError        400 on the query API: bad HogQL, OFFSET, a failed query
     │   ├── AuthenticationError   401, or 403 with an authentication code
     │   ├── PermissionDeniedError 403 (missing scope, no access to the project)
     │   ├── NotFoundError         404
@@ -15,6 +15,8 @@
     ├── TransportError            the request never got an HTTP answer (DNS, reset, timeout)
     ├── ResponseFormatError       200 but not PostHog's JSON (HTML login page, truncated body)
     ├── PaginationError           a `next` link that repeats or leaves the configured origin
+    ├── TruncationError           a query result PostHog cut that cannot be paged to its end
+    ├── QueryStillRunningError    PostHog was still running a query when the wait ran out
     └── CacheError                the cache cannot serve the request (offline miss, unwritable)
 
 Library code raises these plain classes so scripts and tests can catch them; the
@@ -37,11 +39,13 @@ __all__ = [
     "PermissionDeniedError",
     "PostHogError",
     "QueryError",
+    "QueryStillRunningError",
     "QueryTimeoutError",
     "RateLimitError",
     "ResponseFormatError",
     "ServerError",
     "TransportError",
+    "TruncationError",
 ]
 
 
@@ -124,7 +128,20 @@ class BadRequestError(APIError):
 
 
 class QueryError(BadRequestError):
-    """The query API rejected a HogQL query (syntax, unknown column, OFFSET, row cap)."""
+    """The query API rejected a HogQL query (syntax, unknown column, OFFSET), or PostHog
+    reported that an asynchronous query failed."""
+
+
+class TruncationError(PostHogError):
+    """PostHog returned a query result that may be cut (at 100 rows without LIMIT, at 50,000
+    rows with one) and posthog-pandas cannot page to its end, so it refuses to hand back a
+    silently truncated table. The message says how to change the query (aggregate, LIMIT, or
+    ORDER BY <...>, uuid for keyset paging)."""
+
+
+class QueryStillRunningError(PostHogError):
+    """PostHog was still running an asynchronous query when posthog-pandas stopped polling
+    it (after query.QUERY_TIMEOUT seconds). Narrow the range or aggregate more."""
 
 
 class AuthenticationError(APIError):

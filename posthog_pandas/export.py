@@ -41,12 +41,10 @@ disk and requests only the missing ones.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -57,60 +55,41 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from posthog_pandas import _registry
+from posthog_pandas._core import Connection
+from posthog_pandas._frame_cache import FrameCache
 from posthog_pandas._gc import paused_gc
-from posthog_pandas._pagination import prefetch
+from posthog_pandas._progress import counted
+from posthog_pandas._registry import EXPORTABLE, resource_named
 from posthog_pandas.cache import human_bytes
-from posthog_pandas.exceptions import ConfigurationError, PostHogError
+from posthog_pandas.events import Events
+from posthog_pandas.exceptions import ConfigurationError
 from posthog_pandas.frames import (
     SCHEMAS,
     hogql_to_frame,
     json_text,
-    records_to_frame,
 )
-from posthog_pandas.resources import (
-    ACCESSORS,
-    LIST_RESOURCES,
-    ResourcesMixin,
-    _events_page_frame,
-    check_options,
-)
+from posthog_pandas.query import QueryRunner
+from posthog_pandas.resources import ListPlan, Lists, check_options
 
-# With one page fetched ahead, two pages of Python objects are alive at once. 30,000 rows keep
-# a 1M-event export at ~320-335 MB peak RSS (40,000: 377-393 MB, too close to 400) for ~10%
-# more time (measured with benchmarks/run.py's W3).
+# Events rows per page of an export. With one page fetched ahead, two pages of Python objects
+# are alive at once: smaller pages than the query API's cap keep peak memory bounded, at a
+# small cost in time (benchmarks/run.py's W3 measures both).
 EXPORT_PAGE_ROWS = 30_000
 
 __all__ = [
     "FORMATS",
-    "ExportMixin",
+    "Exporter",
     "ExportSummary",
-    "add_export_parser",
-    "add_query_parser",
     "resolve_target",
-    "run_export_command",
-    "run_query_command",
+    "write_frame",
     "write_frames",
 ]
 
 FORMATS: Final = ("csv", "csv.gz", "parquet")
-EXPORTABLE: Final = (
-    "events",
-    "persons",
-    "cohort_persons",
-    "groups",
-    "projects",
-    *LIST_RESOURCES,
-)
-_EVENT_FILTERS: Final = (
-    "after",
-    "before",
-    "event",
-    "person_id",
-    "distinct_id",
-    "properties",
-    "where",
-    "columns",
-    "limit",
+# The events filters an export streams by (an incremental table is a frame, not a stream).
+_EVENT_FILTERS: Final = tuple(
+    name for name in _registry.EVENTS.filters if name not in ("incremental", "lookback")
 )
 _FLATTEN_ROOTS: Final = frozenset({"properties", "group_properties", "person"})
 _TIME_COLUMNS: Final = ("timestamp", "created_at")
@@ -204,40 +183,38 @@ def _format_message(what: str) -> str:
 # -- the connector side ----------------------------------------------------------------------
 
 
-class _ListRequest(Exception):  # noqa: N818 - control flow, never seen by users
-    """Carries what an accessor was about to fetch; see ExportMixin._list_frame."""
+class Exporter:
+    """The export part: `ph.export()` and `ph.export_query()`, streamed to disk with bounded
+    memory. The lists, events and query parts turn a request into frames; this writes them."""
 
-    def __init__(self, schema: str, path: str, params: Mapping[str, Any], options: Any) -> None:
-        super().__init__(schema)
-        self.schema, self.path, self.params, self.options = schema, path, params, options
-
-
-class ExportMixin(ResourcesMixin):
-    """`ph.export()` and `ph.export_query()`: stream to disk with bounded memory."""
-
-    _export_capture = False
+    def __init__(
+        self,
+        conn: Connection,
+        frames: FrameCache,
+        lists: Lists,
+        events: Events,
+        queries: QueryRunner,
+    ) -> None:
+        self._conn = conn
+        self._frames = frames
+        self._lists = lists
+        self._events = events
+        self._queries = queries
 
     def export(
         self,
         resource: str,
         path: str | Path,
         *,
-        format: str | None = None,
-        partition_by: str | None = None,
-        progress: bool | None = None,
-        **filters: Any,
+        format: str | None,
+        partition_by: str | None,
+        progress: bool | None,
+        filters: Mapping[str, Any],
     ) -> ExportSummary:
-        """Write every row of a resource to CSV, CSV.gz, Parquet or a Parquet dataset.
-
-        `resource` is an accessor name ("events", "persons", "cohorts", ...) and `filters`
-        are that accessor's own arguments (events: after, before, event, where, columns,
-        properties, ...; cohort_persons: cohort_id; groups: group_type_index), plus the
-        frame options (flatten, max_depth, dtypes, cache, refresh). Pages are streamed;
-        the full table is never in memory. See the module docstring for the file rules.
-        """
+        """Write every row of a resource (see PostHog.export)."""
         target = resolve_target(path, format, partition_by)
         frames, sep = self._resource_frames(resource, dict(filters))
-        show = self.progress if progress is None else progress
+        show = self._conn.progress if progress is None else progress
         roots = _roots_for(resource)
         desc = f"export {resource}"
         try:
@@ -246,38 +223,34 @@ class ExportMixin(ResourcesMixin):
                     frames, target, flatten_roots=roots, sep=sep, progress=show, desc=desc
                 )
         finally:
-            self.fetcher.flush()  # the pages are cached for a resumed or repeated export
+            self._conn.fetcher.flush()  # the pages are cached for a resumed or repeated export
 
     def export_query(
         self,
         hogql: str,
         path: str | Path,
         *,
-        values: Mapping[str, Any] | None = None,
-        format: str | None = None,
-        partition_by: str | None = None,
-        progress: bool | None = None,
+        values: Mapping[str, Any] | None,
+        format: str | None,
+        partition_by: str | None,
+        progress: bool | None,
     ) -> ExportSummary:
-        """Write a HogQL query's result, every page of it, to a file or dataset.
-
-        Results over 50,000 rows need ``ORDER BY <...>, uuid`` (see `ph.query()`), so that
-        they are paged by keyset. Columns are typed from PostHog's ClickHouse types.
-        """
+        """Write a HogQL query's result, every page of it (see PostHog.export_query)."""
         if not isinstance(hogql, str) or not hogql.strip():
             raise ConfigurationError("export_query() needs a HogQL SELECT statement as a string.")
         target = resolve_target(path, format, partition_by)
-        options = self.frame_options
+        options = self._conn.frame_options
 
         def frames() -> Iterator[pd.DataFrame]:
-            for page in self.iter_query_pages(hogql, values, name="posthog-pandas export"):
+            for page in self._queries.pages(hogql, values, name="posthog-pandas export"):
                 yield hogql_to_frame(page.columns, page.types, page.results, options)
 
-        show = self.progress if progress is None else progress
+        show = self._conn.progress if progress is None else progress
         try:
             with paused_gc():  # see _gc
                 return write_frames(frames(), target, progress=show, desc="export query")
         finally:
-            self.fetcher.flush()
+            self._conn.fetcher.flush()
 
     # -- page streams ----------------------------------------------------------------------
 
@@ -285,72 +258,34 @@ class ExportMixin(ResourcesMixin):
         self, resource: str, filters: dict[str, Any]
     ) -> tuple[Iterator[pd.DataFrame], str]:
         if resource not in EXPORTABLE:
-            known = resource in ACCESSORS
+            known = resource_named(resource) is not None
             why = "is not a list" if known else "is not a PostHog resource"
             raise ConfigurationError(
                 f"Cannot export {resource!r}: it {why}. Exportable: {', '.join(EXPORTABLE)}. "
                 "For a query result use ph.export_query(hogql, path)."
             )
-        if resource == "events" and not self.legacy:
+        if resource == "events" and not self._conn.legacy:
             return self._event_frames(filters)
-        request = self._capture(resource, filters)
-        if isinstance(request, pd.DataFrame):  # answered without paging (legacy definitions)
-            return iter([request]), self.frame_options.sep
-        options = self._options(request.options)
-        schema = SCHEMAS.get(request.schema)
-        params = {k: v for k, v in request.params.items() if v is not None}
-        pages = self._list_pages(
-            request.schema, request.path, params, request.options, progress=False
-        )
-        frames = (records_to_frame(page.results, schema, options) for page in prefetch(pages))
-        return frames, options.sep
+        if resource == "events":  # old PostHog: the deprecated events list
+            args = {name: filters.pop(name) for name in _EVENT_FILTERS if name in filters}
+            check_options(filters, "export('events')")
+            plan: ListPlan | pd.DataFrame = self._events.list_plan("/api/event/", args, filters)
+        else:
+            plan = self._lists.plan(resource, filters)
+        if isinstance(plan, pd.DataFrame):  # answered without paging (legacy definitions)
+            return iter([plan]), self._conn.frame_options.sep
+        return self._lists.frames(plan), self._frames.options(plan.options).sep
 
     def _event_frames(self, filters: dict[str, Any]) -> tuple[Iterator[pd.DataFrame], str]:
         args = {name: filters.pop(name) for name in _EVENT_FILTERS if name in filters}
         check_options(filters, "export('events')")
         options = {**filters, "progress": False}
-        flt = self._event_filter(
-            args.get("after"),
-            args.get("before"),
-            args.get("event"),
-            args.get("person_id"),
-            args.get("distinct_id"),
-            args.get("properties"),
-            args.get("where"),
-            args.get("columns"),
-            options,
-        )
-        limit = args.get("limit")
+        limit = args.pop("limit", None)
+        flt = self._events.filter(**args, refresh=options.get("refresh", False))
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise ConfigurationError(f"limit must be a positive integer, got {limit!r}.")
-        fopts = self._options(options)
-
-        def frames() -> Iterator[pd.DataFrame]:
-            # The next page is fetched while this one is staged (one page ahead, bounded).
-            pages = self._event_pages(flt, limit, options, page_rows=EXPORT_PAGE_ROWS)
-            for page in prefetch(pages):
-                yield _events_page_frame(flt, page.columns, page.types, page.results, fopts)
-
-        return frames(), fopts.sep
-
-    def _capture(self, resource: str, filters: dict[str, Any]) -> _ListRequest | pd.DataFrame:
-        """Run the accessor in capture mode: its own validation, then no fetch."""
-        self._export_capture = True
-        try:
-            return self.fetch_resource(resource, **filters)
-        except _ListRequest as request:
-            return request
-        finally:
-            self._export_capture = False
-
-    def _list_frame(
-        self, schema: str, path: str, params: Mapping[str, Any], options: Mapping[str, Any]
-    ) -> pd.DataFrame:
-        # While exporting, an accessor's request is captured here instead of fetched, so
-        # the filters are validated and encoded by the accessor itself, in one place.
-        if self._export_capture:
-            raise _ListRequest(schema, path, params, options)
-        return super()._list_frame(schema, path, params, options)
+        frames = self._events.frames(flt, limit, options, page_rows=EXPORT_PAGE_ROWS, ahead=True)
+        return frames, self._frames.options(options).sep
 
 
 def _roots_for(resource: str) -> frozenset[str]:
@@ -386,7 +321,7 @@ def write_frames(
             f"({type(exc).__name__}: {exc})."
         ) from exc
     try:
-        staged = _stage(_with_bar(frames, progress, desc), staging)
+        staged = _stage(counted(frames, show=progress, desc=desc, rows=len), staging)
         schema = _unified_schema(staged.types, frozenset(flatten_roots), sep)
         files = _write(target, staged, schema, temp)
         _move_into_place(temp, target.path)
@@ -403,16 +338,12 @@ def write_frames(
     )
 
 
-def _with_bar(frames: Iterable[pd.DataFrame], show: bool | None, desc: str) -> Iterator[Any]:
-    if show is False:
-        yield from frames
-        return
-    from tqdm.auto import tqdm
-
-    with tqdm(desc=desc, unit=" rows", leave=False) as bar:
-        for frame in frames:
-            bar.update(len(frame))
-            yield frame
+def write_frame(
+    frame: pd.DataFrame, path: str | Path, *, format: str | None = None
+) -> ExportSummary:
+    """One DataFrame in memory to a file, with the export's rules (the %posthog --csv and
+    --parquet flags use it, so a file has one format whichever door made it)."""
+    return write_frames([frame], resolve_target(path, format), progress=False)
 
 
 @dataclass
@@ -775,133 +706,3 @@ def _disk_bytes(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return path.stat().st_size
-
-
-# -- command line ------------------------------------------------------------------------------
-
-
-def _add_connection_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", help="output path (instead of the PATH argument)")
-    p.add_argument("--api-key", help="personal API key (default: POSTHOG_PERSONAL_API_KEY)")
-    p.add_argument("--host", help="PostHog origin, 'us' or 'eu' (default: POSTHOG_HOST)")
-    p.add_argument("--project-id", help="project id (default: POSTHOG_PROJECT_ID or yours)")
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
-    p.add_argument("--format", choices=[*FORMATS, "dataset"], help="override the suffix")
-    p.add_argument("--partition-by", help="'day', 'month' or a column: a Parquet dataset")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`posthog-pandas export RESOURCE PATH [--after ...]`."""
-    p = sub.add_parser("export", help="stream a resource to CSV, CSV.gz or Parquet")
-    p.add_argument("resource", help=f"one of: {', '.join(EXPORTABLE)}")
-    p.add_argument("path", nargs="?", help="output: x.csv, x.csv.gz, x.parquet or a directory/")
-    p.add_argument("--after", help="events: start (ISO date or -7d)")
-    p.add_argument("--before", help="events: end, exclusive")
-    p.add_argument("--event", action="append", help="events: event name (repeatable)")
-    p.add_argument("--where", help="events: a HogQL condition evaluated by PostHog")
-    p.add_argument("--columns", help="events: comma-separated columns, e.g. event,properties.$os")
-    p.add_argument(
-        "--filter", action="append", default=[], metavar="NAME=VALUE", help="other filters"
-    )
-    _add_connection_arguments(p)
-
-
-def add_query_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`posthog-pandas query "SELECT ..." PATH [--value name=value]`."""
-    p = sub.add_parser("query", help="stream a HogQL query's result to CSV or Parquet")
-    p.add_argument("hogql", help="a HogQL SELECT statement")
-    p.add_argument("path", nargs="?", help="output: x.csv, x.csv.gz, x.parquet or a directory/")
-    p.add_argument(
-        "--value", action="append", default=[], metavar="NAME=VALUE", help="{name} placeholders"
-    )
-    _add_connection_arguments(p)
-
-
-def run_export_command(args: argparse.Namespace) -> int:
-    """Run `posthog-pandas export`: progress bar, then the summary line. Returns the exit code."""
-
-    def run(ph: ExportMixin) -> ExportSummary:
-        filters: dict[str, Any] = dict(_pairs(getattr(args, "filter", None) or [], "--filter"))
-        for name in ("after", "before", "where"):
-            if getattr(args, name, None) is not None:
-                filters[name] = getattr(args, name)
-        events = getattr(args, "event", None)
-        if events:
-            filters["event"] = events[0] if len(events) == 1 else list(events)
-        if getattr(args, "columns", None):
-            filters["columns"] = [c.strip() for c in args.columns.split(",") if c.strip()]
-        return ph.export(
-            args.resource,
-            _output_path(args),
-            format=_cli_format(args),
-            partition_by=getattr(args, "partition_by", None),
-            progress=not getattr(args, "no_progress", False),
-            **filters,
-        )
-
-    return _run_command(args, run)
-
-
-def run_query_command(args: argparse.Namespace) -> int:
-    """Run `posthog-pandas query`: progress bar, then the summary line. Returns the exit code."""
-
-    def run(ph: ExportMixin) -> ExportSummary:
-        values = dict(_pairs(getattr(args, "value", None) or [], "--value"))
-        return ph.export_query(
-            args.hogql,
-            _output_path(args),
-            values=values or None,
-            format=_cli_format(args),
-            partition_by=getattr(args, "partition_by", None),
-            progress=not getattr(args, "no_progress", False),
-        )
-
-    return _run_command(args, run)
-
-
-def _output_path(args: argparse.Namespace) -> str:
-    """The output from PATH or -o/--output (one of them, or both the same)."""
-    given = {str(p) for p in (getattr(args, "path", None), getattr(args, "output", None)) if p}
-    if len(given) != 1:
-        raise ConfigurationError(
-            "Give one output path, as PATH or -o PATH (e.g. -o events.parquet)."
-            if not given
-            else f"Two different output paths given: {' and '.join(sorted(given))}."
-        )
-    return given.pop()
-
-
-def _cli_format(args: argparse.Namespace) -> str | None:
-    fmt = getattr(args, "format", None)
-    return None if fmt is None else str(fmt)
-
-
-def _pairs(items: Sequence[str], flag: str) -> Iterator[tuple[str, str]]:
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ConfigurationError(f"{flag} {item!r}: use NAME=VALUE.")
-        yield name.strip(), value
-
-
-def _run_command(args: argparse.Namespace, run: Callable[[ExportMixin], ExportSummary]) -> int:
-    from posthog_pandas.client import connect
-
-    try:
-        ph = connect(
-            getattr(args, "api_key", None),
-            host=getattr(args, "host", None),
-            project_id=getattr(args, "project_id", None),
-            cache=not getattr(args, "no_cache", False),
-            progress=not getattr(args, "no_progress", False),
-            prompt=False,
-        )
-        if not isinstance(ph, ExportMixin):  # until client.PostHog derives from ExportMixin
-            raise ConfigurationError("this posthog_pandas build has no export support.")
-        summary = run(ph)
-    except PostHogError as exc:
-        print(f"posthog-pandas: {exc}", file=sys.stderr)
-        return 1
-    print(summary)
-    return 0

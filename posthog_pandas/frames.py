@@ -82,7 +82,6 @@ __all__ = [
     "hogql_events_to_frame",
     "hogql_to_frame",
     "json_text",
-    "properties_to_columns",
     "records_to_frame",
 ]
 
@@ -681,23 +680,6 @@ def _flatten_group(values: Sequence[Any], path: tuple[str, ...], options: FrameO
     out: dict[str, Any] = {}
     _collect(_parse_texts(values), path, options.max_depth, options, out)
     return {name: out[name] for name in sorted(out)}
-
-
-def properties_to_columns(
-    values: Sequence[Any], prefix: str, options: FrameOptions = _DEFAULT_OPTIONS
-) -> dict[str, pd.Series]:
-    """Flatten a properties-like column (dicts or JSON text) into `<prefix><sep><key>` Series.
-
-    Names come back sorted. With ``flatten=False`` the result is one object column named
-    `prefix` holding the parsed dicts.
-    """
-    path = tuple(prefix.split(options.sep))
-    if not options.flatten:
-        arrays = {prefix: _object_array(_parse_texts(values))}
-    else:
-        arrays = _flatten_group(values, path, options)
-    index = pd.RangeIndex(len(values))
-    return {name: _series(_backend(a, options), index, name) for name, a in arrays.items()}
 
 
 # --- dtype backend and user dtypes -----------------------------------------------------------

@@ -13,12 +13,9 @@ import contextlib
 import datetime as dt
 import difflib
 import getpass
-import os
 import re
 import shlex
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
 import pandas as pd
@@ -29,39 +26,34 @@ from traitlets.config import Configurable
 
 from posthog_pandas import _credentials
 from posthog_pandas._dates import hogql_literal
+from posthog_pandas._display import (
+    connected_message,
+    first_line,
+    project_name,
+    readable_user,
+    whoami,
+)
+from posthog_pandas._registry import NAMES, RESOURCES, Resource, resource_named
+from posthog_pandas._session import get_connection, reset, set_connection
 from posthog_pandas.cache import CacheStore, default_cache_dir
 from posthog_pandas.client import PostHog, connect
 from posthog_pandas.exceptions import PostHogError
-from posthog_pandas.resources import ACCESSORS
+from posthog_pandas.export import write_frame
 
-__all__ = ["PostHogMagics", "get_connection", "load_ipython_extension", "reset", "set_connection"]
-
-# -- the default connection: kept here, and only here ------------------------------------------
-
-_connection: PostHog | None = None
-
-
-def get_connection() -> PostHog | None:
-    """The connection the magics use, or None before the first `%posthog` call."""
-    return _connection
-
-
-def set_connection(ph: PostHog | None) -> None:
-    """Make `ph` the connection the magics use (the login form calls this on success)."""
-    global _connection
-    _connection = ph
-
-
-def reset() -> None:
-    """Forget the magics' connection, so the next `%posthog` connects again (tests call this)."""
-    set_connection(None)
-
+__all__ = [
+    "PostHogMagics",
+    "connected_message",
+    "get_connection",
+    "load_ipython_extension",
+    "project_name",
+    "reset",
+    "set_connection",
+    "whoami",
+]
 
 # -- argument parsing ----------------------------------------------------------------------------
 
 SUBCOMMANDS = ("cache", "connect", "help", "login", "use", "whoami")
-# Accessors that need a positional argument read it from ID; `query` takes HogQL instead.
-NEEDS_ID = {"cohort_persons": "cohort_id", "insight": "insight_id", "groups": "group_type_index"}
 _PLACEHOLDER = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
 
 
@@ -144,8 +136,7 @@ def notebook_errors() -> Iterator[None]:
     try:
         yield
     except PostHogError as exc:
-        lines = str(exc).strip().splitlines()
-        raise UsageError(lines[0] if lines else type(exc).__name__) from exc
+        raise UsageError(first_line(exc)) from exc
 
 
 # -- the magics ------------------------------------------------------------------------------------
@@ -210,9 +201,10 @@ class PostHogMagics(Magics, Configurable):
                 sql = line.strip()[len("query") :].strip()
                 options = {"refresh": False, "cache": self.cache}
                 return self._run_query(sql, None, options, None, None)
-            if name in ACCESSORS:
-                return self._fetch(name, rest)
-        choices = [*SUBCOMMANDS, *ACCESSORS]
+            entry = resource_named(name)
+            if entry is not None:
+                return self._fetch(entry, rest)
+        choices = [*SUBCOMMANDS, *NAMES]
         raise UsageError(f"%posthog: {unknown_message(name, choices)}")
 
     @no_var_expand
@@ -231,36 +223,38 @@ class PostHogMagics(Magics, Configurable):
 
     # -- resources and queries --
 
-    def _fetch(self, name: str, args: list[str]) -> Any:
+    def _fetch(self, entry: Resource, args: list[str]) -> Any:
         opts = resource_parser().parse_line(args)
         if opts.out is not None and not opts.out.isidentifier():
             raise UsageError(f"%posthog: -o {opts.out!r} is not a valid variable name.")
-        kwargs = self._resource_kwargs(name, opts)
-        result = self.connection().fetch_resource(name, **kwargs)
+        kwargs = self._resource_kwargs(entry, opts)
+        result = self.connection().read(entry.name, **kwargs)
         limit = opts.limit if opts.limit is not None else self.limit
-        if isinstance(result, pd.DataFrame) and name != "events" and limit is not None:
+        capped = "limit" in entry.magic_flags  # else --limit keeps the first rows
+        if isinstance(result, pd.DataFrame) and not capped and limit is not None:
             result = result.head(limit).reset_index(drop=True)
         return self._deliver(result, opts.out, opts.csv, opts.parquet)
 
-    def _resource_kwargs(self, name: str, opts: argparse.Namespace) -> dict[str, Any]:
-        if name == "me":
+    def _resource_kwargs(self, entry: Resource, opts: argparse.Namespace) -> dict[str, Any]:
+        """The accessor's arguments from the flags the registry gives this resource."""
+        name, flags = entry.name, entry.magic_flags
+        if not entry.call_options:
             _reject_flags(name, opts, ())
             return {}
+        _reject_flags(name, opts, (*flags, "limit"))
         kwargs = self._call_options(opts)
-        if name == "events":
-            kwargs.update(after=opts.after, before=opts.before)
-            if opts.event:
-                kwargs["event"] = opts.event[0] if len(opts.event) == 1 else opts.event
-            limit = opts.limit if opts.limit is not None else self.limit
-            if limit is not None:
-                kwargs["limit"] = limit
-        elif name == "session_recordings":
-            _reject_flags(name, opts, ("after", "before", "limit"))
-            kwargs.update(date_from=opts.after, date_to=opts.before)
-        else:
-            _reject_flags(name, opts, ("limit",))
-        if name in NEEDS_ID:
-            kwargs[NEEDS_ID[name]] = _id_argument(name, opts.id)
+        for flag, argument in flags.items():
+            if flag == "event":
+                if opts.event:
+                    kwargs[argument] = opts.event[0] if len(opts.event) == 1 else opts.event
+            elif flag == "limit":
+                limit = opts.limit if opts.limit is not None else self.limit
+                if limit is not None:
+                    kwargs[argument] = limit
+            else:
+                kwargs[argument] = getattr(opts, flag)
+        if entry.id_argument is not None:
+            kwargs[entry.id_argument] = _id_argument(entry, opts.id)
         elif opts.id is not None:
             raise UsageError(f"%posthog {name}: {unknown_message(opts.id, [])}")
         return kwargs
@@ -306,9 +300,9 @@ class PostHogMagics(Magics, Configurable):
             if not isinstance(result, pd.DataFrame):
                 raise UsageError("--csv/--parquet need a table result.")
             if csv is not None:
-                write_atomic(csv, lambda tmp: result.to_csv(tmp, index=False))
+                write_frame(result, csv, format="csv")
             if parquet is not None:
-                write_atomic(parquet, lambda tmp: result.to_parquet(tmp, index=False))
+                write_frame(result, parquet, format="parquet")
         if var is not None:
             self._user_ns()[var] = result
         return result
@@ -375,7 +369,7 @@ class PostHogMagics(Magics, Configurable):
     def _cmd_whoami(self, args: list[str]) -> None:
         MagicArgumentParser("%posthog whoami").parse_line(args)
         ph = self.connection()
-        me = ph.readable_user()
+        me = readable_user(ph)
         for label, value in whoami(ph, me).items():
             print(f"{label + ':':<9}{value}")
 
@@ -420,8 +414,8 @@ def _reject_flags(name: str, opts: argparse.Namespace, allowed: Sequence[str]) -
             raise UsageError(f"%posthog {name}: --{flag} does not apply to {name}.")
 
 
-def _id_argument(name: str, raw: str | None) -> int:
-    what = NEEDS_ID[name]
+def _id_argument(entry: Resource, raw: str | None) -> int:
+    name, what = entry.name, entry.id_argument
     if raw is None:
         raise UsageError(f"%posthog {name} needs {what}, e.g. %posthog {name} 1")
     try:
@@ -450,21 +444,6 @@ def bindable(value: Any) -> Any:
     return value
 
 
-def write_atomic(path: str, write: Callable[[str], Any]) -> None:
-    """Write through a temp file in the same directory, then rename over the target."""
-    target = Path(path).expanduser()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def auto_connect(*, progress: bool | None = None) -> PostHog:
     """connect() through the usual chain (a login remembered by the form comes after .env)."""
     return connect(progress=progress)
@@ -475,45 +454,16 @@ def unconnected_client(host: str | None = None, project_id: str | None = None) -
     return connect(host=host, project_id=project_id, prompt=False, login=False)
 
 
-def project_name(ph: PostHog, me: Mapping[str, Any]) -> str | None:
-    """The project's name from /users/@me/ (current team or the organization's list)."""
-    pid = ph.settings.project_id
-    team = me.get("team") or {}
-    if pid is not None and pid in (team.get("project_id"), team.get("id")) and team.get("name"):
-        return str(team["name"])
-    for project in (me.get("organization") or {}).get("projects") or []:
-        if isinstance(project, dict) and project.get("id") == pid and project.get("name"):
-            return str(project["name"])
-    return ph._project.name
-
-
-def connected_message(ph: PostHog) -> str:
-    me = ph.readable_user() if not ph.legacy else {}
-    name = project_name(ph, me)
-    suffix = f" ({name})" if name else ""
-    return f"Connected as {me.get('email') or 'unknown user'} to project {ph.project_id}{suffix}"
-
-
-def whoami(ph: PostHog, me: Mapping[str, Any]) -> dict[str, str]:
-    """User, project, host and auth mode; never the key, not even masked."""
-    creds = ph._credentials
-    modes = {
-        "bearer": "personal API key (Authorization header)",
-        "body": "personal API key (request body; queries: Authorization header)",
-        "basic": "username and password (legacy)",
-    }
-    auth = "not connected" if creds is None else f"{modes[creds.mode]}, from {creds.source}"
-    name = project_name(ph, me)
-    return {
-        "user": str(me.get("email") or "unknown"),
-        "project": f"{ph.project_id}" + (f" ({name})" if name else ""),
-        "host": ph.settings.host,
-        "auth": auth,
-    }
-
-
 def help_text(magics: PostHogMagics) -> str:
-    resources = ", ".join(a for a in ACCESSORS if a != "query")
+    listed = [r for r in RESOURCES if r.kind != "query"]
+    usage = {r.name: r.name + (" ID" if r.id_argument else "") for r in listed}
+    width = max(map(len, usage.values()))
+    resources = "\n".join(
+        f"      {usage[r.name]:<{width}}  {r.doc}"
+        + (f" (ID: {r.id_argument})" if r.id_argument else "")
+        + "".join(f" --{flag}" for flag in r.magic_flags)
+        for r in listed
+    )
     traits = "\n".join(
         f"  %config PostHogMagics.{name} = ...   {trait.help.split('.')[0]} "
         f"(now {getattr(magics, name)!r})"
@@ -522,9 +472,9 @@ def help_text(magics: PostHogMagics) -> str:
     return f"""\
 %posthog RESOURCE [ID] [--after D] [--before D] [--event E] [--limit N] [-o VAR]
                   [--csv PATH] [--parquet PATH] [--refresh] [--no-cache]
-    Fetch a resource as a DataFrame: df = %posthog persons
-    Resources: {resources}
-    --after/--before/--event apply to events (after/before also to session_recordings).
+    Fetch a resource as a DataFrame: df = %posthog persons. Resources, with the flags
+    each takes besides --limit N (which keeps the first N rows):
+{resources}
 %posthog query SELECT ...        run one line of HogQL
 %%posthog [VAR] [--csv PATH] [--parquet PATH] [--refresh] [--no-cache]
     The cell is HogQL; {{name}} placeholders are bound from your variables.

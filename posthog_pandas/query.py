@@ -1,15 +1,13 @@
-"""HogQL: `ph.query()`, keyset paging of large results, and the bulk events puller.
+"""The query part: HogQL through PostHog's query API, keyset paging of large results.
 
 PostHog's query API silently cuts results: 100 rows without LIMIT, any LIMIT lowered to 50,000,
 and OFFSET is refused for personal keys (posthog-api.md §5, §12). `hasMore` is set only for queries
 without LIMIT. So:
 - `ph.query()` never returns a cut result. When a page comes back full (as many rows as PostHog
   returns for it, `hasMore` or not) it pages by keyset if the query orders by a unique key
-  (`ORDER BY timestamp, uuid`), else raises QueryError saying how to fix it.
-- Events are pulled with `ORDER BY timestamp, uuid` and `WHERE (timestamp, uuid) > (last)`,
-  50,000 rows a page inside a fixed time range: ties at a page boundary are neither lost nor
-  repeated, unlike the events list's `before` cursor. Each page also says `timestamp >= last`,
-  which the tuple implies, so the database skips the part of the range earlier pages read.
+  (`ORDER BY timestamp, uuid`), else raises TruncationError saying how to fix it.
+- `QueryRunner.run` sends one query (and polls an asynchronous answer); the events pipeline
+  (events.py) builds its keyset pages on it.
 """
 
 from __future__ import annotations
@@ -18,38 +16,34 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
-from posthog_pandas._core import Core
+from posthog_pandas._core import Connection
 from posthog_pandas._dates import hogql_literal
 from posthog_pandas._gc import paused_gc
-from posthog_pandas.exceptions import ConfigurationError, QueryError, ResponseFormatError
+from posthog_pandas.exceptions import (
+    ConfigurationError,
+    QueryError,
+    QueryStillRunningError,
+    ResponseFormatError,
+    TruncationError,
+)
 from posthog_pandas.frames import FrameOptions, hogql_to_frame
 
 MAX_PAGE_ROWS = 50_000  # PostHog's MAX_SELECT_RETURNED_ROWS: any LIMIT above is lowered to it
 FORCE_BLOCKING = "force_blocking"  # QueryRequest.refresh: compute even if PostHog has it cached
 POLL_INTERVAL = 0.5
 QUERY_TIMEOUT = 600.0  # how long to poll an asynchronous query before giving up
-EVENT_COLUMNS = (
-    "uuid",
-    "event",
-    "distinct_id",
-    "timestamp",
-    "properties",
-    "elements_chain",
-    "person_id",
-)
 _LIMIT = re.compile(r"\blimit\s+(\d+)\s*(?:,\s*\d+\s*)?;?\s*$", re.I)
 _ORDER_BY = re.compile(r"\border\s+by\s+(.+?)\s*(?:\blimit\s+\d+\s*)?;?\s*$", re.I | re.S)
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # ClickHouse types that can carry integers beyond 64 bits (Int128/UInt256, decimals, and the
 # schemaless JSON/Dynamic/Variant/Object kinds): answers with such a column are scanned.
 _WIDE_NUMBER_TYPES = re.compile(r"Int128|Int256|Decimal|JSON|Object|Dynamic|Variant", re.I)
 _UNIQUE_KEYS = ("uuid", "id")
-_PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_$]+$")
 
 
 @dataclass
@@ -68,8 +62,11 @@ class QueryPage:
     fresh: bool = False
 
 
-class QueryMixin(Core):
-    """`ph.query()` and the query machinery the accessors use."""
+class QueryRunner:
+    """The query part: `ph.query()`, and one query or its keyset pages for the other parts."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
     def query(
         self,
@@ -81,41 +78,24 @@ class QueryMixin(Core):
         name: str | None = None,
         dtype_backend: str | None = None,
     ) -> pd.DataFrame:
-        """Run a HogQL query and return every row as a typed DataFrame.
-
-        `values` fills `{name}` placeholders safely (PostHog binds them; nothing is pasted into
-        the SQL). Columns are typed from PostHog's ClickHouse types. PostHog returns 100 rows
-        for a query without LIMIT and lowers any LIMIT to 50,000 without a word; a page that
-        comes back full is continued by keyset when the query ends in
-        `ORDER BY <...>, uuid` (or `id`), so `LIMIT 200000` gives up to 200,000 rows; otherwise
-        QueryError explains how to fix the query. A result is never silently cut.
-
-        PostHog answers a query it ran recently from its own cache (`refresh: "blocking"`, its
-        default, which posthog-pandas sends by leaving `refresh` out). `refresh=True` skips our
-        cache and sends `refresh: "force_blocking"`, so PostHog computes the answer afresh.
-        `df.attrs` says what PostHog said: `is_cached` (any page came from PostHog's cache),
-        `last_refresh` (when PostHog computed the oldest page, a UTC Timestamp or None) and
-        `cache_key` (PostHog's key of the first page).
-        """
+        """Every row of a HogQL query as one typed DataFrame (see PostHog.query)."""
         if not isinstance(hogql, str) or not hogql.strip():
             raise ConfigurationError("query() needs a HogQL SELECT statement as a string.")
         with paused_gc():  # see _gc: the collector would re-scan every row many times
             try:
-                pages = list(
-                    self.iter_query_pages(hogql, values, cache=cache, refresh=refresh, name=name)
-                )
+                pages = list(self.pages(hogql, values, cache=cache, refresh=refresh, name=name))
             finally:
-                self.fetcher.flush()
+                self._conn.fetcher.flush()
             columns, types = pages[0].columns, pages[0].types
             rows = [row for page in pages for row in page.results]
-            options = self.frame_options
+            options = self._conn.frame_options
             if dtype_backend is not None:
                 options = FrameOptions(**{**options.__dict__, "dtype_backend": dtype_backend})
             frame = hogql_to_frame(columns, types, rows, options)
             frame.attrs.update(cache_attrs(pages))
             return frame
 
-    def iter_query_pages(
+    def pages(
         self,
         hogql: str,
         values: Mapping[str, Any] | None = None,
@@ -129,7 +109,7 @@ class QueryMixin(Core):
         A page holding as many rows as PostHog returns for it may have more behind it (PostHog
         sets `hasMore` only without LIMIT); a short page, or the user's LIMIT reached, ends it.
         `refresh` asks PostHog to compute every page afresh (`force_blocking`)."""
-        first = self.run_query(
+        first = self.run(
             hogql, values, cache=cache, refresh=refresh, name=name, force_blocking=refresh
         )
         yield first
@@ -138,13 +118,13 @@ class QueryMixin(Core):
             return
         keys = keyset_columns(hogql, first.columns)
         if keys is None:
-            raise QueryError(truncation_message(hogql, first), status=200)
+            raise TruncationError(truncation_message(hogql, first))
         last, got = first, len(first.results)
         while True:
             size = MAX_PAGE_ROWS if wanted is None else min(MAX_PAGE_ROWS, wanted - got)
             sql, page_values = keyset_query(hogql, keys, last, size, values)
             again = refresh_after(last, refresh)
-            last = self.run_query(
+            last = self.run(
                 sql, page_values, cache=cache, refresh=again, name=name, force_blocking=refresh
             )
             got += len(last.results)
@@ -152,7 +132,7 @@ class QueryMixin(Core):
             if len(last.results) < size or (wanted is not None and got >= wanted):
                 return
 
-    def run_query(
+    def run(
         self,
         hogql: str,
         values: Mapping[str, Any] | None = None,
@@ -174,9 +154,9 @@ class QueryMixin(Core):
         body: dict[str, Any] = {"query": node}
         if name:
             body["name"] = name[:128]
-        url = f"/api/projects/{self.project_id}/query/"
+        url = self._conn.project_path("query")
         checked: list[QueryPage] = []  # a fresh answer is parsed once, to decide caching
-        data = self.fetcher.post_query(
+        data = self._conn.fetcher.post_query(
             url,
             body,
             cache=cache,
@@ -202,13 +182,12 @@ class QueryMixin(Core):
                     "no id to poll."
                 )
             if time.monotonic() > deadline:
-                raise QueryError(
+                raise QueryStillRunningError(
                     f"Query {query_id} was still running on PostHog after {QUERY_TIMEOUT:.0f} s; "
-                    "narrow the time range or aggregate more, then run it again.",
-                    status=202,
+                    "narrow the time range or aggregate more, then run it again."
                 )
             time.sleep(POLL_INTERVAL)
-            polled = self.fetcher.get(f"{url}{query_id}/", resource="query", cache=False)
+            polled = self._conn.fetcher.get(f"{url}{query_id}/", resource="query", cache=False)
             status = polled.get("query_status") if isinstance(polled, dict) else None
             if isinstance(status, dict) and status.get("error"):
                 raise QueryError(
@@ -338,7 +317,7 @@ def keyset_columns(hogql: str, columns: Sequence[str]) -> list[str] | None:
         if not tokens or len(tokens) > 2 or (len(tokens) == 2 and tokens[1].upper() != "ASC"):
             return None
         name = tokens[0].strip('`"')
-        if not _IDENT.match(name) or name not in columns:
+        if not IDENTIFIER.match(name) or name not in columns:
             return None
         keys.append(name)
     return keys if keys and keys[-1] in _UNIQUE_KEYS else None
@@ -375,12 +354,11 @@ def _keyset_value(key: str, value: Any, ch_type: str) -> Any:
     ClickHouse parses in `toDateTime64` (basic mode: no `Z`, no offset), as the same instant
     in UTC, whatever timezone PostHog wrote it in."""
     if value is None:  # NULLs sort last, and `(a, b) > (NULL, ...)` matches nothing
-        raise QueryError(
+        raise TruncationError(
             f"Cannot page past a NULL in the ORDER BY column {key!r}: the rows after it would be "
-            f"lost. Filter NULLs out (WHERE {key} IS NOT NULL) or order by a column without NULLs.",
-            status=200,
+            f"lost. Filter NULLs out (WHERE {key} IS NOT NULL) or order by a column without NULLs."
         )
-    return _hogql_timestamp(value) if "DateTime" in ch_type else value
+    return hogql_timestamp(value) if "DateTime" in ch_type else value
 
 
 def _typed_placeholder(name: str, ch_type: str) -> str:
@@ -412,237 +390,7 @@ def truncation_message(hogql: str, page: QueryPage) -> str:
     )
 
 
-# -- events -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    """The server-side part of an events pull, rendered as HogQL with bound values."""
-
-    after: datetime
-    before: datetime
-    event: str | Sequence[str] | None = None
-    distinct_id: str | None = None
-    person_id: str | None = None
-    properties: Sequence[Mapping[str, Any]] | None = None
-    where: str | None = None
-    columns: Sequence[str] | None = None
-
-    def select_list(self) -> list[str]:
-        if not self.columns:
-            return list(EVENT_COLUMNS)
-        chosen = ["uuid", "timestamp"]
-        for column in self.columns:
-            expression = _column_expression(column)
-            if expression not in chosen:
-                chosen.append(expression)
-        return chosen
-
-    def conditions(self) -> tuple[list[str], dict[str, Any]]:
-        clauses = [
-            "timestamp >= toDateTime64({__after}, 6, 'UTC')",
-            "timestamp < toDateTime64({__before}, 6, 'UTC')",
-        ]
-        values: dict[str, Any] = {
-            "__after": hogql_literal(self.after),
-            "__before": hogql_literal(self.before),
-        }
-        if self.event is not None:
-            events = [self.event] if isinstance(self.event, str) else list(self.event)
-            clauses.append("event IN {__events}")
-            values["__events"] = events
-        if self.distinct_id is not None:
-            clauses.append("distinct_id = {__distinct_id}")
-            values["__distinct_id"] = self.distinct_id
-        if self.person_id is not None:
-            clauses.append("person_id = {__person_id}")
-            values["__person_id"] = str(self.person_id)
-        for i, prop in enumerate(self.properties or ()):
-            clause, prop_values = property_condition(prop, i)
-            clauses.append(clause)
-            values.update(prop_values)
-        if self.where:
-            clauses.append(f"({self.where})")
-        return clauses, values
-
-
-def _column_expression(column: str) -> str:
-    """`properties.$browser` → HogQL selecting it under that name; plain names as they are."""
-    if column.startswith("properties."):
-        key = column[len("properties.") :]
-        access = f"properties.{key}" if _PROPERTY_NAME.match(key) else f"properties.`{key}`"
-        return f"{access} AS `{column}`"
-    if not _IDENT.match(column):
-        raise ConfigurationError(
-            f"columns: {column!r} is not an events column; use names like 'event', "
-            "'timestamp', 'distinct_id' or 'properties.$browser'."
-        )
-    return column
-
-
-# PostHog's property operators that ph.events() can send (posthog/hogql/property.py).
-_OPERATORS = (
-    "exact",
-    "is_not",
-    "icontains",
-    "not_icontains",
-    "gt",
-    "gte",
-    "lt",
-    "lte",
-    "is_set",
-    "is_not_set",
-)
-_COMPARISONS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
-
-
-def property_condition(prop: Mapping[str, Any], index: int) -> tuple[str, dict[str, Any]]:
-    """One PostHog property filter ({key, value, operator, type}) as a HogQL condition.
-
-    Values are compared as PostHog compares them (posthog/hogql/property.py): property access
-    yields the value's JSON text, so True is matched as 'true', numbers as numbers
-    (toFloat, as PostHog does for numeric properties), strings as they are. A property that is
-    not set matches `is_not` and `not_icontains` (PostHog wraps those in ifNull(..., 1)).
-    """
-    if not isinstance(prop, Mapping) or "key" not in prop:
-        raise ConfigurationError(
-            f"properties[{index}] must be a dict like {{'key': '$browser', 'value': 'Chrome'}}; "
-            f"got {prop!r}."
-        )
-    operator = str(prop.get("operator") or "exact")
-    if operator not in _OPERATORS:
-        raise ConfigurationError(
-            f"properties[{index}]: operator {operator!r} is not supported; use one of "
-            f"{', '.join(_OPERATORS)}."
-        )
-    key = str(prop["key"])
-    owner = "person.properties" if prop.get("type") == "person" else "properties"
-    field_expr = f"{owner}.{key}" if _PROPERTY_NAME.match(key) else f"{owner}.`{key}`"
-    name = f"__prop_{index}"
-    value = prop.get("value")
-    if operator == "is_set":
-        return f"{field_expr} IS NOT NULL", {}
-    if operator == "is_not_set":
-        return f"{field_expr} IS NULL", {}
-    if operator in _COMPARISONS:
-        number = _property_number(value, index, operator)
-        return f"toFloat({field_expr}) {_COMPARISONS[operator]} {{{name}}}", {name: number}
-    if operator in ("icontains", "not_icontains"):
-        return _contains_condition(field_expr, name, value, index, operator == "icontains")
-    matched, values = _equality_condition(field_expr, name, value, index)
-    return (matched if operator == "exact" else f"NOT ({matched})"), values
-
-
-def _equality_condition(
-    field_expr: str, name: str, value: Any, index: int
-) -> tuple[str, dict[str, Any]]:
-    """`exact` for one value or a list: never NULL, so that NOT of it is `is_not`."""
-    texts, numbers, unset = _equality_values(value, index)
-    terms: list[str] = []
-    values: dict[str, Any] = {}
-    if texts:
-        terms.append(f"({field_expr} IS NOT NULL AND {field_expr} IN {{{name}}})")
-        values[name] = texts
-    if numbers:
-        number = f"toFloat({field_expr})"
-        terms.append(f"({number} IS NOT NULL AND {number} IN {{{name}_n}})")
-        values[f"{name}_n"] = numbers
-    if unset:
-        terms.append(f"{field_expr} IS NULL")
-    return f"({' OR '.join(terms)})", values
-
-
-def _equality_values(value: Any, index: int) -> tuple[list[str], list[float], bool]:
-    """The JSON texts, the numbers, and whether None (not set) is among the values."""
-    items = value if isinstance(value, (list, tuple)) else [value]
-    if not items:
-        raise ConfigurationError(
-            f"properties[{index}]: value is an empty list; give at least one value."
-        )
-    texts: list[str] = []
-    numbers: list[float] = []
-    unset = False
-    for item in items:
-        if item is None:
-            unset = True
-        elif isinstance(item, bool):
-            texts.append("true" if item else "false")  # the JSON text HogQL reads
-        elif isinstance(item, (int, float)):
-            numbers.append(_finite(float(item), index))
-        elif isinstance(item, str):
-            texts.append(item)
-        else:
-            raise ConfigurationError(
-                f"properties[{index}]: value {item!r} is a {type(item).__name__}; use a string, "
-                "a number, True/False, None (not set) or a list of those."
-            )
-    return texts, numbers, unset
-
-
-def _contains_condition(
-    field_expr: str, name: str, value: Any, index: int, positive: bool
-) -> tuple[str, dict[str, Any]]:
-    """`icontains` (any of the values) and `not_icontains` (none of them), on the text."""
-    items = value if isinstance(value, (list, tuple)) else [value]
-    if not items or any(isinstance(v, (dict, list, tuple)) or v is None for v in items):
-        raise ConfigurationError(
-            f"properties[{index}]: icontains and not_icontains need a text (or a list of "
-            f"texts) to look for; got {value!r}."
-        )
-    texts = [("true" if v else "false") if isinstance(v, bool) else str(v) for v in items]
-    values = {f"{name}_{i}": text for i, text in enumerate(texts)}
-    found = " OR ".join(
-        f"{field_expr} ILIKE concat('%', {{{placeholder}}}, '%')" for placeholder in values
-    )
-    matched = f"({field_expr} IS NOT NULL AND ({found}))"
-    return (matched if positive else f"NOT {matched}"), values
-
-
-def _property_number(value: Any, index: int, operator: str) -> float:
-    """The number a gt/gte/lt/lte filter compares with (a number, or a numeric string)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _finite(float(value), index)
-    if isinstance(value, str):
-        try:
-            return _finite(float(value), index)
-        except ValueError:
-            pass
-    raise ConfigurationError(
-        f"properties[{index}]: operator {operator!r} compares numbers; got {value!r}. "
-        "Give a number, e.g. {'key': 'revenue', 'operator': 'gt', 'value': 10}."
-    )
-
-
-def _finite(number: float, index: int) -> float:
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ConfigurationError(f"properties[{index}]: {number} is not a finite number.")
-    return number
-
-
-def events_query(
-    flt: EventFilter, page_size: int, last: EventCursor | None
-) -> tuple[str, dict[str, Any]]:
-    """The HogQL for one keyset page of events; `last` is the previous page's (timestamp, uuid)."""
-    clauses, values = flt.conditions()
-    if last is not None:
-        # The tuple comparison alone prunes nothing: ClickHouse (ClickHouse/ClickHouse#75086)
-        # and DuckDB use no index, partition or zone map for `(a, b) > (x, y)`, so every page
-        # would read the whole time range again. The implied `timestamp >=` bound lets both
-        # skip what earlier pages returned.
-        clauses.append("timestamp >= toDateTime64({__last_ts}, 6, 'UTC')")
-        clauses.append(
-            "(timestamp, uuid) > (toDateTime64({__last_ts}, 6, 'UTC'), toUUID({__last_uuid}))"
-        )
-        values["__last_ts"] = _hogql_timestamp(last[0])
-        values["__last_uuid"] = str(last[1])
-    sql = (
-        f"SELECT {', '.join(flt.select_list())} FROM events WHERE {' AND '.join(clauses)} "
-        f"ORDER BY timestamp, uuid LIMIT {page_size}"
-    )
-    return sql, values
-
-
-def _hogql_timestamp(value: Any) -> str:
+def hogql_timestamp(value: Any) -> str:
     """A result row's timestamp ("2024-01-01T11:00:00+01:00", "...Z") as UTC for toDateTime64.
 
     PostHog may answer in the project's timezone; the keyset bound must be the same instant.
@@ -654,25 +402,3 @@ def result_timestamp(value: Any) -> datetime:
     """A timestamp from a result row as an aware datetime (naive ones are UTC)."""
     parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
-
-
-# A window of events PostHog stops at its time limit is read as two halves; one shorter than
-# this is not split again (a second of events that cannot be sorted in time will not be either).
-MIN_EVENTS_WINDOW = timedelta(seconds=1)
-
-EventCursor = tuple[Any, Any]  # the (timestamp, uuid) of the last row read
-
-
-def split_events_window(
-    flt: EventFilter, last: EventCursor | None
-) -> tuple[tuple[EventFilter, EventCursor | None], tuple[EventFilter, None]] | None:
-    """The rest of a window (after the cursor `last`) as two halves [start, mid) and
-    [mid, before), each event in exactly one; None when it is shorter than MIN_EVENTS_WINDOW.
-    The first half keeps the cursor, so its pages go on where the window stopped."""
-    start = flt.after if last is None else max(flt.after, result_timestamp(last[0]))
-    start = start.astimezone(UTC)
-    span = flt.before - start
-    if span < MIN_EVENTS_WINDOW:
-        return None
-    middle = start + timedelta(microseconds=span // timedelta(microseconds=1) // 2)
-    return (replace(flt, before=middle), last), (replace(flt, after=middle), None)

@@ -19,7 +19,7 @@ def read_posthog(
     accessor's arguments. Without `connection`, credentials come from connect()'s usual chain.
     """
     ph = connection if connection is not None else connect()
-    return ph.fetch_resource(resource, **filters)
+    return ph.read(resource, **filters)
 
 
 def read_hogql(

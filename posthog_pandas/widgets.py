@@ -3,23 +3,25 @@
 The only module that imports ipywidgets. The key is read from the Password widget once, handed
 to `ph.login()`, and the widget's value is cleared before anything else happens, so the key is
 never in widget state that Jupyter saves into the .ipynb. "Remember for this session" keeps it in
-this module's memory only (never on disk), for a later connect() in the same kernel.
+the session's memory only (_session, never on disk), for a later connect() in the same kernel.
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 from IPython.display import display
 
 from posthog_pandas._config import HOST_ALIASES, normalize_host
 from posthog_pandas._credentials import Credentials
-from posthog_pandas.client import PostHog
+from posthog_pandas._display import connected_message, first_line
+from posthog_pandas._session import Remembered, forget, remember, remembered, set_connection
 from posthog_pandas.exceptions import PostHogError
-from posthog_pandas.magics import connected_message, set_connection
+
+if TYPE_CHECKING:
+    from posthog_pandas.client import PostHog
 
 __all__ = ["LoginForm", "Remembered", "forget", "remembered", "show_login"]
 
@@ -27,34 +29,6 @@ US_HOST = HOST_ALIASES["us"]
 EU_HOST = HOST_ALIASES["eu"]
 CUSTOM = "custom"
 HOST_CHOICES = [("US cloud (us.posthog.com)", US_HOST), ("EU cloud (eu.posthog.com)", EU_HOST)]
-
-
-@dataclass(frozen=True)
-class Remembered:
-    """A login kept in kernel memory for this session (Credentials masks its repr)."""
-
-    credentials: Credentials
-    host: str
-    project_id: int | None
-
-
-_remembered: Remembered | None = None
-
-
-def remembered() -> Remembered | None:
-    """The login kept by "Remember for this session", if any."""
-    return _remembered
-
-
-def forget() -> None:
-    """Drop the remembered login."""
-    global _remembered
-    _remembered = None
-
-
-def _remember(value: Remembered) -> None:
-    global _remembered
-    _remembered = value
 
 
 class LoginForm:
@@ -146,11 +120,11 @@ class LoginForm:
             self.ph.login(key, host=host, project_id=project)
             message = connected_message(self.ph)
         except (PostHogError, ValueError) as exc:
-            self._show(_scrub(_first_line(exc), key), ok=False)
+            self._show(_scrub(first_line(exc), key), ok=False)
             return False
-        creds = self.ph._credentials
+        creds = self.ph._conn.credentials
         if self.remember.value and isinstance(creds, Credentials):
-            _remember(Remembered(creds, self.ph.settings.host, self.ph.settings.project_id))
+            remember(Remembered(creds, self.ph.settings.host, self.ph.settings.project_id))
         else:
             forget()
         self._show(message, ok=True)
@@ -175,11 +149,6 @@ def show_login(
     form = LoginForm(ph, host=host, project_id=project_id)
     display(form)  # type: ignore[no-untyped-call]
     return form
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _scrub(text: str, key: str) -> str:

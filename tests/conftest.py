@@ -41,3 +41,12 @@ def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     monkeypatch.chdir(work)
     monkeypatch.setenv("POSTHOG_PANDAS_CACHE_DIR", str(tmp_path / "cache"))
     yield tmp_path
+
+
+@pytest.fixture()
+def ip() -> Iterator[object]:
+    """An IPython shell with the magics loaded that re-raises errors (see ipython_shell)."""
+    from tests.ipython_shell import magics_shell  # IPython only for the tests that use it
+
+    with magics_shell() as shell:
+        yield shell

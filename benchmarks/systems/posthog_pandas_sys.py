@@ -37,9 +37,9 @@ def ablate(part: str) -> None:
     """Swap the events page-to-frame step for a cheaper one (see the module docstring)."""
     import pandas as pd
 
-    from posthog_pandas import resources
+    from posthog_pandas import events
 
-    build = resources._events_page_frame
+    build = events.page_frame
 
     def half_frame(flt: Any, columns: Any, types: Any, rows: Any, options: Any) -> Any:
         return build(flt, columns, types, rows[: len(rows) // 2], options)
@@ -49,9 +49,9 @@ def ablate(part: str) -> None:
         return pd.DataFrame({"uuid": pd.array([row[at] for row in rows], dtype="string")})
 
     if part == "half-frames":
-        resources._events_page_frame = half_frame
+        events.page_frame = half_frame
     elif part == "no-frames":
-        resources._events_page_frame = one_column
+        events.page_frame = one_column
 
 
 class RecordingSession(requests.Session):
@@ -121,12 +121,12 @@ def main() -> None:
         target.unlink()
         _common.emit(
             args, SYSTEM_NAMES[args.mode], rows=summary.rows, wall=wall, rss_mb=rss,
-            ids_file=ids, file_bytes=summary.bytes, requests=ph.http.stats.requests,
+            ids_file=ids, file_bytes=summary.bytes, requests=ph.request_stats.requests,
         )  # fmt: skip
         return
     _common.emit_frame(
         args, SYSTEM_NAMES[args.mode], df, id_column, f"pp-{args.mode}", clock.stop(),
-        requests=ph.http.stats.requests, bytes_received=ph.http.stats.bytes,
+        requests=ph.request_stats.requests, bytes_received=ph.request_stats.bytes,
     )  # fmt: skip
     _record(args, session)
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from posthog_pandas.server.ids import stable_uuid, uuid_strings
+
 if TYPE_CHECKING:
     from posthog_pandas.server.data import Dataset
 
@@ -306,8 +308,6 @@ def _actions(ds: Dataset) -> None:
 
 
 def _definitions(ds: Dataset) -> None:
-    from posthog_pandas.server.data import stable_uuid
-
     stats = ds.events.groupby("event", sort=True)["timestamp"].agg(["size", "max"])
     for name, row in stats.iterrows():
         ds.event_definitions.append(
@@ -370,8 +370,6 @@ def _definitions(ds: Dataset) -> None:
 
 
 def _experiments_surveys(ds: Dataset) -> None:
-    from posthog_pandas.server.data import stable_uuid
-
     for i in range(1, 4):
         ds.experiments.append(
             {
@@ -429,8 +427,6 @@ def _experiments_surveys(ds: Dataset) -> None:
 
 
 def _recordings(ds: Dataset, rng: np.random.Generator) -> None:
-    from posthog_pandas.server.data import uuid_strings
-
     n = min(120, len(ds.persons))
     ids, _ = uuid_strings(rng, n)
     who = rng.choice(len(ds.persons), n, replace=False)

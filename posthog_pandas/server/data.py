@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -15,6 +14,9 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+
+from posthog_pandas.server.catalog import build_catalog
+from posthog_pandas.server.ids import stable_uuid, uuid_strings
 
 __all__ = [
     "Dataset",
@@ -88,26 +90,6 @@ class Dataset:
     # What computing each insight gives (its `result`); served only once computed (see
     # resources.insight_view): PostHog keeps no result for an insight nobody computed.
     insight_results: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
-
-
-def uuid_strings(rng: np.random.Generator, n: int) -> tuple[list[str], np.ndarray]:
-    """`n` random version-4 UUID strings, plus their 16 raw bytes (for sorting)."""
-    raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    h = raw.tobytes().hex()
-    out = [
-        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-{h[i + 16 : i + 20]}-"
-        f"{h[i + 20 : i + 32]}"
-        for i in range(0, 32 * n, 32)
-    ]
-    return out, raw
-
-
-def stable_uuid(*parts: object) -> str:
-    """A UUID-shaped id derived from `parts` (for metadata records)."""
-    h = hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
 
 
 def _dumps(value: Any) -> str:
@@ -318,8 +300,6 @@ def generate_dataset(
 ) -> Dataset:
     """Deterministic data for one project: the same (seed, project_id) gives the same rows
     whatever its timezone (only the insights' local-day counts depend on it)."""
-    from posthog_pandas.server.catalog import build_catalog
-
     rng = np.random.default_rng([seed, project_id])
     start_s = int(start.timestamp())
     people, flat, offsets = _persons(rng, max(1, persons), start_s, days)

@@ -10,8 +10,9 @@ from typing import Any
 
 from posthog_pandas.server.auth import ApiKey, KeyRing, Principal, RateLimiter
 from posthog_pandas.server.catalog import DEMO_USER
-from posthog_pandas.server.data import Dataset, ProjectStore, stable_uuid
+from posthog_pandas.server.data import Dataset, ProjectStore
 from posthog_pandas.server.faults import FaultInjector, Faults
+from posthog_pandas.server.ids import stable_uuid
 from posthog_pandas.server.pagination import Pager
 from posthog_pandas.server.query_cache import ResultCache
 from posthog_pandas.server.web import ApiError, Request

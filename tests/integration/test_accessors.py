@@ -75,9 +75,9 @@ def test_pandas_style_readers(server: LocalPostHog, connect: Connect, monkeypatc
 
 
 def test_iter_events_streams_pages(server: LocalPostHog, connect: Connect, monkeypatch) -> None:
-    import posthog_pandas.resources as resources
+    import posthog_pandas.events as events_module
 
-    monkeypatch.setattr(resources, "MAX_PAGE_ROWS", 5000)
+    monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", 5000)
     start, end = server.time_range()
     frames = list(connect().iter_events(after=start, before=end))
     assert [len(f) for f in frames[:-1]] == [5000] * (len(frames) - 1)
@@ -101,16 +101,16 @@ def test_pulls_run_with_the_collector_paused_and_restore_it(
 ) -> None:
     import gc
 
-    from posthog_pandas import resources
+    from posthog_pandas import events as events_module
 
     states: list[bool] = []
-    real = resources._events_page_frame
+    real = events_module.page_frame
 
     def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
         states.append(gc.isenabled())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(resources, "_events_page_frame", recording)
+    monkeypatch.setattr(events_module, "page_frame", recording)
     ph = connect()
     assert gc.isenabled()
     df = ph.events(after="2024-01-01", before="2024-01-03")

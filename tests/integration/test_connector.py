@@ -109,7 +109,7 @@ def test_a_key_without_user_read_connects_when_the_project_is_given() -> None:
         assert len(ph.persons()) == 60
         assert "user: (unknown: the key lacks the user:read scope)" in repr(ph)
         assert connected_message(ph) == "Connected as unknown user to project 1"
-        assert whoami(ph, ph.readable_user())["user"] == "unknown"
+        assert whoami(ph, ph._conn.readable_user())["user"] == "unknown"
         assert len([r for r in srv.requests if "/api/users/@me" in r.path]) == 1
         with pytest.raises(php.PermissionDeniedError) as denied:
             ph.me()  # asked for explicitly: the 403, with the scope to add
@@ -216,9 +216,9 @@ def test_the_deprecated_events_list_loses_ties_we_do_not(
 def test_events_page_boundaries_by_keyset(
     server: LocalPostHog, connect: Connect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import posthog_pandas.resources as resources
+    import posthog_pandas.events as events_module
 
-    monkeypatch.setattr(resources, "MAX_PAGE_ROWS", 997)  # force many boundaries inside ties
+    monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", 997)  # force many boundaries inside ties
     start, end = server.time_range()
     frame = connect().events(after=start, before=end)
     assert sorted(frame["uuid"]) == sorted(server.dataset().events["uuid"])
@@ -283,7 +283,7 @@ def test_query_values_and_truncation_rules(server: LocalPostHog, connect: Connec
     assert counts.to_dict("records") == [
         {"event": "purchase", "n": int((expected["event"] == "purchase").sum())}
     ]
-    with pytest.raises(php.QueryError, match="cut this query's result at 100 rows"):
+    with pytest.raises(php.TruncationError, match="cut this query's result at 100 rows"):
         ph.query("select uuid from events")
     every = ph.query("select uuid, timestamp from events order by timestamp, uuid limit 100000")
     assert len(every) == len(expected) and every["uuid"].is_unique
@@ -339,7 +339,7 @@ def test_throttling_and_server_errors_are_retried_to_exact_rows(
     frame = ph.persons()
     assert set(frame["uuid"]) == set(server.dataset().persons["id"])
     assert frame["uuid"].is_unique
-    assert ph.http.stats.retries > 0
+    assert ph.request_stats.retries > 0
 
 
 def test_retry_budget_spent_is_a_clear_error(server: LocalPostHog, connect: Connect) -> None:
@@ -378,15 +378,16 @@ def test_a_server_that_stops_answering_times_out(server: LocalPostHog, connect: 
 def test_a_resumed_events_pull_reads_its_cached_pages_then_stops_looking(
     server: LocalPostHog, connect: Connect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import posthog_pandas.resources as resources
+    import posthog_pandas.events as events_module
     from posthog_pandas.cache import CacheStore
+    from posthog_pandas.query import QueryRunner
 
-    monkeypatch.setattr(resources, "MAX_PAGE_ROWS", 997)
+    monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", 997)
     start, end = server.time_range()
     events = len(server.dataset().events)
     pages = -(-events // 997) + (1 if events % 997 == 0 else 0)
     ph = connect()
-    real_run = type(ph).run_query
+    real_run = QueryRunner.run
     runs: list[str] = []
 
     def interrupt_on_third_page(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -395,10 +396,10 @@ def test_a_resumed_events_pull_reads_its_cached_pages_then_stops_looking(
             raise KeyboardInterrupt  # Ctrl-C while the third page is asked for
         return real_run(self, *args, **kwargs)
 
-    monkeypatch.setattr(type(ph), "run_query", interrupt_on_third_page)
+    monkeypatch.setattr(QueryRunner, "run", interrupt_on_third_page)
     with pytest.raises(KeyboardInterrupt):
         ph.events(after=start, before=end)
-    monkeypatch.setattr(type(ph), "run_query", real_run)
+    monkeypatch.setattr(QueryRunner, "run", real_run)
     server.clear_log()
     lookups: list[str] = []
     real_get = CacheStore.get
@@ -452,7 +453,7 @@ def test_interrupted_pull_resumes_from_stored_pages(
     server: LocalPostHog, connect: Connect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ph = connect()
-    fetcher = type(ph.fetcher)
+    fetcher = type(ph._conn.fetcher)
     real_get = fetcher.get
     calls = []
 

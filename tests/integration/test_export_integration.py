@@ -20,9 +20,12 @@ import pyarrow.dataset as pads
 import pytest
 
 import posthog_pandas as php
+from posthog_pandas import events as events_module
 from posthog_pandas import export as ex
-from posthog_pandas import resources
+from posthog_pandas._registry import RESOURCES
 from posthog_pandas.server import Faults, LocalPostHog
+
+NAMED = ("persons", "projects")  # read by accessor_frames on their own
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +42,7 @@ def srv() -> Iterator[LocalPostHog]:
 
 @pytest.fixture()
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(resources, "MAX_PAGE_ROWS", PAGE)
+    monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", PAGE)
 
 
 def connect(srv: LocalPostHog, cache_dir: Path) -> Any:
@@ -189,8 +192,8 @@ def test_export_query_pages_by_keyset(ph: Any, srv: LocalPostHog, tmp_path: Path
 
 KILLED_EXPORT = """
 import posthog_pandas as php
-from posthog_pandas import resources
-resources.MAX_PAGE_ROWS = {page}
+from posthog_pandas import events
+events.MAX_PAGE_ROWS = {page}
 ph = php.connect({key!r}, host={url!r}, project_id=1, cache_dir={cache!r}, progress=False,
                  prompt=False)
 ph.export("events", {path!r}, after={after!r}, before={before!r})
@@ -243,8 +246,9 @@ def test_a_killed_export_leaves_no_file_and_the_rerun_fetches_only_missing_pages
 def accessor_frames(ph: Any) -> Iterator[tuple[str, pd.DataFrame]]:
     yield "persons", ph.persons()
     yield "events", ph.events(after=AFTER, before=BEFORE)
-    for name in resources.LIST_RESOURCES:
-        yield name, getattr(ph, name)()
+    for entry in RESOURCES:  # the lists that need no argument
+        if entry.kind == "list" and entry.id_argument is None and entry.name not in NAMED:
+            yield entry.name, getattr(ph, entry.name)()
     cohorts = ph.cohorts()
     if len(cohorts):
         yield "cohort_persons", ph.cohort_persons(int(cohorts["id"].iloc[0]))
@@ -271,7 +275,7 @@ def test_to_csv_works_on_every_accessor_frame(ph: Any) -> None:
 
 
 def test_push_down_moves_a_fraction_of_the_bytes(ph: Any) -> None:
-    stats = ph.http.stats
+    stats = ph.request_stats
     start = stats.bytes
     full = ph.events(after=AFTER, before=BEFORE, cache=False)
     full_bytes = stats.bytes - start
@@ -309,7 +313,7 @@ def test_cli_export_command(srv: LocalPostHog, tmp_path: Path, monkeypatch, caps
         ["export", "events", str(tmp_path / "e.csv.gz"), "--after", AFTER, "--before", BEFORE,
          "--event", "purchase", "--no-progress"]
     )  # fmt: skip
-    assert ex.run_export_command(args) == 0
+    assert cli.run_export_command(args) == 0
     line = capsys.readouterr().out.strip()
     expected = server_events(srv)
     n = int((expected["event"] == "purchase").sum())

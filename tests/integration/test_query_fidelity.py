@@ -75,7 +75,7 @@ def test_a_limit_above_50000_without_a_keyset_order_is_a_query_error(
     big: LocalPostHog, tmp_path: Path
 ) -> None:
     ph = connector(big, tmp_path)(cache=False)
-    with pytest.raises(php.QueryError, match="lowers LIMIT 55,000 to that without a word"):
+    with pytest.raises(php.TruncationError, match="lowers LIMIT 55,000 to that without a word"):
         ph.query("select uuid from events limit 55000")
 
 

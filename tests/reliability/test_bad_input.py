@@ -41,12 +41,7 @@ def env(module_env: Env, tmp_path: Path) -> Iterator[Env]:
     module_env.srv.set_faults(None)
 
 
-def _param(case: Case) -> Any:
-    marks = [pytest.mark.xfail(strict=True, reason=case.bug)] if case.bug else []
-    return pytest.param(case, id=case.id, marks=marks)
-
-
-@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES])
 def test_bad_input(case: Case, env: Env) -> None:
     if case.error is None:  # no exception: what the user sees is logged
         logged = case.call(env)
@@ -54,8 +49,7 @@ def test_bad_input(case: Case, env: Env) -> None:
         return
     with pytest.raises(case.error) as info:
         case.call(env)
-    if case.bug is None:  # a fixed bug keeps its class check; its final wording is the fix's
-        assert env.normalize(str(info.value)) == case.message
+    assert env.normalize(str(info.value)) == case.message
     if isinstance(info.value, php.PostHogError) or case.error is TypeError:
         return
     assert case.error in (OSError, UserWarning), "only OS errors and warnings are not ours"

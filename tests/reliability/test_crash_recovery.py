@@ -42,10 +42,10 @@ AFTER, BEFORE = "2024-01-01", "2024-01-31"
 PULL = """
 import hashlib, json, sys
 import posthog_pandas as php
-from posthog_pandas import resources
+from posthog_pandas import events, resources
 
 url, key, cache, what, target = sys.argv[1:6]
-resources.MAX_PAGE_ROWS = {page}
+events.MAX_PAGE_ROWS = {page}
 resources.GROWING_PAGES["persons"] = {persons_page}
 retry = php.RetrySettings(attempts=10, backoff_factor=0.02, backoff_max=0.2, jitter=0.05)
 ph = php.connect(key, host=url, cache_dir=cache, progress=False, dotenv=False, prompt=False,

@@ -64,9 +64,9 @@ def test_20k_persons_under_mixed_faults_are_exactly_the_servers(
     # a row early (see _live), so it brings 799 new rows
     assert pages == 1 + -(-(PERSONS - 800) // 799)
     # Every request either produced a page or was retried, and nothing else.
-    assert len(sent) == pages + ph.http.stats.retries
-    assert ph.http.stats.retries >= 3
-    assert 1.0 in ph.http.stats.waits  # Retry-After: 1 was honoured
+    assert len(sent) == pages + ph.request_stats.retries
+    assert ph.request_stats.retries >= 3
+    assert 1.0 in ph.request_stats.waits  # Retry-After: 1 was honoured
     assert assert_cache_holds_only_valid_envelopes(cache) == pages + 1
 
     # Read everything back offline: the cached pages alone give the same rows.
@@ -94,7 +94,7 @@ def test_200k_events_under_mixed_faults_are_exactly_the_servers(
     queries = api_requests(server, "/query/")
     answered = [r for r in queries if r.status == 200]
     pages = EVENTS // 50_000 + 1  # four full pages, then an empty one that ends the pull
-    assert len(queries) == pages + ph.http.stats.retries
+    assert len(queries) == pages + ph.request_stats.retries
     assert len(answered) >= pages  # a reset or malformed body is logged as 200, then retried
     assert assert_cache_holds_only_valid_envelopes(cache) == pages + 1
 
@@ -201,4 +201,4 @@ def test_a_server_that_stops_answering_mid_pull_is_retried_then_a_transport_erro
         (6997, 1000), (6997, 1000), (6997, 5000), (6997, 5000),
         (7996, 1000), (7996, 1000), (11996, 5000), (11996, 5000),
     ]  # fmt: skip
-    assert ph.http.stats.retries == 4
+    assert ph.request_stats.retries == 4

@@ -263,18 +263,20 @@ def exercise(ph: Any, mode: str, target: LocalPostHog, out: Path, seen: Collecte
         "repr(ph)": repr(ph),
         "html(ph)": ph._repr_html_(),
         "vars(ph)": repr(vars(ph)),
-        "credentials": repr(ph.http.credentials) + str(ph.http.credentials),
-        "fetcher": repr(ph.fetcher),
+        "credentials": repr(ph._conn.http.credentials) + str(ph._conn.http.credentials),
+        "fetcher": repr(ph._conn.fetcher),
         "settings": repr(ph.settings),
-        "http": repr(vars(ph.http)),
-        "session": repr(vars(ph.http.session)),
+        "http": repr(vars(ph._conn.http)),
+        "session": repr(vars(ph._conn.http.session)),
         "cache": repr(ph.cache) + repr(ph.cache.info()) + ph.cache.info()._repr_html_(),
         "persons frame": persons.to_string(),
     }.items():
         seen.add(f"{mode} {label}", text)
 
     seen.error(f"{mode} pickle", lambda: pickle.dumps(ph), TypeError)
-    seen.error(f"{mode} pickle credentials", lambda: pickle.dumps(ph.http.credentials), TypeError)
+    seen.error(
+        f"{mode} pickle credentials", lambda: pickle.dumps(ph._conn.http.credentials), TypeError
+    )
     seen.error(f"{mode} offline miss", lambda: connect_offline(ph).annotations(), php.CacheError)
     faults = {
         "malformed": (Faults(malformed_json=1.0), php.ResponseFormatError),
@@ -306,13 +308,13 @@ def exercise(ph: Any, mode: str, target: LocalPostHog, out: Path, seen: Collecte
 
 def connect_offline(ph: Any) -> Any:
     return php.connect(
-        ph.http.credentials.api_key,
-        username=ph.http.credentials.username,
-        password=ph.http.credentials.password,
+        ph._conn.http.credentials.api_key,
+        username=ph._conn.http.credentials.username,
+        password=ph._conn.http.credentials.password,
         host=ph.settings.host,
         cache_dir=ph.cache.directory,
         offline=True,
-        key_in="body" if ph.http.credentials.mode == "body" else "header",
+        key_in="body" if ph._conn.http.credentials.mode == "body" else "header",
         progress=False,
         dotenv=False,
         prompt=False,
@@ -320,7 +322,7 @@ def connect_offline(ph: Any) -> Any:
 
 
 def connect_quick(ph: Any, mode: str, target: LocalPostHog) -> Any:
-    creds = ph.http.credentials
+    creds = ph._conn.http.credentials
     return php.connect(
         creds.api_key,
         username=creds.username,

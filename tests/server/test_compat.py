@@ -545,7 +545,7 @@ def _(env: Env) -> None:
     assert invalid.json()["type"] == "validation_error" and invalid.json()["attr"] is None
     ph = env.connect()
     with pytest.raises(php.NotFoundError) as info:
-        ph.get(ph.project_path("cohorts/999"))
+        ph._conn.get(ph._conn.project_path("cohorts/999"))
     assert (info.value.type, info.value.code, info.value.detail, info.value.attr) == (
         "invalid_request",
         "not_found",
@@ -1164,8 +1164,10 @@ def _(env: Env) -> None:
     assert answer.status_code == 403 and answer.json() == missing_scope("query:read")
     start, end = env.srv.time_range()
     ph = env.connect()
-    params = ph._events_list_params(start, end, None, None, None, None)
-    frame = ph._list_events(ph.project_path("events"), params, None, {"cache": False})
+    events_part = ph._events
+    path = ph._conn.project_path("events")
+    plan = events_part.list_plan(path, {"after": start, "before": end}, {"cache": False})
+    frame = events_part._list_events(plan, None)
     assert frame["uuid"].is_unique and set(frame["uuid"]) <= set(env.srv.dataset().events["uuid"])
     first = env.logged("/events")[0].params
     assert first["limit"] == "1000" and {"after", "before"} <= set(first)
@@ -1538,8 +1540,8 @@ def _(env: Env) -> None:
 def _(env: Env) -> None:
     start, end = env.srv.time_range()
     ph = env.connect()
-    flt = ph._event_filter(start, end, None, None, None, None, None, None, {})
-    pages = list(ph._event_pages(flt, None, {"cache": False}, page_rows=700))
+    flt = ph._events.filter(after=start, before=end)
+    pages = list(ph._events.pages(flt, None, {"cache": False}, page_rows=700))
     events = env.srv.dataset().events.sort_values(["timestamp", "uuid"])
     uuids = [r[p.columns.index("uuid")] for p in pages for r in p.results]
     assert uuids == list(events["uuid"])

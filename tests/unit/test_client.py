@@ -121,16 +121,19 @@ def test_a_next_link_to_another_origin_is_refused_without_sending(mocked) -> Non
 
 def test_not_connected_message_points_at_the_form() -> None:
     from posthog_pandas import _config
+    from posthog_pandas._core import Connection
     from posthog_pandas._fetcher import CacheTTL
 
     ph = php.PostHog(
-        settings=_config.Settings(),
-        store=None,
-        session=None,
-        cache_ttl=CacheTTL(),
-        offline=False,
-        progress=False,
-        legacy=None,
+        Connection(
+            settings=_config.Settings(),
+            store=None,
+            session=None,
+            cache_ttl=CacheTTL(),
+            offline=False,
+            progress=False,
+            legacy=None,
+        )
     )
     with pytest.raises(CredentialsError, match="enter your personal API key in the login form"):
         ph.persons()

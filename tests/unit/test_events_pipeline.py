@@ -13,7 +13,7 @@ import requests_mock
 
 import posthog_pandas as php
 from posthog_pandas._dates import to_duration
-from posthog_pandas.query import (
+from posthog_pandas.events import (
     EventFilter,
     events_query,
     property_condition,

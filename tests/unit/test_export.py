@@ -19,8 +19,9 @@ import requests
 import requests_mock
 
 import posthog_pandas as php
+from posthog_pandas import cli
+from posthog_pandas import events as events_module
 from posthog_pandas import export as ex
-from posthog_pandas import resources
 from posthog_pandas.exceptions import ConfigurationError
 from posthog_pandas.frames import SCHEMAS, hogql_events_to_frame, records_to_frame
 
@@ -411,7 +412,7 @@ def test_export_events_pages_by_keyset_and_keeps_the_late_column(
     mocked, out: Path, monkeypatch
 ) -> None:
     session, adapter = mocked
-    monkeypatch.setattr(resources, "MAX_PAGE_ROWS", 2)
+    monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", 2)
     query = adapter.register_uri(
         "POST", f"{HOST}/api/projects/5/query/", [query_answer(PAGE_1), query_answer(PAGE_2)]
     )
@@ -502,12 +503,12 @@ def test_cli_runner_prints_the_summary(mocked, out: Path, monkeypatch, capsys) -
     monkeypatch.setattr("posthog_pandas.client.connect", php.connect)
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
-    ex.add_export_parser(sub)
+    cli.add_export_parser(sub)
     args = parser.parse_args(
         ["export", "events", str(out / "e.csv"), "--after", "2024-01-01", "--before",
          "2024-02-01", "--api-key", KEY, "--host", HOST, "--no-progress", "--event", "$pageview"]
     )  # fmt: skip
-    assert ex.run_export_command(args) == 0
+    assert cli.run_export_command(args) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("Wrote 2 rows (") and printed.rstrip().endswith(" s")
     sent = adapter.request_history[-1].json()["query"]
@@ -515,7 +516,7 @@ def test_cli_runner_prints_the_summary(mocked, out: Path, monkeypatch, capsys) -
     args = parser.parse_args(
         ["export", "events", str(out / "e.json"), "--api-key", KEY, "--host", HOST]
     )
-    assert ex.run_export_command(args) == 1
+    assert cli.run_export_command(args) == 1
     assert "has no known suffix" in capsys.readouterr().err
 
 

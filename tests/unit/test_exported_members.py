@@ -32,3 +32,53 @@ def test_importing_the_package_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_connection_shows_the_users_api_and_no_plumbing() -> None:
+    """PostHog's public members are what a user calls; transport, cache policy, paging and
+    query plumbing live in the parts it composes (see posthog_pandas.client). A new public
+    member is a deliberate change to this list."""
+    from posthog_pandas.client import PostHog
+
+    public = sorted(name for name in dir(PostHog) if not name.startswith("_"))
+    assert public == [
+        "actions",
+        "annotations",
+        "cache",
+        "cache_stats",
+        "cohort_persons",
+        "cohorts",
+        "dashboards",
+        "event_definitions",
+        "events",
+        "experiments",
+        "export",
+        "export_query",
+        "feature_flags",
+        "fetch",
+        "frame_options",
+        "groups",
+        "insight",
+        "insights",
+        "iter_events",
+        "legacy",
+        "login",
+        "me",
+        "persons",
+        "progress",
+        "project_id",
+        "projects",
+        "property_definitions",
+        "query",
+        "read",
+        "request_stats",
+        "session_recordings",
+        "settings",
+        "surveys",
+    ]
+
+
+def test_export_summary_is_exported() -> None:
+    from posthog_pandas.export import ExportSummary
+
+    assert posthog_pandas.ExportSummary is ExportSummary

@@ -19,7 +19,6 @@ from posthog_pandas.frames import (
     hogql_events_to_frame,
     hogql_to_frame,
     json_text,
-    properties_to_columns,
     records_to_frame,
 )
 
@@ -554,22 +553,6 @@ def test_non_dict_properties_values() -> None:
     ]
 
 
-def test_properties_to_columns_accepts_dicts_and_json_text() -> None:
-    cols = properties_to_columns(['{"b": 2, "a": "x"}', {"a": "y"}, None], "properties")
-    assert list(cols) == ["properties.a", "properties.b"]
-    assert cols["properties.a"].tolist() == ["x", "y", pd.NA]
-    assert cols["properties.b"].tolist() == [2, pd.NA, pd.NA]
-    assert str(cols["properties.b"].dtype) == "Int64"
-    assert cols["properties.a"].name == "properties.a"
-
-
-def test_properties_to_columns_nested_prefix_and_no_flatten() -> None:
-    cols = properties_to_columns([{"email": "e"}], "person.properties")
-    assert list(cols) == ["person.properties.email"]
-    raw = properties_to_columns(['{"a": 1}'], "properties", FrameOptions(flatten=False))
-    assert raw["properties"].tolist() == [{"a": 1}]
-
-
 def test_stable_header_regardless_of_row_order() -> None:
     page = [
         {"properties": {"zeta": 1}},
@@ -1085,10 +1068,6 @@ def test_object_columns_of_strings_stay_object() -> None:
     df = frame([{"distinct_ids": "a", "properties": "b"}], "persons", flatten=False)
     assert str(df["distinct_ids"].dtype) == "object"
     assert str(df["properties"].dtype) == "object"
-    cols = properties_to_columns(["x"], "p", FrameOptions(max_depth=0))
-    assert str(cols["p"].dtype) == "string"
-    cols = properties_to_columns(["x"], "p", FrameOptions(flatten=False))
-    assert str(cols["p"].dtype) == "object"
 
 
 def test_concat_frames_equals_one_build_over_all_rows() -> None:

@@ -24,9 +24,10 @@ from typing import Any
 import pytest
 
 import posthog_pandas
-from posthog_pandas import query as query_module
+from posthog_pandas import events as events_module
 from posthog_pandas.demo import DAILY_SQL
-from posthog_pandas.query import EventFilter, QueryPage, events_query, keyset_columns, keyset_query
+from posthog_pandas.events import EventFilter, events_query
+from posthog_pandas.query import QueryPage, keyset_columns, keyset_query
 from posthog_pandas.server.hogql_parse import PARSER_AVAILABLE_PLATFORMS, parse_error, parse_tree
 
 pytestmark = pytest.mark.skipif(
@@ -144,7 +145,7 @@ class Builder:
 
 
 BUILDERS = [
-    Builder("posthog_pandas.query.events_query", events_pages),
+    Builder("posthog_pandas.events.events_query", events_pages),
     Builder("posthog_pandas.query.keyset_query", keyset_pages),
     Builder(
         "posthog_pandas.demo.DAILY_SQL", lambda: [(DAILY_SQL, {"start": JAN_TEXT, "end": FEB_TEXT})]
@@ -204,7 +205,7 @@ def test_events_pages_cover_every_filter_kind() -> None:
     used = {f.name for flt in FILTERS for f in dataclasses.fields(flt) if getattr(flt, f.name)}
     assert used == {f.name for f in dataclasses.fields(EventFilter)}
     operators = {p.get("operator", "exact") for p in PROPERTIES}
-    assert operators == set(query_module._OPERATORS)
+    assert operators == set(events_module._OPERATORS)
 
 
 # -- finding the code that builds HogQL -------------------------------------------------------

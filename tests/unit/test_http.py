@@ -17,14 +17,9 @@ import requests_mock
 
 from posthog_pandas import _config
 from posthog_pandas._credentials import Credentials
-from posthog_pandas._http import (
-    HttpClient,
-    RateLimiter,
-    RequestWindow,
-    redact_url,
-    retry_after_seconds,
-)
+from posthog_pandas._http import HttpClient, RateLimiter, RequestWindow, retry_after_seconds
 from posthog_pandas._pagination import iter_pages
+from posthog_pandas._urls import redact_url
 from posthog_pandas.exceptions import (
     APIError,
     AuthenticationError,

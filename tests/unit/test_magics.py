@@ -13,12 +13,12 @@ import requests
 import requests_mock
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 import posthog_pandas as php
 from posthog_pandas import _credentials, magics
 from posthog_pandas.cache import CacheInfo
 from posthog_pandas.exceptions import AuthenticationError, QueryError
+from tests.ipython_shell import RaisingShell
 
 HOST = "https://ph.test"
 KEY = "phx_magics_unit_key_abcdefghijklmnopqrstuvwxyz0"
@@ -52,28 +52,6 @@ DAILY = {
     "results": [["2024-01-01", 3], ["2024-01-02", 4]],
     "hasMore": False,
 }
-
-
-class RaisingShell(InteractiveShell):
-    """A shell whose run_cell re-raises, as jupysql's TestingShell does."""
-
-    def run_cell(self, *args: Any, **kwargs: Any) -> Any:
-        result = super().run_cell(*args, **kwargs)
-        result.raise_error()
-        return result
-
-
-@pytest.fixture()
-def ip() -> Iterator[RaisingShell]:
-    config = Config()
-    config.HistoryManager.enabled = False
-    shell = RaisingShell(config=config)
-    shell.run_line_magic("load_ext", "posthog_pandas")
-    shell.run_line_magic("config", "PostHogMagics.progress = False")
-    yield shell
-    magics.reset()
-    shell.configurables.clear()
-    InteractiveShell.clear_instance()
 
 
 @pytest.fixture(autouse=True)
@@ -353,7 +331,7 @@ def test_other_exceptions_propagate(
     def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("a bug, not a PostHog error")
 
-    monkeypatch.setattr(php.PostHog, "fetch_resource", boom)
+    monkeypatch.setattr(php.PostHog, "read", boom)
     with pytest.raises(RuntimeError, match="a bug"):
         ip.run_line_magic("posthog", "persons")
 
@@ -412,7 +390,7 @@ def test_whoami_never_shows_the_key(
         "user:    ann@example.com",
         "project: 5 (Shop)",
         "host:    https://ph.test",
-        "auth:    personal API key (Authorization header), from argument",
+        "auth:    personal API key in the Authorization header, from argument",
     ]
     assert KEY not in out and KEY[-4:] not in out
 

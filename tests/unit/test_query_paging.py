@@ -147,7 +147,7 @@ def test_a_null_in_an_order_key_is_refused_not_skipped(tmp_path: Path) -> None:
     empty = {**answer, "results": [], "hasMore": None, "limit": None}
     ph, adapter = connect(tmp_path, None, cache=False)
     route = adapter.register_uri("POST", QUERY_URL, [{"json": answer}, {"json": empty}])
-    with pytest.raises(php.QueryError, match=r"NULL in the ORDER BY column 'timestamp'"):
+    with pytest.raises(php.TruncationError, match=r"NULL in the ORDER BY column 'timestamp'"):
         ph.query(KEYSET_ORDERED)
     assert route.call_count == 1
 
@@ -186,10 +186,10 @@ def test_a_full_last_page_is_followed_by_an_empty_one(tmp_path: Path) -> None:
     assert api.limits() == [150_000, 50_000, 50_000]  # the third page came back empty
 
 
-def test_a_limit_above_50000_without_keyset_order_is_a_query_error(tmp_path: Path) -> None:
+def test_a_limit_above_50000_without_keyset_order_is_refused_as_truncated(tmp_path: Path) -> None:
     api = FakeQueryApi(60_000)
     ph, _ = connect(tmp_path, api, cache=False)
-    with pytest.raises(php.QueryError) as info:
+    with pytest.raises(php.TruncationError) as info:
         ph.query("select timestamp, uuid from events limit 60000")
     message = str(info.value)
     assert "cut this query's result at 50,000 rows" in message
@@ -209,7 +209,7 @@ def test_exactly_50000_rows_under_a_higher_limit_cannot_be_told_from_a_cut(tmp_p
     # posthog-pandas cannot tell, so it refuses rather than risk a silently cut table.
     api = FakeQueryApi(50_000)
     ph, _ = connect(tmp_path, api, cache=False)
-    with pytest.raises(php.QueryError, match="at 50,000 rows"):
+    with pytest.raises(php.TruncationError, match="at 50,000 rows"):
         ph.query("select timestamp, uuid from events group by timestamp, uuid limit 100000")
 
 

@@ -116,7 +116,7 @@ def test_a_network_failure_returns_the_stale_copy_with_its_age(tmp_path: Path) -
         (lambda ph: ph.events(columns=["bad col"]), "'bad col' is not an events column"),
         (lambda ph: ph.property_definitions(type="cohort"), "use 'event', 'person', 'group'"),
         (lambda ph: ph.cohort_persons(0), "cohort_id must be a positive integer"),
-        (lambda ph: ph.fetch_resource("person"), "Did you mean 'persons'?"),
+        (lambda ph: ph.read("person"), "Did you mean 'persons'?"),
         (lambda ph: ph.query(""), "query() needs a HogQL SELECT statement"),
     ],
 )
@@ -175,7 +175,7 @@ def test_insight_result_is_a_tidy_time_series(tmp_path: Path) -> None:
     ],
 )
 def test_keyset_bound_is_the_same_instant_in_utc(value: str, expected: str) -> None:
-    from posthog_pandas.query import _hogql_timestamp
+    from posthog_pandas.query import hogql_timestamp as _hogql_timestamp
 
     assert _hogql_timestamp(value) == expected
 
@@ -203,5 +203,7 @@ def test_a_limit_above_posthogs_cap_without_keyset_order_is_refused(tmp_path: Pa
     # PostHog lowers LIMIT 60000 to 50,000 without a word: a full page may hide more rows
     ph, adapter = connect(tmp_path)
     adapter.register_uri("POST", f"{HOST}/api/projects/3/query/", json=_query_answer(50_000))
-    with pytest.raises(php.QueryError, match=r"cut this query's result at 50,000 rows \(PostHog "):
+    with pytest.raises(
+        php.TruncationError, match=r"cut this query's result at 50,000 rows \(PostHog "
+    ):
         ph.query("select event from events limit 60000")
