@@ -31,8 +31,8 @@ import requests
 
 import posthog_pandas as php
 from posthog_pandas import _config, _http
+from posthog_pandas._checks import RECORDINGS_KEPT_DAYS
 from posthog_pandas._credentials import Credentials
-from posthog_pandas.resources import RECORDINGS_KEPT_DAYS
 from posthog_pandas.server import ApiKey, Faults, LocalPostHog
 from posthog_pandas.server import query as query_module
 from posthog_pandas.server.hogql_parse import parse_error
@@ -668,8 +668,8 @@ ACCESSOR_CALLS: dict[str, Callable[[php.PostHog], Any]] = {
         list(ph.iter_events(**DAY)),
         php.read_hogql("select 1", connection=ph),
     ),
-    "`ph.events()` on old PostHog (events list)": lambda ph: ph.get(
-        ph.project_path("events"), {"limit": 1}, cache=False
+    "`ph.events()` on old PostHog (events list)": lambda ph: ph._conn.get(
+        ph._conn.project_path("events"), {"limit": 1}, cache=False
     ),
     "`ph.persons()`": lambda ph: ph.persons(),
     "`ph.cohorts()`": lambda ph: ph.cohorts(),

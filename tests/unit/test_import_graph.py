@@ -3,7 +3,8 @@
 The graph is read from the source (ast), so an import inside a function counts as much as one
 at the top of a module; only imports under `if TYPE_CHECKING:` are left out (they never run).
 A string naming a submodule ("posthog_pandas.client", as in `importlib.import_module` or
-`sys.modules.get`) counts too: it is an import in all but syntax.
+`sys.modules.get`) counts too: it is an import in all but syntax. A logger's name
+(`logging.getLogger("posthog_pandas.cache")`) is only a name, and does not.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
+def _is_logger_name(node: ast.AST) -> bool:
+    func = node.func if isinstance(node, ast.Call) else None
+    return (isinstance(func, ast.Attribute) and func.attr == "getLogger") or (
+        isinstance(func, ast.Name) and func.id == "getLogger"
+    )
+
+
 def imports_of(name: str, path: Path, modules: set[str]) -> set[str]:
     """The package modules that `name` imports, anywhere in its code."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -48,6 +56,8 @@ def imports_of(name: str, path: Path, modules: set[str]) -> set[str]:
             visit_one(child)
 
     def visit_one(node: ast.AST) -> None:
+        if _is_logger_name(node):
+            return
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.split(".")[0] == ROOT)
         elif isinstance(node, ast.ImportFrom):
