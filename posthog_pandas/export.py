@@ -13,7 +13,7 @@ Formats (from the path's suffix; `format=` overrides)
 How it streams (two passes over local files, one over the network)
     1. Each page becomes a DataFrame with the accessor's own rules (the same dtypes and
        flattening as ``ph.events()`` / ``ph.persons()``), and is written at once to a typed
-       part (Arrow IPC with lz4: 2-3x faster to write and read back than Parquet) in a
+       part (Arrow IPC with lz4: cheaper to write and read back than Parquet) in a
        staging directory beside the target; the union of the columns and types is tracked.
        Memory holds one page at a time.
     2. The parts are read back one at a time, conformed to the unified schema (a column a
@@ -499,8 +499,8 @@ def _iso(column: Any) -> Any:
     if tz not in (None, "UTC", "+00:00", "Etc/UTC"):
         return pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ")
     # Arrow keeps UTC instants; as naive values their text is the UTC wall time. Casting to
-    # text and patching the separator is ~9x faster than strftime, which looks up the zone
-    # for every value (1.2 s per million timestamps), and gives the same characters.
+    # text and patching the separator is much cheaper than strftime, which looks up the zone
+    # for every value, and gives the same characters.
     naive = column.cast(pa.timestamp(column.type.unit))
     text = pc.replace_substring(naive.cast(pa.string()), " ", "T", max_replacements=1)
     return text if tz is None else pc.binary_join_element_wise(text, "Z", "")
