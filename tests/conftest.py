@@ -1,5 +1,9 @@
 """Shared fixtures: every test runs with a clean environment and a private cache directory.
 
+Two connection factories, each a plain function (for module-scoped or non-fixture code) and a
+fixture bound to the test's tmp_path: `local_connection` connects to a LocalPostHog, and
+`mocked_connection` connects through a requests-mock adapter that answers /api/users/@me/.
+
 POSTHOG_PANDAS_TEST_TIMEZONE=America/Los_Angeles runs the suite against non-UTC projects:
 every LocalPostHog a test starts without `timezone=` gets that Team.timezone (.ci/run does
 one such run). It is read here, before `isolate` clears POSTHOG_* variables.
@@ -8,13 +12,23 @@ one such run). It is read here, before `isolate` clears POSTHOG_* variables.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+if TYPE_CHECKING:  # the server is an extra, and requests_mock only matters to unit tests
+    import requests_mock
+
+    import posthog_pandas as php
+    from posthog_pandas.server import LocalPostHog
+
 KEY = "phx_TESTKEY_0123456789abcdefghijklmnopqrstuvwxyz"
 PROJECT_TIMEZONE = os.environ.get("POSTHOG_PANDAS_TEST_TIMEZONE") or "UTC"
+
+MOCK_HOST = "https://ph.test"
+MOCK_ME = {"email": "a@b.c", "team": {"id": 3, "project_id": 3, "name": "P"}}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -50,3 +64,65 @@ def ip() -> Iterator[object]:
 
     with magics_shell() as shell:
         yield shell
+
+
+# -- connection factories --------------------------------------------------------------------------
+
+
+def local_connection(server: LocalPostHog, cache_dir: Path | None, **overrides: Any) -> php.PostHog:
+    """connect() to a local server with no prompt, no .env, no progress bars; overrides win.
+
+    cache_dir=None connects with cache=False; api_key= overrides the server's key.
+    """
+    import posthog_pandas as php
+
+    options: dict[str, Any] = {
+        "host": server.url,
+        "progress": False,
+        "dotenv": False,
+        "prompt": False,
+    }
+    if cache_dir is None:
+        options["cache"] = False
+    else:
+        options["cache_dir"] = cache_dir
+    options.update(overrides)
+    key = options.pop("api_key", server.api_key)
+    return php.connect(key, **options)
+
+
+def mocked_connection(
+    tmp_path: Path, **overrides: Any
+) -> tuple[php.PostHog, requests_mock.Adapter]:
+    """connect() to MOCK_HOST through a requests-mock adapter that already answers @me.
+
+    No retries unless `retry=` says otherwise; the cache lives in tmp_path/c.
+    """
+    import requests
+    import requests_mock
+
+    import posthog_pandas as php
+
+    session = requests.Session()
+    adapter = requests_mock.Adapter()
+    session.mount("https://", adapter)
+    adapter.register_uri("GET", f"{MOCK_HOST}/api/users/@me/", json=MOCK_ME)
+    options: dict[str, Any] = {
+        "host": MOCK_HOST,
+        "session": session,
+        "cache_dir": tmp_path / "c",
+        "progress": False,
+        "retry": php.RetrySettings(attempts=0),
+    }
+    options.update(overrides)
+    return php.connect(KEY, **options), adapter
+
+
+@pytest.fixture()
+def mock_connect(tmp_path: Path) -> Callable[..., tuple[php.PostHog, requests_mock.Adapter]]:
+    """mocked_connection bound to this test's tmp_path; keyword arguments override."""
+
+    def factory(**overrides: Any) -> tuple[php.PostHog, requests_mock.Adapter]:
+        return mocked_connection(tmp_path, **overrides)
+
+    return factory

@@ -7,36 +7,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import requests
 import requests_mock
 
 import posthog_pandas as php
+from tests.conftest import MOCK_HOST, mocked_connection
 
-HOST = "https://ph.test"
-KEY = "phx_resource_fidelity_key_abcdefghijklmnopqrstu"
-ME = {"email": "a@b.c", "team": {"id": 3, "project_id": 3, "name": "P"}}
+HOST = MOCK_HOST
 INSIGHT = f"{HOST}/api/projects/3/insights/7/"
 SERIES = [{"label": "$pageview", "days": ["2024-01-01"], "data": [3]}]
 
 
-def connect(tmp_path: Path) -> tuple[php.PostHog, requests_mock.Adapter]:
-    session = requests.Session()
-    adapter = requests_mock.Adapter()
-    session.mount("https://", adapter)
-    adapter.register_uri("GET", f"{HOST}/api/users/@me/", json=ME)
-    ph = php.connect(
-        KEY,
-        host=HOST,
-        session=session,
-        cache_dir=tmp_path / "c",
-        progress=False,
-        retry=php.RetrySettings(attempts=0),
-    )
-    return ph, adapter
-
-
 def test_insight_asks_posthog_to_compute_when_its_cache_is_empty(tmp_path: Path) -> None:
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path)
     route = adapter.register_uri("GET", INSIGHT, json={"id": 7, "result": SERIES})
     assert ph.insight(7)["value"].tolist() == [3.0]
     assert route.last_request.qs["refresh"] == ["blocking"]  # not force_cache: never compute
@@ -45,7 +27,7 @@ def test_insight_asks_posthog_to_compute_when_its_cache_is_empty(tmp_path: Path)
 
 
 def test_an_insight_without_a_result_is_an_error_never_an_empty_frame(tmp_path: Path) -> None:
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path)
     route = adapter.register_uri(
         "GET", INSIGHT, json={"id": 7, "name": "Signups", "result": None, "last_refresh": None}
     )
@@ -60,7 +42,7 @@ def test_an_insight_without_a_result_is_an_error_never_an_empty_frame(tmp_path: 
 
 
 def test_an_insight_posthog_failed_to_compute_says_why(tmp_path: Path) -> None:
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path)
     status = {"complete": True, "error": True, "error_message": "Query exceeded memory"}
     adapter.register_uri("GET", INSIGHT, json={"id": 7, "result": None, "query_status": status})
     with pytest.raises(php.ResponseFormatError, match="failed to compute it \\(Query exceeded"):
@@ -87,7 +69,7 @@ def test_an_insight_posthog_failed_to_compute_says_why(tmp_path: Path) -> None:
 def test_group_property_definitions_need_a_group_type_before_any_request(
     tmp_path: Path, call, message: str
 ) -> None:
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path)
     before = adapter.call_count
     with pytest.raises(php.ConfigurationError) as info:
         call(ph)
@@ -96,7 +78,7 @@ def test_group_property_definitions_need_a_group_type_before_any_request(
 
 
 def test_group_property_definitions_send_the_group_type(tmp_path: Path) -> None:
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path)
     route = adapter.register_uri(
         "GET",
         f"{HOST}/api/projects/3/property_definitions/",
@@ -117,7 +99,7 @@ def recordings_route(adapter: requests_mock.Adapter) -> requests_mock.adapter._M
 
 
 def test_recordings_without_dates_ask_for_everything_posthog_keeps(tmp_path: Path) -> None:
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path)
     route = recordings_route(adapter)
     ph.session_recordings()
     sent = route.last_request.qs
@@ -128,7 +110,7 @@ def test_recordings_without_dates_ask_for_everything_posthog_keeps(tmp_path: Pat
 
 
 def test_recordings_with_dates_send_them(tmp_path: Path) -> None:
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path)
     route = recordings_route(adapter)
     ph.session_recordings(date_from="2024-01-02", date_to="2024-01-05T12:00:00Z")
     sent = route.last_request.qs

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-import requests_mock
 
 import posthog_pandas as php
 from posthog_pandas._dates import to_duration
@@ -19,11 +17,11 @@ from posthog_pandas.events import (
     property_condition,
     split_events_window,
 )
+from tests.conftest import MOCK_HOST, mocked_connection
 
-HOST = "https://ph.test"
-KEY = "phx_events_pipeline_key_abcdefghijklmnopqrstuv"
-ME = {"email": "a@b.c", "team": {"id": 3, "project_id": 3, "name": "P"}}
-QUERY_URL = f"{HOST}/api/projects/3/query/"
+# Retries without waiting: some tests here are about a retried request.
+RETRY = php.RetrySettings(attempts=3, backoff_factor=0, jitter=0)
+QUERY_URL = f"{MOCK_HOST}/api/projects/3/query/"
 AFTER = datetime(2024, 1, 1, tzinfo=UTC)
 BEFORE = datetime(2024, 1, 31, tzinfo=UTC)
 # PostHog's answers for a query stopped at a limit (posthog/exceptions.py, drf-exceptions-hog).
@@ -219,24 +217,8 @@ def test_a_lookback_that_is_not_a_length_of_time_is_refused(value: Any) -> None:
     )
 
 
-def connect(tmp_path: Path, **kw: Any) -> tuple[php.PostHog, requests_mock.Adapter]:
-    session = requests.Session()
-    adapter = requests_mock.Adapter()
-    session.mount("https://", adapter)
-    adapter.register_uri("GET", f"{HOST}/api/users/@me/", json=ME)
-    options: dict[str, Any] = {
-        "host": HOST,
-        "session": session,
-        "cache_dir": tmp_path / "c",
-        "progress": False,
-        "retry": php.RetrySettings(attempts=3, backoff_factor=0, jitter=0),
-    }
-    options.update(kw)
-    return php.connect(KEY, **options), adapter
-
-
 def test_lookback_without_incremental_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path, retry=RETRY)
     before = adapter.call_count
     with pytest.raises(php.ConfigurationError, match="lookback= applies to incremental=True"):
         ph.events(after=AFTER, before=BEFORE, lookback="1d")
@@ -295,7 +277,7 @@ CLUSTER_MEMORY_513 = {
 def test_posthogs_query_timeout_is_a_query_timeout_error_not_retried(
     tmp_path: Path, status: int, body: dict[str, Any]
 ) -> None:
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path, retry=RETRY)
     adapter.register_uri("POST", QUERY_URL, status_code=status, json=body)
     with pytest.raises(php.QueryTimeoutError) as info:
         ph.query("select count() from events")
@@ -306,7 +288,7 @@ def test_posthogs_query_timeout_is_a_query_timeout_error_not_retried(
 
 
 def test_a_full_cluster_is_retried_not_split(tmp_path: Path) -> None:
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path, retry=RETRY)
     adapter.register_uri(
         "POST",
         QUERY_URL,
@@ -320,7 +302,7 @@ def test_a_full_cluster_is_retried_not_split(tmp_path: Path) -> None:
 
 
 def test_a_proxys_html_504_is_still_retried_as_a_server_error(tmp_path: Path) -> None:
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path, retry=RETRY)
     html = b"<html><head><title>504 Gateway Time-out</title></head></html>"
     adapter.register_uri(
         "POST", QUERY_URL, status_code=504, content=html, headers={"Content-Type": "text/html"}

@@ -15,14 +15,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import requests
 import requests_mock
 
 import posthog_pandas as php
+from tests.conftest import MOCK_HOST, mocked_connection
 
-HOST = "https://ph.test"
-KEY = "phx_query_paging_unit_key_abcdefghijklmnopqrs"
-ME = {"email": "a@b.c", "team": {"id": 3, "project_id": 3, "name": "P"}}
+HOST = MOCK_HOST
 QUERY_URL = f"{HOST}/api/projects/3/query/"
 START = datetime(2024, 1, 5, 18, 0, tzinfo=UTC)
 BASIC = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?)?")
@@ -89,22 +87,14 @@ class FakeQueryApi:
         return [int(m.group(1)) if m else None for m in found]
 
 
-def connect(tmp_path: Path, api: Any, **kw: Any) -> tuple[php.PostHog, requests_mock.Adapter]:
-    session = requests.Session()
-    adapter = requests_mock.Adapter()
-    session.mount("https://", adapter)
-    adapter.register_uri("GET", f"{HOST}/api/users/@me/", json=ME)
+def connect_with_query_api(
+    tmp_path: Path, api: Any, **kw: Any
+) -> tuple[php.PostHog, requests_mock.Adapter]:
+    """mocked_connection whose query endpoint is answered by `api` (None: left unanswered)."""
+    ph, adapter = mocked_connection(tmp_path, **kw)
     if api is not None:
         adapter.register_uri("POST", QUERY_URL, json=api)
-    options: dict[str, Any] = {
-        "host": HOST,
-        "session": session,
-        "cache_dir": tmp_path / "c",
-        "progress": False,
-        "retry": php.RetrySettings(attempts=0),
-    }
-    options.update(kw)
-    return php.connect(KEY, **options), adapter
+    return ph, adapter
 
 
 def expected_uuids(api: FakeQueryApi, count: int) -> list[str]:
@@ -123,7 +113,7 @@ def test_keyset_pages_bind_datetimes_in_basic_form_whatever_the_project_timezone
     tmp_path: Path, zone: timezone
 ) -> None:
     api = FakeQueryApi(250, zone)
-    ph, _ = connect(tmp_path, api, cache=False)
+    ph, _ = connect_with_query_api(tmp_path, api, cache=False)
     frame = ph.query(KEYSET_ORDERED)
     assert frame["uuid"].astype(str).tolist() == expected_uuids(api, 250)
     bound = api.bodies[1]["query"]["values"]
@@ -145,7 +135,7 @@ def test_a_null_in_an_order_key_is_refused_not_skipped(tmp_path: Path) -> None:
     }
     # `(timestamp, uuid) > (NULL, ...)` matches nothing: PostHog would answer an empty page
     empty = {**answer, "results": [], "hasMore": None, "limit": None}
-    ph, adapter = connect(tmp_path, None, cache=False)
+    ph, adapter = connect_with_query_api(tmp_path, None, cache=False)
     route = adapter.register_uri("POST", QUERY_URL, [{"json": answer}, {"json": empty}])
     with pytest.raises(php.TruncationError, match=r"NULL in the ORDER BY column 'timestamp'"):
         ph.query(KEYSET_ORDERED)
@@ -157,14 +147,14 @@ def test_a_null_in_an_order_key_is_refused_not_skipped(tmp_path: Path) -> None:
 
 def test_no_limit_gets_posthogs_100_then_keyset_pages(tmp_path: Path) -> None:
     api = FakeQueryApi(250)
-    ph, _ = connect(tmp_path, api, cache=False)
+    ph, _ = connect_with_query_api(tmp_path, api, cache=False)
     assert len(ph.query(KEYSET_ORDERED)) == 250
     assert api.limits() == [None, 50_000]
 
 
 def test_a_limit_up_to_50000_is_answered_exactly_in_one_request(tmp_path: Path) -> None:
     api = FakeQueryApi(1000)
-    ph, _ = connect(tmp_path, api, cache=False)
+    ph, _ = connect_with_query_api(tmp_path, api, cache=False)
     frame = ph.query(f"{KEYSET_ORDERED} limit 300")
     assert frame["uuid"].astype(str).tolist() == expected_uuids(api, 300)
     assert api.limits() == [300]
@@ -172,7 +162,7 @@ def test_a_limit_up_to_50000_is_answered_exactly_in_one_request(tmp_path: Path) 
 
 def test_a_limit_above_50000_is_split_into_keyset_pages(tmp_path: Path) -> None:
     api = FakeQueryApi(130_000)
-    ph, _ = connect(tmp_path, api, cache=False)
+    ph, _ = connect_with_query_api(tmp_path, api, cache=False)
     frame = ph.query(f"{KEYSET_ORDERED} limit 120000")
     assert frame["uuid"].astype(str).tolist() == expected_uuids(api, 120_000)
     assert api.limits() == [120_000, 50_000, 20_000]
@@ -180,7 +170,7 @@ def test_a_limit_above_50000_is_split_into_keyset_pages(tmp_path: Path) -> None:
 
 def test_a_full_last_page_is_followed_by_an_empty_one(tmp_path: Path) -> None:
     api = FakeQueryApi(100_000)
-    ph, _ = connect(tmp_path, api, cache=False)
+    ph, _ = connect_with_query_api(tmp_path, api, cache=False)
     frame = ph.query(f"{KEYSET_ORDERED} limit 150000")
     assert frame["uuid"].is_unique and len(frame) == 100_000
     assert api.limits() == [150_000, 50_000, 50_000]  # the third page came back empty
@@ -188,7 +178,7 @@ def test_a_full_last_page_is_followed_by_an_empty_one(tmp_path: Path) -> None:
 
 def test_a_limit_above_50000_without_keyset_order_is_refused_as_truncated(tmp_path: Path) -> None:
     api = FakeQueryApi(60_000)
-    ph, _ = connect(tmp_path, api, cache=False)
+    ph, _ = connect_with_query_api(tmp_path, api, cache=False)
     with pytest.raises(php.TruncationError) as info:
         ph.query("select timestamp, uuid from events limit 60000")
     message = str(info.value)
@@ -199,7 +189,7 @@ def test_a_limit_above_50000_without_keyset_order_is_refused_as_truncated(tmp_pa
 
 def test_an_aggregate_of_exactly_50000_rows_under_its_limit_is_complete(tmp_path: Path) -> None:
     api = FakeQueryApi(50_000)
-    ph, _ = connect(tmp_path, api, cache=False)
+    ph, _ = connect_with_query_api(tmp_path, api, cache=False)
     frame = ph.query("select timestamp, uuid from events group by timestamp, uuid limit 50000")
     assert len(frame) == 50_000 and api.limits() == [50_000]
 
@@ -208,7 +198,7 @@ def test_exactly_50000_rows_under_a_higher_limit_cannot_be_told_from_a_cut(tmp_p
     # PostHog answers the same 50,000 rows whether or not more exist: without a keyset order
     # posthog-pandas cannot tell, so it refuses rather than risk a silently cut table.
     api = FakeQueryApi(50_000)
-    ph, _ = connect(tmp_path, api, cache=False)
+    ph, _ = connect_with_query_api(tmp_path, api, cache=False)
     with pytest.raises(php.TruncationError, match="at 50,000 rows"):
         ph.query("select timestamp, uuid from events group by timestamp, uuid limit 100000")
 
@@ -234,7 +224,7 @@ def _count_answer(count: int, cached: bool, refreshed: str) -> dict[str, Any]:
 
 
 def test_refresh_sends_force_blocking_and_replaces_our_copy(tmp_path: Path) -> None:
-    ph, adapter = connect(tmp_path, None)
+    ph, adapter = connect_with_query_api(tmp_path, None)
     route = adapter.register_uri(
         "POST",
         QUERY_URL,
@@ -260,7 +250,7 @@ def test_refresh_sends_force_blocking_and_replaces_our_copy(tmp_path: Path) -> N
 
 def test_refresh_applies_to_every_keyset_page_and_attrs_cover_them(tmp_path: Path) -> None:
     api = FakeQueryApi(250)
-    ph, _ = connect(tmp_path, api, cache=False)
+    ph, _ = connect_with_query_api(tmp_path, api, cache=False)
     frame = ph.query(KEYSET_ORDERED, refresh=True)
     assert [body.get("refresh") for body in api.bodies] == ["force_blocking"] * 2
     assert frame.attrs == {
@@ -269,6 +259,6 @@ def test_refresh_applies_to_every_keyset_page_and_attrs_cover_them(tmp_path: Pat
         "cache_key": "cache_3_1",
     }
     plain = FakeQueryApi(250)
-    ph, _ = connect(tmp_path / "plain", plain, cache=False)
+    ph, _ = connect_with_query_api(tmp_path / "plain", plain, cache=False)
     ph.query(KEYSET_ORDERED)
     assert [("refresh" in body) for body in plain.bodies] == [False, False]

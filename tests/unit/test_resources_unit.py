@@ -7,33 +7,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
-import requests_mock
 
 import posthog_pandas as php
+from tests.conftest import MOCK_HOST, mocked_connection
 
-HOST = "https://ph.test"
-KEY = "phx_resources_unit_key_abcdefghijklmnopqrstuvw"
-ME = {"email": "a@b.c", "team": {"id": 3, "project_id": 3, "name": "P"}}
-
-
-def connect(tmp_path: Path, **kw) -> tuple[php.PostHog, requests_mock.Adapter]:
-    session = requests.Session()
-    adapter = requests_mock.Adapter()
-    session.mount("https://", adapter)
-    adapter.register_uri("GET", f"{HOST}/api/users/@me/", json=ME)
-    options = {
-        "host": HOST,
-        "session": session,
-        "cache_dir": tmp_path / "c",
-        "progress": False,
-        "retry": php.RetrySettings(attempts=0),
-    }
-    options.update(kw)
-    return php.connect(KEY, **options), adapter
+HOST = MOCK_HOST
 
 
 def test_events_fall_back_to_the_list_without_a_query_api(tmp_path: Path) -> None:
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path)
     adapter.register_uri(
         "POST",
         f"{HOST}/api/projects/3/query/",
@@ -82,7 +64,7 @@ def test_events_fall_back_to_the_list_without_a_query_api(tmp_path: Path) -> Non
 
 def test_a_network_failure_returns_the_stale_copy_with_its_age(tmp_path: Path) -> None:
     ttl = php.CacheTTL(lists=0.0, frames=0.0)
-    ph, adapter = connect(tmp_path, cache_ttl=ttl)
+    ph, adapter = mocked_connection(tmp_path, cache_ttl=ttl)
     adapter.register_uri(
         "GET",
         f"{HOST}/api/projects/3/cohorts/",
@@ -121,7 +103,7 @@ def test_a_network_failure_returns_the_stale_copy_with_its_age(tmp_path: Path) -
     ],
 )
 def test_bad_arguments_name_the_parameter(tmp_path: Path, call, message: str) -> None:
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path)
     before = adapter.call_count
     with pytest.raises(php.ConfigurationError) as info:
         call(ph)
@@ -130,7 +112,7 @@ def test_bad_arguments_name_the_parameter(tmp_path: Path, call, message: str) ->
 
 
 def test_misspelled_options_get_a_suggestion(tmp_path: Path) -> None:
-    ph, _ = connect(tmp_path)
+    ph, _ = mocked_connection(tmp_path)
     with pytest.raises(
         TypeError, match="unexpected keyword argument 'refesh'. Did you mean 'refresh'?"
     ):
@@ -138,7 +120,7 @@ def test_misspelled_options_get_a_suggestion(tmp_path: Path) -> None:
 
 
 def test_insight_result_is_a_tidy_time_series(tmp_path: Path) -> None:
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path)
     adapter.register_uri(
         "GET",
         f"{HOST}/api/projects/3/insights/7/",
@@ -193,7 +175,7 @@ def _query_answer(rows: int) -> dict[str, object]:
 
 
 def test_a_query_that_got_its_own_limit_is_complete(tmp_path: Path) -> None:
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path)
     query = adapter.register_uri("POST", f"{HOST}/api/projects/3/query/", json=_query_answer(3))
     assert ph.query("select event from events limit 3")["event"].tolist() == ["e", "e", "e"]
     assert query.call_count == 1
@@ -201,7 +183,7 @@ def test_a_query_that_got_its_own_limit_is_complete(tmp_path: Path) -> None:
 
 def test_a_limit_above_posthogs_cap_without_keyset_order_is_refused(tmp_path: Path) -> None:
     # PostHog lowers LIMIT 60000 to 50,000 without a word: a full page may hide more rows
-    ph, adapter = connect(tmp_path)
+    ph, adapter = mocked_connection(tmp_path)
     adapter.register_uri("POST", f"{HOST}/api/projects/3/query/", json=_query_answer(50_000))
     with pytest.raises(
         php.TruncationError, match=r"cut this query's result at 50,000 rows \(PostHog "
