@@ -10,6 +10,7 @@ import pytest
 
 import posthog_pandas as php
 from posthog_pandas.server import LocalPostHog
+from tests.conftest import local_connection
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +26,6 @@ def connect(server: LocalPostHog, tmp_path: Path) -> Callable[..., php.PostHog]:
     server.set_faults(None)
 
     def factory(**overrides: Any) -> php.PostHog:
-        options: dict[str, Any] = {
-            "host": server.url,
-            "cache_dir": tmp_path / "cache",
-            "progress": False,
-            "dotenv": False,
-            "prompt": False,
-        }
-        options.update(overrides)
-        key = options.pop("api_key", server.api_key)
-        return php.connect(key, **options)
+        return local_connection(server, tmp_path / "cache", **overrides)
 
     return factory

@@ -24,6 +24,7 @@ from posthog_pandas import events as events_module
 from posthog_pandas import export as ex
 from posthog_pandas._registry import RESOURCES
 from posthog_pandas.server import Faults, LocalPostHog
+from tests.conftest import local_connection
 
 NAMED = ("persons", "projects")  # read by accessor_frames on their own
 
@@ -45,20 +46,9 @@ def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", PAGE)
 
 
-def connect(srv: LocalPostHog, cache_dir: Path) -> Any:
-    return php.connect(
-        srv.api_key,
-        host=srv.url,
-        project_id=srv.project_id,
-        cache_dir=cache_dir,
-        progress=False,
-        prompt=False,
-    )
-
-
 @pytest.fixture()
 def ph(srv: LocalPostHog, tmp_path: Path, small_pages: None) -> Any:
-    return connect(srv, tmp_path / "cache")
+    return local_connection(srv, tmp_path / "cache", project_id=srv.project_id)
 
 
 def server_events(srv: LocalPostHog) -> pd.DataFrame:

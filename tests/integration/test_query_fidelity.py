@@ -4,16 +4,17 @@ from PostHog's result cache until a refresh."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 
 import posthog_pandas as php
 from posthog_pandas.server import LocalPostHog
+from tests.conftest import local_connection
 
 pytestmark = pytest.mark.integration
 
@@ -34,18 +35,7 @@ def small() -> Iterator[LocalPostHog]:
 
 
 def connector(srv: LocalPostHog, tmp_path: Path) -> Connect:
-    def connect(**overrides: Any) -> php.PostHog:
-        options: dict[str, Any] = {
-            "host": srv.url,
-            "cache_dir": tmp_path / "cache",
-            "progress": False,
-            "dotenv": False,
-            "prompt": False,
-            **overrides,
-        }
-        return php.connect(srv.api_key, **options)
-
-    return connect
+    return functools.partial(local_connection, srv, tmp_path / "cache")
 
 
 def add_event(srv: LocalPostHog) -> str:

@@ -16,6 +16,7 @@ import orjson
 import posthog_pandas as php
 from posthog_pandas.cache import DB_NAME, decompress_body
 from posthog_pandas.server import LocalPostHog
+from tests.conftest import local_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 # Backoff small where a test is not about backoff; Retry-After from the server is still honoured.
@@ -25,21 +26,8 @@ Connect = Callable[..., php.PostHog]
 
 
 def connector(server: LocalPostHog, cache_dir: Path | None, **overrides: Any) -> php.PostHog:
-    """connect() to `server` with no prompt, no .env, no progress bars; overrides win."""
-    options: dict[str, Any] = {
-        "host": server.url,
-        "progress": False,
-        "dotenv": False,
-        "prompt": False,
-        "retry": FAST_RETRY,
-    }
-    if cache_dir is None:
-        options["cache"] = False
-    else:
-        options["cache_dir"] = cache_dir
-    options.update(overrides)
-    key = options.pop("api_key", server.api_key)
-    return php.connect(key, **options)
+    """tests.conftest.local_connection with FAST_RETRY unless `retry=` says otherwise."""
+    return local_connection(server, cache_dir, **{"retry": FAST_RETRY, **overrides})
 
 
 def api_requests(server: LocalPostHog, fragment: str) -> list[Any]:

@@ -36,6 +36,7 @@ from posthog_pandas._credentials import Credentials
 from posthog_pandas.server import ApiKey, Faults, LocalPostHog
 from posthog_pandas.server import query as query_module
 from posthog_pandas.server.hogql_parse import parse_error
+from tests.conftest import local_connection
 from tests.integration import test_events_fidelity as fidelity
 from tests.server import test_timezone_hogql as zones
 from tests.unit import test_http as http_tests
@@ -157,16 +158,8 @@ class Env:
         self.srv.clear_log()
         session = RecordingSession()
         self.sessions.append(session)
-        options: dict[str, Any] = {
-            "host": self.srv.url,
-            "cache": False,
-            "progress": False,
-            "dotenv": False,
-            "prompt": False,
-            "session": session,
-        }
-        options.update(kwargs)
-        return php.connect(key or self.srv.api_key, **options)
+        options: dict[str, Any] = {"session": session, **kwargs}
+        return local_connection(self.srv, None, api_key=key or self.srv.api_key, **options)
 
     @property
     def sent(self) -> list[Sent]:
@@ -262,13 +255,6 @@ def missing_scope(scope: str) -> dict[str, Any]:
     return err(
         "authentication_error", "permission_denied", f"API key missing required scope '{scope}'"
     )
-
-
-def connect_to(server: LocalPostHog, key: str | None = None, **kwargs: Any) -> php.PostHog:
-    """A connection to a server of a row's own, without cache, progress or prompts."""
-    options: dict[str, Any] = {"cache": False, "progress": False, "dotenv": False}
-    options.update(kwargs)
-    return php.connect(key or server.api_key, host=server.url, prompt=False, **options)
 
 
 def posthog_error(status: int, body: dict[str, Any], key: str = "phx_x") -> php.APIError:
@@ -709,10 +695,14 @@ def _(env: Env) -> None:
             project = None if "user:read" in wanted[accessor] else 1  # no id: @me tells
             missing = [x for x in wanted[accessor] if x not in held]
             if not missing:
-                ACCESSOR_CALLS[accessor](connect_to(server, key.key, project_id=project))
+                ACCESSOR_CALLS[accessor](
+                    local_connection(server, None, api_key=key.key, project_id=project)
+                )
                 continue
             with pytest.raises(php.PostHogError, match=missing[0]) as info:
-                ACCESSOR_CALLS[accessor](connect_to(server, key.key, project_id=project))
+                ACCESSOR_CALLS[accessor](
+                    local_connection(server, None, api_key=key.key, project_id=project)
+                )
             assert getattr(info.value, "scope", missing[0]) == missing[0], (accessor, held)
 
 
@@ -759,7 +749,9 @@ def _(env: Env) -> None:
     assert zones.get(env.zoned, "/api/users/@me/")["team"]["timezone"] == zones.ZONE
     assert zones.get(env.zoned, "/api/projects/1/")["timezone"] == zones.ZONE
     env.zoned.clear_log()
-    frame = connect_to(env.zoned).query("select timestamp from events order by timestamp limit 3")
+    frame = local_connection(env.zoned, None).query(
+        "select timestamp from events order by timestamp limit 3"
+    )
     assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"  # the instants, in UTC
     assert list(frame["timestamp"]) == list(env.zoned.dataset().events["timestamp"].iloc[:3])
     assert all(r.path != "/api/projects/1/" for r in env.zoned.requests)  # never asked for it
@@ -1084,7 +1076,7 @@ def _(env: Env) -> None:
         for forced in ("force_blocking", "true", "1", "yes", ""):
             assert view(forced)["is_cached"] is False, forced
         server.clear_log()
-        ph = connect_to(server)
+        ph = local_connection(server, None)
         ph.insight(insight_id)
         ph.insight(insight_id, refresh=True)
         sent = [r.params for r in server.requests if "/insights/" in r.path]
@@ -1332,7 +1324,9 @@ def _(env: Env) -> None:
     body = zones.query(env.zoned, "select timestamp from events order by timestamp limit 5")
     assert body["types"] == [f"DateTime64(6, '{zones.ZONE}')"]
     assert all(row[0].endswith("+05:30") for row in body["results"])
-    frame = connect_to(env.zoned).query("select timestamp from events order by timestamp limit 5")
+    frame = local_connection(env.zoned, None).query(
+        "select timestamp from events order by timestamp limit 5"
+    )
     assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"
     assert list(frame["timestamp"]) == [
         pd.Timestamp(r[0]).tz_convert("UTC") for r in body["results"]
@@ -1353,7 +1347,9 @@ def _(env: Env) -> None:
     events = env.zoned.dataset().events.sort_values(["timestamp", "uuid"]).iloc[:20]
     local = events["timestamp"].dt.tz_convert(zones.ZONE).dt.hour
     assert [r[0] for r in zones.query(env.zoned, hours)["results"]] == local.tolist()
-    frame = connect_to(env.zoned).query(sql)  # the client returns them as PostHog counted them
+    frame = local_connection(env.zoned, None).query(
+        sql
+    )  # the client returns them as PostHog counted them
     assert frame["n"].tolist() == [n for _, n in local_day_counts(env.zoned)]
 
 
@@ -1374,7 +1370,9 @@ def _(env: Env) -> None:
     bound = "SELECT count() FROM events WHERE timestamp >= toDateTime64({t}, 6, 'UTC')"
     body = post_query(env.zoned, bound, values={"t": f"{day} 00:00:00"}).json()
     assert body["results"] == [[int((stamps >= since).sum())]]
-    frame = connect_to(env.zoned).events(after=since.to_pydatetime(), before=until.to_pydatetime())
+    frame = local_connection(env.zoned, None).events(
+        after=since.to_pydatetime(), before=until.to_pydatetime()
+    )
     inside = env.zoned.dataset().events[(stamps >= since) & (stamps < until)]
     assert fidelity.uuids(frame) == fidelity.uuids(inside)  # the client's bounds are instants
 
@@ -1385,7 +1383,7 @@ def _(env: Env) -> None:
     assert listed and all(e["timestamp"].endswith("+00:00") for e in listed)
     persons = zones.get(env.zoned, "/api/projects/1/persons/?limit=3")["results"]
     assert persons and all(p["created_at"].endswith("Z") for p in persons)
-    frame = connect_to(env.zoned).persons()
+    frame = local_connection(env.zoned, None).persons()
     assert str(frame["created_at"].dtype) == "datetime64[ns, UTC]"
 
 
@@ -1485,7 +1483,9 @@ def _(env: Env) -> None:
         assert answer.status_code == 504
         assert answer.json() == err("server_error", "error", TIMEOUT_DETAIL)
         with pytest.raises(php.QueryTimeoutError, match="narrow the time range"):
-            connect_to(slow).query("select uuid from events order by timestamp, uuid limit 10")
+            local_connection(slow, None).query(
+                "select uuid from events order by timestamp, uuid limit 10"
+            )
     newer = posthog_error(504, err("server_error", "error", API_TIME_LIMIT))
     assert isinstance(newer, php.QueryTimeoutError) and newer.retryable is False
 
@@ -1595,7 +1595,7 @@ def _(env: Env) -> None:
 def _(env: Env) -> None:
     with LocalPostHog(persons=40, events=2000, seed=13, max_scan_rows=400) as slow:
         start, end = slow.time_range()
-        frame = connect_to(slow).events(after=start, before=end)
+        frame = local_connection(slow, None).events(after=start, before=end)
         assert fidelity.uuids(frame) == fidelity.uuids(slow.dataset().events)
         statuses = [r.status for r in slow.requests if r.path.endswith("/query/")]
         assert 504 in statuses and statuses[-1] == 200
@@ -1605,7 +1605,7 @@ def _(env: Env) -> None:
 def _(env: Env) -> None:
     with LocalPostHog(persons=40, events=600, seed=13) as server:
         start, _ = server.time_range()
-        ph = connect_to(server, cache_dir=env.tmp / "cache", cache=True)
+        ph = local_connection(server, env.tmp / "cache", cache=True)
         first = ph.events(after=start, incremental=True)
         newest = first["timestamp"].max().to_pydatetime()
         did = str(server.dataset().events["distinct_id"].iloc[0])
