@@ -118,8 +118,11 @@ def mocked_connection(
     return php.connect(KEY, **options), adapter
 
 
+MockConnect = Callable[..., "tuple[php.PostHog, requests_mock.Adapter]"]
+
+
 @pytest.fixture()
-def mock_connect(tmp_path: Path) -> Callable[..., tuple[php.PostHog, requests_mock.Adapter]]:
+def mock_connect(tmp_path: Path) -> MockConnect:
     """mocked_connection bound to this test's tmp_path; keyword arguments override."""
 
     def factory(**overrides: Any) -> tuple[php.PostHog, requests_mock.Adapter]:

@@ -4,21 +4,20 @@ refresh modes, group property definitions, the recordings' range (a scripted ser
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests_mock
 
 import posthog_pandas as php
-from tests.conftest import MOCK_HOST, mocked_connection
+from tests.conftest import MOCK_HOST, MockConnect
 
 HOST = MOCK_HOST
 INSIGHT = f"{HOST}/api/projects/3/insights/7/"
 SERIES = [{"label": "$pageview", "days": ["2024-01-01"], "data": [3]}]
 
 
-def test_insight_asks_posthog_to_compute_when_its_cache_is_empty(tmp_path: Path) -> None:
-    ph, adapter = mocked_connection(tmp_path)
+def test_insight_asks_posthog_to_compute_when_its_cache_is_empty(mock_connect: MockConnect) -> None:
+    ph, adapter = mock_connect()
     route = adapter.register_uri("GET", INSIGHT, json={"id": 7, "result": SERIES})
     assert ph.insight(7)["value"].tolist() == [3.0]
     assert route.last_request.qs["refresh"] == ["blocking"]  # not force_cache: never compute
@@ -26,8 +25,10 @@ def test_insight_asks_posthog_to_compute_when_its_cache_is_empty(tmp_path: Path)
     assert route.last_request.qs["refresh"] == ["force_blocking"]
 
 
-def test_an_insight_without_a_result_is_an_error_never_an_empty_frame(tmp_path: Path) -> None:
-    ph, adapter = mocked_connection(tmp_path)
+def test_an_insight_without_a_result_is_an_error_never_an_empty_frame(
+    mock_connect: MockConnect,
+) -> None:
+    ph, adapter = mock_connect()
     route = adapter.register_uri(
         "GET", INSIGHT, json={"id": 7, "name": "Signups", "result": None, "last_refresh": None}
     )
@@ -41,8 +42,8 @@ def test_an_insight_without_a_result_is_an_error_never_an_empty_frame(tmp_path: 
     assert route.call_count == 2  # the empty answer was not cached
 
 
-def test_an_insight_posthog_failed_to_compute_says_why(tmp_path: Path) -> None:
-    ph, adapter = mocked_connection(tmp_path)
+def test_an_insight_posthog_failed_to_compute_says_why(mock_connect: MockConnect) -> None:
+    ph, adapter = mock_connect()
     status = {"complete": True, "error": True, "error_message": "Query exceeded memory"}
     adapter.register_uri("GET", INSIGHT, json={"id": 7, "result": None, "query_status": status})
     with pytest.raises(php.ResponseFormatError, match="failed to compute it \\(Query exceeded"):
@@ -67,9 +68,9 @@ def test_an_insight_posthog_failed_to_compute_says_why(tmp_path: Path) -> None:
     ],
 )
 def test_group_property_definitions_need_a_group_type_before_any_request(
-    tmp_path: Path, call, message: str
+    mock_connect: MockConnect, call, message: str
 ) -> None:
-    ph, adapter = mocked_connection(tmp_path)
+    ph, adapter = mock_connect()
     before = adapter.call_count
     with pytest.raises(php.ConfigurationError) as info:
         call(ph)
@@ -77,8 +78,8 @@ def test_group_property_definitions_need_a_group_type_before_any_request(
     assert adapter.call_count == before
 
 
-def test_group_property_definitions_send_the_group_type(tmp_path: Path) -> None:
-    ph, adapter = mocked_connection(tmp_path)
+def test_group_property_definitions_send_the_group_type(mock_connect: MockConnect) -> None:
+    ph, adapter = mock_connect()
     route = adapter.register_uri(
         "GET",
         f"{HOST}/api/projects/3/property_definitions/",
@@ -98,8 +99,10 @@ def recordings_route(adapter: requests_mock.Adapter) -> requests_mock.adapter._M
     )
 
 
-def test_recordings_without_dates_ask_for_everything_posthog_keeps(tmp_path: Path) -> None:
-    ph, adapter = mocked_connection(tmp_path)
+def test_recordings_without_dates_ask_for_everything_posthog_keeps(
+    mock_connect: MockConnect,
+) -> None:
+    ph, adapter = mock_connect()
     route = recordings_route(adapter)
     ph.session_recordings()
     sent = route.last_request.qs
@@ -109,8 +112,8 @@ def test_recordings_without_dates_ask_for_everything_posthog_keeps(tmp_path: Pat
     assert "date_to" not in sent
 
 
-def test_recordings_with_dates_send_them(tmp_path: Path) -> None:
-    ph, adapter = mocked_connection(tmp_path)
+def test_recordings_with_dates_send_them(mock_connect: MockConnect) -> None:
+    ph, adapter = mock_connect()
     route = recordings_route(adapter)
     ph.session_recordings(date_from="2024-01-02", date_to="2024-01-05T12:00:00Z")
     sent = route.last_request.qs
