@@ -67,14 +67,26 @@ def connect(
         key_in: "header" (Authorization: Bearer, default) or "body": personal_api_key in the
             JSON body of GET requests. PostHog's query body (QueryRequest) forbids extra
             fields, so query POSTs carry the key in the Authorization header in both modes.
+        username, password: HTTP Basic, for old self-hosted PostHog only (current PostHog
+            accepts personal API keys only); also POSTHOG_USERNAME / POSTHOG_PASSWORD.
         session: a prepared requests.Session (proxies, test adapters).
-        cache: keep responses on disk (default); cache_dir overrides the location.
+        cache: keep responses on disk (default).
+        cache_dir: where the cache lives (default: POSTHOG_PANDAS_CACHE_DIR, else the OS user
+            cache directory).
+        cache_ttl: how long cached answers stay fresh, per kind (`CacheTTL`).
         offline: answer only from the cache; a miss raises CacheError naming what is missing.
         progress: show progress bars (default: on in notebooks and terminals).
         timeout: seconds, or (connect, read).
+        retry: retry policy for reads (`RetrySettings`: attempts, backoff, longest wait).
+        pacing: request pacing under PostHog's rate limits (`PacingSettings`).
         verify: TLS verification (default on); False warns, a path names a CA bundle.
         legacy: force (True) or forbid (False) the old /api/person/ and /api/user/ API; by
             default it is used with HTTP Basic or when the server lacks /api/users/@me/.
+        dotenv: read a .env file (True: the nearest one upward from the working directory; a
+            path: that file; False: none). It never overrides the environment.
+        prompt: ask for the key when none is found (True: a form in notebooks, getpass in a
+            terminal; False: raise CredentialsError instead; or your own prompter, a callable that
+            returns the `Credentials`).
         login: False returns the connection without credentials (settings and cache only),
             for a login form to complete with `ph.login(...)`.
 
