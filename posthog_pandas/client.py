@@ -67,8 +67,9 @@ def connect(
         key_in: "header" (Authorization: Bearer, default) or "body": personal_api_key in the
             JSON body of GET requests. PostHog's query body (QueryRequest) forbids extra
             fields, so query POSTs carry the key in the Authorization header in both modes.
-        username, password: HTTP Basic, for old self-hosted PostHog only (current PostHog
-            accepts personal API keys only); also POSTHOG_USERNAME / POSTHOG_PASSWORD.
+        username: HTTP Basic user, for old self-hosted PostHog only (current PostHog accepts
+            personal API keys only); also POSTHOG_USERNAME.
+        password: the HTTP Basic password that goes with `username`; also POSTHOG_PASSWORD.
         session: a prepared requests.Session (proxies, test adapters).
         cache: keep responses on disk (default).
         cache_dir: where the cache lives (default: POSTHOG_PANDAS_CACHE_DIR, else the OS user

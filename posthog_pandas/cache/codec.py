@@ -11,7 +11,8 @@ from typing import Any
 
 __all__ = ["compress_body", "decompress_body"]
 
-#: zstd level 1: pages are compressed while the next one downloads, so speed beats ratio.
+#: zstd level 1: a page is compressed between its answer and the next request (events pages
+#: wait for it, so a pull killed midway resumes where it was), so speed beats ratio.
 COMPRESS_LEVEL = 1
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # every zstd frame starts with it; zlib streams never do
 
