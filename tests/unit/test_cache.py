@@ -976,30 +976,6 @@ def test_clear_all_removes_frames_and_corrupt_files(store: CacheStore) -> None:
 # --- concurrency within a process --------------------------------------------------------------
 
 
-def test_threads_share_a_store(store: CacheStore) -> None:
-    errors: list[BaseException] = []
-
-    def work(n: int) -> None:
-        try:
-            for i in range(100):
-                key = f"t{n}-{i}"
-                body = f"{n}:{i}".encode() * 50
-                store.put(key, body, resource=f"r{n % 3}", url=URL, ttl=60)
-                got = store.get(key)
-                assert got is not None and got.body == body
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert errors == []
-    assert store.info().entries == 800
-
-
 def test_close_then_reuse_reopens(store: CacheStore) -> None:
     store.put("k", b"v", resource="r", url=URL, ttl=60)
     store.close()
