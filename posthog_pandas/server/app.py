@@ -488,7 +488,7 @@ class LocalPostHog:
         injector = state.injector  # one snapshot per request, even if faults switch meanwhile
         from posthog_pandas.server.auth import find_credentials
 
-        if injector.should_hang(request.path):
+        if injector.should_hang(request.path, request.params):
             creds = find_credentials(request)
             self._record(
                 request, 0, auth=creds.source, key_fingerprint=creds.fingerprint, project_id=None

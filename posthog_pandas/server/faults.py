@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from posthog_pandas.server.web import ApiError, Response, json_response
@@ -28,6 +29,9 @@ class Faults:
     html_login: float = 0.0  # 200 text/html login page
     slow: float = 0.0  # seconds of added latency per request
     hang_after: int | None = None  # after N API requests, stop answering (60 s)
+    # Requests whose `offset` query parameter is at least N stop answering: unlike
+    # hang_after, it picks the same requests whatever order concurrent pages arrive in.
+    hang_from_offset: int | None = None
     short_pages: bool = False  # persons pages shorter than `limit`, still with `next`
     repeat_next: bool = False  # list `next` equals the current URL
     foreign_next: bool = False  # list `next` points at the foreign listener
@@ -71,10 +75,16 @@ class FaultInjector:
     def _draw(self, probability: float) -> bool:
         return probability > 0 and self._rng.random() < probability
 
-    def should_hang(self, path: str) -> bool:
-        """Count API requests; once past `hang_after`, every selected request hangs."""
+    def should_hang(self, path: str, query: Mapping[str, str] | None = None) -> bool:
+        """Count API requests; once past `hang_after`, every selected request hangs. With
+        `hang_from_offset`, so does each selected request at or past that offset."""
+        if not self.applies(path):
+            return False
+        from_offset = self.faults.hang_from_offset
+        if from_offset is not None and _offset(query) >= from_offset:
+            return True
         limit = self.faults.hang_after
-        if limit is None or not self.applies(path):
+        if limit is None:
             return False
         with self._lock:
             self._count += 1
@@ -116,3 +126,9 @@ class FaultInjector:
             if self._draw(self.faults.malformed_json):
                 return "malformed"
         return None
+
+
+def _offset(query: Mapping[str, str] | None) -> int:
+    """The request's `offset` parameter (-1 when absent or not a number)."""
+    raw = (query or {}).get("offset", "")
+    return int(raw) if raw.isdigit() else -1

@@ -194,3 +194,13 @@ def test_stop_releases_a_hung_request() -> None:
     server.stop()
     t.join(10)
     assert not t.is_alive() and len(errors) == 1
+
+
+def test_hang_from_offset_picks_requests_by_offset_not_arrival(srv: LocalPostHog) -> None:
+    srv.set_faults(Faults(hang_from_offset=100, paths=("/persons",)))
+    assert get(srv, PERSONS + "?limit=10&offset=99").status_code == 200
+    assert get(srv, PERSONS + "?limit=10").status_code == 200  # no offset: never hangs
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        get(srv, PERSONS + "?limit=10&offset=100", timeout=0.5)
+    assert srv.requests[-1].status == 0
+    assert get(srv, PERSONS + "?limit=10&offset=5").status_code == 200  # still answered after
