@@ -26,6 +26,7 @@ def main() -> None:
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--info", required=True, help="where to write the JSON description")
+    p.add_argument("--latency", default="none", choices=("none", "cloud"))
     args = p.parse_args()
     srv = LocalPostHog(
         persons=args.persons,
@@ -37,6 +38,7 @@ def main() -> None:
         # PostHog's per-user 180/min on persons would make airbyte's 100-row pages (200+
         # requests for W1) wait a minute: the benchmark times transfers, not that throttle.
         persons_throttle=False,
+        latency=args.latency,
     )
     srv.start()
     info_path = Path(args.info)

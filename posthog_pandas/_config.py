@@ -79,6 +79,30 @@ class Settings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     pacing: PacingSettings = field(default_factory=PacingSettings)
     verify: bool | str = True
+    compression: str = "auto"  # one of COMPRESSIONS
+
+
+# What connect(compression=...) accepts: "auto" asks a loopback host for plain bodies (gzip costs
+# CPU on both ends and saves no time there) and any other host for gzip.
+COMPRESSIONS = ("auto", "gzip", "identity")
+
+
+def check_compression(value: str) -> str:
+    """`value` when it is one of COMPRESSIONS; otherwise an error that lists them."""
+    if value not in COMPRESSIONS:
+        allowed = ", ".join(repr(c) for c in COMPRESSIONS)
+        raise ConfigurationError(
+            f"compression={value!r} is not supported; use one of {allowed} ('auto': plain "
+            "bodies from a loopback host, gzip from any other)."
+        )
+    return value
+
+
+def accept_encoding(compression: str, hostname: str) -> str:
+    """The Accept-Encoding header a connection sends for its compression setting."""
+    if compression == "identity" or (compression == "auto" and is_loopback(hostname)):
+        return "identity"
+    return "gzip"
 
 
 def normalize_host(raw: str) -> str:

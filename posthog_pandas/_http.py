@@ -188,11 +188,9 @@ class HttpClient:
         # After a 429, no request of this connection is sent before this clock() time.
         self._paused_until = float("-inf")
         self._pause_lock = threading.Lock()
-        # Over loopback, gzip costs CPU on both ends and saves no time: ask for plain bodies.
         hostname = urlsplit(self.origin).hostname or ""
-        self._extra_headers = (
-            {"Accept-Encoding": "identity"} if _config.is_loopback(hostname) else {}
-        )
+        encoding = _config.accept_encoding(settings.compression, hostname)
+        self._extra_headers = {"Accept-Encoding": encoding}
         pacing = settings.pacing
         self._analytics = RateLimiter(pacing.analytics_per_minute, clock=clock, sleep=sleep)
         self._other = RateLimiter(pacing.other_per_minute, clock=clock, sleep=sleep)

@@ -46,6 +46,7 @@ def connect(
     retry: _config.RetrySettings | None = None,
     pacing: _config.PacingSettings | None = None,
     verify: bool | str = True,
+    compression: str = "auto",
     legacy: bool | None = None,
     dotenv: bool | str | Path = True,
     prompt: bool | Prompter = True,
@@ -81,6 +82,8 @@ def connect(
         retry: retry policy for reads (`RetrySettings`: attempts, backoff, longest wait).
         pacing: request pacing under PostHog's rate limits (`PacingSettings`).
         verify: TLS verification (default on); False warns, a path names a CA bundle.
+        compression: "auto" (default: plain bodies from a loopback host, where gzip only costs
+            CPU; gzip from any other), "gzip" or "identity" (never compressed).
         legacy: force (True) or forbid (False) the old /api/person/ and /api/user/ API; by
             default it is used with HTTP Basic or when the server lacks /api/users/@me/.
         dotenv: read a .env file (True: the nearest one upward from the working directory; a
@@ -111,6 +114,7 @@ def connect(
         retry=retry or _config.RetrySettings(),
         pacing=pacing or _config.PacingSettings(),
         verify=verify,
+        compression=_config.check_compression(compression),
     )
     store = _open_store(cache, cache_dir)
     conn = Connection(

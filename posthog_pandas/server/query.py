@@ -235,11 +235,15 @@ class _Query:
             raise ApiError(429, "throttled_error", "throttled", detail)
         from posthog_pandas.server.hogql import HogQLError  # lazy: sqlglot is slow to import
 
+        state = self.ctx.state
         try:
             cur = self.ctx.store.cursor()
             try:
-                result = create_engine(cur, self.ctx.store.timezone).run(self.text, self.values)
-                _enforce_scan_budget(cur, result.clickhouse, self.ctx)
+                with state.queries:
+                    result = create_engine(cur, self.ctx.store.timezone).run(self.text, self.values)
+                    _enforce_scan_budget(cur, result.clickhouse, self.ctx)
+                    # A remote PostHog's ClickHouse time, spent holding the slot (see latency.py).
+                    state.stopping.wait(state.latency.query_delay(len(result.results)))
                 return result
             except HogQLError as exc:
                 raise ApiError(400, "validation_error", exc.code, exc.detail) from None
