@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -33,6 +34,7 @@ from posthog_pandas._frame_cache import FrameCache
 from posthog_pandas._gc import paused_gc
 from posthog_pandas._pagination import prefetch
 from posthog_pandas._progress import counted
+from posthog_pandas._windows import in_window_order, plan_windows
 from posthog_pandas.exceptions import ConfigurationError, NotFoundError, QueryTimeoutError
 from posthog_pandas.frames import FrameOptions, concat_frames, hogql_events_to_frame, hogql_to_frame
 from posthog_pandas.query import (
@@ -506,20 +508,89 @@ class Events:
         options: Mapping[str, Any],
         page_rows: int | None = None,
     ) -> Iterator[QueryPage]:
-        """Keyset pages of events of `page_rows` rows (at most MAX_PAGE_ROWS, PostHog's cap).
+        """Keyset pages of events of `page_rows` rows (at most MAX_PAGE_ROWS, PostHog's cap),
+        oldest first.
 
-        The range is one window, read oldest first. When PostHog stops a page at its time
-        limit, the rest of that window becomes two halves read one after the other (halved
-        again as needed), so every event still comes once and in order. Each request waits
-        until the page before it is in the cache: a pull killed midway resumes at the first
-        page it had not received, and asks for no page twice.
+        The first page is read alone: a pull it finishes costs nothing more. When it comes
+        back full, the rest of the range is cut into windows of at most one page each, from a
+        count of events per bucket (see _windows), and up to `max_concurrent_queries` windows
+        are read at once, their pages handed out in window order.
         """
         rows = min(page_rows or MAX_PAGE_ROWS, MAX_PAGE_ROWS)
+        workers = self._conn.settings.pacing.max_concurrent_queries
+        if cap is not None or workers <= 1:
+            yield from self._window_pages(flt, None, cap, options, rows)  # a limit stops early
+            return
+        asked_refresh = options.get("refresh", False)
+        cache = options.get("cache", True)
+        page = self._page(
+            flt, rows, None, cache=cache, refresh=asked_refresh, recompute=asked_refresh
+        )
+        if page is None:  # PostHog stopped the whole range at its time limit: halve it
+            yield from self._window_pages(flt, None, None, options, rows)
+            return
+        yield page
+        cursor = _cursor_after(page, rows)
+        if cursor is None:
+            return  # one page held the whole range
+        windows = self._plan_windows(flt, cursor, rows, options)
+        pulls = [
+            partial(
+                self._window_pages,
+                replace(flt, after=start, before=end),
+                cursor if index == 0 else None,
+                None,
+                options,
+                rows,
+            )
+            for index, (start, end) in enumerate(windows)
+        ]
+        yield from in_window_order(pulls, workers)
+
+    def _plan_windows(
+        self, flt: EventFilter, cursor: EventCursor, rows: int, options: Mapping[str, Any]
+    ) -> list[tuple[datetime, datetime]]:
+        """The rest of the range after `cursor`, cut by a count of its events per bucket into
+        windows of fewer than `rows` events (one page each). The count is cached like a page,
+        so a rerun plans the same windows and finds their pages in the cache."""
+        start = result_timestamp(cursor[0])
+        rest = replace(flt, after=start, columns=None)
+        clauses, values = rest.conditions()
+        bucket = _count_bucket(flt.before - start)
+        sql = (
+            f"SELECT {bucket}(timestamp) AS bucket, count() AS events FROM events "
+            f"WHERE {' AND '.join(clauses)} GROUP BY bucket ORDER BY bucket LIMIT {MAX_PAGE_ROWS}"
+        )
+        counted_page = self._queries.run(
+            sql,
+            values,
+            cache=options.get("cache", True),
+            refresh=options.get("refresh", False),
+            name="posthog-pandas events count",
+        )
+        buckets = [(result_timestamp(b), int(n)) for b, n in counted_page.results]
+        return plan_windows(start, flt.before, buckets, rows - 1)
+
+    def _window_pages(
+        self,
+        flt: EventFilter,
+        start: EventCursor | None,
+        cap: int | None,
+        options: Mapping[str, Any],
+        rows: int,
+    ) -> Iterator[QueryPage]:
+        """Keyset pages of one window, after the cursor `start` (None: from its beginning).
+
+        When PostHog stops a page at its time limit, the rest of the window becomes two
+        halves read one after the other (halved again as needed), so every event still comes
+        once and in order. Each request waits until the page before it is in the cache: a
+        pull killed midway resumes at the first page it had not received.
+        """
         asked_refresh = options.get("refresh", False)
         cache = options.get("cache", True)
         refresh = asked_refresh
         got = 0
-        windows: list[tuple[EventFilter, EventCursor | None]] = [(flt, None)]  # a stack
+        windows: list[tuple[EventFilter, EventCursor | None]] = [(flt, start)]  # a stack
         while windows and (cap is None or got < cap):
             window, last = windows.pop()
             size = rows if cap is None else min(rows, cap - got)
@@ -620,6 +691,24 @@ def page_frame(
     if flt.columns is not None and "properties" not in flt.columns:
         return hogql_to_frame(columns, types, rows, options)
     return hogql_events_to_frame(columns, types, rows, options)
+
+
+def _cursor_after(page: QueryPage, rows: int) -> EventCursor | None:
+    """The (timestamp, uuid) of a full page's last row; None when the page was not full."""
+    if len(page.results) < rows:
+        return None
+    ts, uuid = page.columns.index("timestamp"), page.columns.index("uuid")
+    return page.results[-1][ts], page.results[-1][uuid]
+
+
+# The count that plans windows groups events by minute for a range of up to three days, by
+# hour up to 90 days, else by day: fine enough to cut one-page windows, few enough rows.
+def _count_bucket(span: timedelta) -> str:
+    if span <= timedelta(days=3):
+        return "toStartOfMinute"
+    if span <= timedelta(days=90):
+        return "toStartOfHour"
+    return "toStartOfDay"
 
 
 def _halves(
