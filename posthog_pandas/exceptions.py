@@ -79,7 +79,16 @@ class _RequestError(PostHogError):
 
 
 class TransportError(_RequestError):
-    """The request got no HTTP answer: connection refused or reset, DNS failure, timeout."""
+    """The request got no HTTP answer: connection refused or reset, DNS failure, timeout.
+
+    ``retryable`` is False when no retry can help: a certificate that cannot be verified, a
+    host name that does not resolve, a redirect; those fail at the first attempt.
+    ``connecting`` is True when no connection was made (refused, connect timeout): those get
+    the short budget of ``RetrySettings.connect_attempts``, seconds rather than minutes.
+    """
+
+    retryable: bool = True
+    connecting: bool = False
 
 
 class ResponseFormatError(_RequestError):

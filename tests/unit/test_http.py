@@ -306,10 +306,32 @@ def test_status_and_code_map_to_exceptions(
     exc = info.value
     assert type(exc) is cls
     assert fragment in str(exc)
+    # PostHog's own words first, then what was asked of whom: the first line is what the
+    # magics show.
+    first_line = str(exc).splitlines()[0]
+    assert first_line == f"{body['detail']} (PostHog answered {status} to GET {HOST}{PATH})"
     assert exc.status == status and exc.method == "GET" and exc.url == HOST + PATH
     assert exc.code == body["code"] and exc.type == body["type"] and exc.detail == body["detail"]
     assert exc.attr == body["attr"] and exc.request_id == "req-42"
     assert KEY not in str(exc) and KEY not in repr(exc)
+
+
+@pytest.mark.parametrize("status", [400, 401, 402, 403, 404, 409, 422])
+def test_4xx_other_than_429_fail_at_the_first_attempt(status: int) -> None:
+    client, adapter, sleeps = make_client(attempts=6)
+    adapter.register_uri("GET", HOST + PATH, status_code=status, json={"detail": "no"})
+    with pytest.raises(APIError) as info:
+        client.send("GET", PATH)
+    assert adapter.call_count == 1 and sleeps == []
+    assert "gave up" not in str(info.value)
+
+
+def test_an_error_without_posthogs_words_still_names_status_and_request() -> None:
+    client, adapter, _ = make_client(attempts=0)
+    adapter.register_uri("GET", HOST + PATH, status_code=418, json={})
+    with pytest.raises(APIError) as info:
+        client.send("GET", PATH)
+    assert str(info.value) == f"PostHog answered 418 to GET {HOST}{PATH}."
 
 
 def test_missing_scope_is_named_on_the_exception() -> None:
