@@ -20,7 +20,8 @@
     └── CacheError                the cache cannot serve the request (offline miss, unwritable)
 
 Library code raises these plain classes so scripts and tests can catch them; the
-notebook magics turn them into one-line IPython errors at the edge.
+notebook magics turn them into one-line IPython errors at the edge, and IPython shows them
+without the frames inside posthog-pandas (see _tracebacks).
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ __all__ = [
 
 class PostHogError(Exception):
     """Base class of every error posthog-pandas raises."""
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython's hook: show the user's frames and this message, not our internals."""
+        from posthog_pandas._tracebacks import user_traceback
+
+        return user_traceback(self)
 
 
 class ConfigurationError(PostHogError, ValueError):
