@@ -6,10 +6,14 @@ Everything that touches the network goes through `HttpClient.send`. It:
   in body mode only GETs carry it in the body: a POST body is PostHog's own schema (QueryRequest
   forbids extra fields), so POSTs carry it in the Authorization header;
 - retries 429, 5xx, connection resets and malformed bodies for idempotent calls, with urllib3's
-  Retry for the backoff and Retry-After rules, capped by RetrySettings.max_wait;
+  Retry for the backoff and Retry-After rules, capped by RetrySettings.max_wait; a refused
+  connection or connect timeout only RetrySettings.connect_attempts times (urllib3's `connect`
+  budget); a certificate that cannot be verified, a host name that does not resolve, a redirect
+  and a 4xx other than 429 not at all, since no retry can fix them;
 - pauses every request of the connection, from every thread, while a 429's wait runs;
 - paces requests under PostHog's documented rate limits;
-- turns every failure into one exception of `posthog_pandas.exceptions`, with the secret scrubbed.
+- turns every failure into one exception of `posthog_pandas.exceptions`, with the secret scrubbed
+  and advice; an API error's message leads with PostHog's own words.
 """
 
 from __future__ import annotations
