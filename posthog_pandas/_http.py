@@ -420,10 +420,10 @@ class HttpClient:
         self, method: str, url: str, exc: requests.RequestException
     ) -> TransportError:
         """The request got no answer: say why, with advice, and whether a retry can help."""
-        causes = list(_causes(exc))
-        failure = self._connection_failure(causes)
+        failure = self._connection_failure(list(_causes(exc)))
         if failure is not None:
-            message, retryable, connecting = failure
+            advice, retryable, connecting = failure
+            message = f"{advice} ({method} {url})"
         elif isinstance(exc, requests.Timeout):
             message = (
                 f"{method} {url} timed out after {self._timeout_text()}. PostHog may be slow "
@@ -436,8 +436,6 @@ class HttpClient:
                 "Check your network and POSTHOG_HOST."
             )
             retryable, connecting = True, False
-        if failure is not None:
-            message += f" ({method} {url})"
         error = TransportError(self.credentials.scrub(message), method=method, url=url)
         error.retryable, error.connecting = retryable, connecting
         return error

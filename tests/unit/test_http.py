@@ -613,6 +613,22 @@ def test_connection_errors_and_resets_are_retried() -> None:
     assert adapter.call_count == 3
 
 
+def test_a_connect_timeout_gets_the_short_connect_budget_a_reset_the_whole_one() -> None:
+    client, adapter, sleeps = make_client(attempts=6)
+    adapter.register_uri("GET", HOST + PATH, exc=requests.exceptions.ConnectTimeout("slow"))
+    with pytest.raises(TransportError) as info:
+        client.send("GET", PATH)
+    assert adapter.call_count == _config.RetrySettings().connect_attempts + 1 == 4
+    assert sleeps == [0.0, 1.0, 2.0] and info.value.connecting is True
+    assert str(info.value).endswith("(gave up after 4 attempts)")
+
+    client, adapter, sleeps = make_client(attempts=6)
+    adapter.register_uri("GET", HOST + PATH, exc=requests.exceptions.ConnectionError("reset"))
+    with pytest.raises(TransportError) as info:
+        client.send("GET", PATH)
+    assert adapter.call_count == 7 and info.value.connecting is False
+
+
 def test_malformed_json_and_html_login_pages_are_retried_then_explained() -> None:
     client, adapter, _ = make_client(attempts=2)
     adapter.register_uri(
