@@ -80,7 +80,8 @@ def connect(
         timeout: seconds, or (connect, read).
         retry: retry policy for reads (`RetrySettings`: attempts, backoff, longest wait).
         pacing: request pacing under PostHog's rate limits (`PacingSettings`).
-        verify: TLS verification (default on); False warns, a path names a CA bundle.
+        verify: TLS verification (default on); a path names a CA bundle (a PostHog whose
+            certificate a private CA signed: verify="/path/ca.pem"); False warns.
         legacy: force (True) or forbid (False) the old /api/person/ and /api/user/ API; by
             default it is used with HTTP Basic or when the server lacks /api/users/@me/.
         dotenv: read a .env file (True: the nearest one upward from the working directory; a
