@@ -407,6 +407,11 @@ class Events:
         """Every event of the filters as one frame (see PostHog.events)."""
         if lookback is not None and not incremental:
             raise ConfigurationError("lookback= applies to incremental=True pulls only.")
+        if incremental and limit is not None:
+            raise ConfigurationError(
+                "limit= does not apply to incremental=True pulls, which keep the whole table; "
+                "drop one of them."
+            )
         list_filters: dict[str, Any] = {
             "after": after,
             "before": before,
