@@ -90,6 +90,18 @@ def test_events_limit_is_a_hogql_limit_and_one_request(
     assert queries[0].hogql.rstrip().endswith("LIMIT 5")
 
 
+def test_limited_events_and_the_full_pull_keep_apart_in_the_cache(
+    connect: Callable[..., php.PostHog], server: LocalPostHog
+) -> None:
+    ph = connect()  # with the cache
+    start, end = server.time_range()
+    five = ph.events(after=start, before=end, limit=5)
+    full = ph.events(after=start, before=end)
+    assert len(full) == len(server.dataset().events) > 5
+    pd.testing.assert_frame_equal(ph.events(after=start, before=end, limit=5), five)
+    assert_first_rows(five, full)
+
+
 def test_the_magic_limit_is_one_small_request(
     connect: Callable[..., php.PostHog], server: LocalPostHog, ip: RaisingShell
 ) -> None:
