@@ -509,7 +509,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 def first_sentence(text: str) -> str:
     """Text up to its first full stop followed by a space ("display.max_rows" is one word),
     whitespace collapsed."""
-    return " ".join(_SENTENCE_END.split(" ".join(text.split()), maxsplit=1)[0].split())
+    return _SENTENCE_END.split(" ".join(text.split()), maxsplit=1)[0]
 
 
 def load_ipython_extension(ipython: Any) -> None:
