@@ -392,7 +392,7 @@ CASES: list[Case] = [
         lambda env: env.connect().persons(serach="ann"),
         TypeError,
         "persons() got an unexpected keyword argument 'serach'. Common options: cache, refresh, "
-        "progress, flatten, max_depth, dtype_backend, dtypes.",
+        "progress, flatten, max_depth, dtype_backend, dtypes, limit.",
     ),
     Case(
         "properties-not-a-list", "filters", "`ph.persons(properties='plan=pro')`",
