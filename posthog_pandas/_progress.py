@@ -84,6 +84,8 @@ class _Bar:
             from IPython.display import display
 
             self.tqdm = tqdm(display=False, **options)
+            if total is None:  # no fraction to draw: tqdm would show a lone full square
+                self.tqdm.container.children[1].layout.display = "none"
             self.handle = display(self.tqdm.container, display_id=True)  # type: ignore[no-untyped-call]
         else:
             self.tqdm = tqdm(**options)

@@ -11,6 +11,7 @@ connect() in the same kernel.
 from __future__ import annotations
 
 import html
+import time
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -37,6 +38,10 @@ KEYS_PAGE = "/settings/user-api-keys"
 # The table of scopes each accessor needs (docs/connecting.md, "Scopes").
 SCOPES_DOCS = "https://github.com/posthog-pandas/posthog-pandas/blob/main/docs/connecting.md#scopes"
 RECEIVED = "Key received (hidden): press Enter or Connect."
+# The browser sends Enter's submit message, then at once the value; an Enter in an empty field
+# is followed by nothing, and must not make a key that arrives later (on blur) connect by itself.
+ENTER_WAITS_FOR_KEY = 2.0  # seconds
+_clock = time.monotonic  # tests replace it
 
 
 class LoginForm:
@@ -51,7 +56,7 @@ class LoginForm:
     ) -> None:
         self.ph = ph
         self._key: str | None = None  # taken out of the field; lives only in kernel memory
-        self._submitted = False  # Enter reached the kernel before the key did
+        self._entered_at: float | None = None  # Enter reached the kernel before the key did
         start_host = normalize_host(host) if host else ph.settings.host
         known = start_host in (US_HOST, EU_HOST)
         self.key = widgets.Password(
@@ -116,7 +121,8 @@ class LoginForm:
             return
         self._key = typed
         self.key.value = ""  # first of all: the key must not stay in saved widget state
-        if self._submitted:
+        entered, self._entered_at = self._entered_at, None
+        if entered is not None and _clock() - entered < ENTER_WAITS_FOR_KEY:
             self.connect()
         else:
             self._show(RECEIVED, ok=None)
@@ -126,7 +132,7 @@ class LoginForm:
         if content.get("event") != "submit":
             return
         if self._key is None:  # the browser sends Enter before the value: connect on arrival
-            self._submitted = True
+            self._entered_at = _clock()
         else:
             self.connect()
 
@@ -151,7 +157,7 @@ class LoginForm:
 
     def connect(self) -> bool:
         """Log in with the key taken from the field, and say what happened. True on success."""
-        key, self._key, self._submitted = self._key or "", None, False
+        key, self._key, self._entered_at = self._key or "", None, None
         if not key:
             self._show("Enter your personal API key (it starts with phx_).", ok=False)
             return False

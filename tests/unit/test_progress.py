@@ -97,6 +97,7 @@ def test_notebook_bar_without_a_total_shows_no_eta(notebook: list[Handle]) -> No
     next(items)
     text = notebook[0].shown.children[2].value.replace("\u2007", " ")
     assert text == "events: 0 rows [00:00, ? rows/s]"  # no "/?" total, no "<…" time left
+    assert notebook[0].shown.children[1].layout.display == "none"  # no bar without a total
     items.close()  # stopped early by the consumer (a limit): a plain summary
     [(line, _)] = notebook[0].updates
     assert re.fullmatch(r"events: 1,500 rows in \d+\.\d s", line["text/plain"])

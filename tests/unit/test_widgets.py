@@ -247,6 +247,20 @@ def test_enter_before_the_key_connects_when_it_arrives(ph: PostHog, mock: Any) -
     assert KEY not in all_state(form)
 
 
+def test_enter_in_an_empty_field_does_not_connect_a_later_key(
+    ph: PostHog, mock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = iter([100.0, 100.0 + widgets.ENTER_WAITS_FOR_KEY])
+    monkeypatch.setattr(widgets, "_clock", lambda: next(clock))
+    form = widgets.LoginForm(ph)
+    press_enter(form.key)  # nothing typed: no value follows
+    from_browser(form.key, value=KEY)  # typed later, then the field lost focus
+    assert mock.call_count == 0
+    assert "Key received (hidden)" in form.status.value
+    form.button.click()
+    assert "Connected as ann@example.com" in form.status.value
+
+
 def test_a_key_is_used_once(ph: PostHog, mock: Any) -> None:
     form = widgets.LoginForm(ph)
     form.key.value = KEY
