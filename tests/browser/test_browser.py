@@ -240,7 +240,8 @@ def _wait_saved(notebook: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         text = notebook.read_text()
-        if "image/png" in text and "application/vnd.jupyter.widget-state+json" in text:
+        # The final state: an autosave from earlier (every 120 s) does not count.
+        if "image/png" in text and "Key received (hidden)" in text:
             return
         time.sleep(0.2)
     pytest.fail("the notebook was not saved with its outputs within 30 s")
@@ -255,8 +256,9 @@ def _drive(page: Any, url: str, key: str, first_uuid: str) -> None:
     # 1. Run the first cell only: connect() finds no key and shows the login form.
     page.locator(".jp-Cell").nth(0).locator(".jp-InputArea-editor").click()
     page.keyboard.press("Shift+Enter")
-    password = page.locator("input[type=password]")
-    expect(password).to_be_visible()
+    password = page.locator("input[type=password]").first
+    # Importing pandas and starting the server can take a minute on a loaded 2-core machine.
+    expect(password).to_be_visible(timeout=180_000)
 
     # 2. Type the key and press Enter.
     expect(page.get_by_text("Create a personal API key at")).to_be_visible()
