@@ -531,6 +531,7 @@ class Events:
             show=self._conn.progress if show is None else show,
             desc="events",
             rows=lambda page: len(page.results),
+            total=None if cap is None else lambda _page: cap,  # a limit: the most rows to come
         )
 
     def list_plan(
