@@ -13,6 +13,7 @@ never see each other's entries.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import queue
 import threading
@@ -27,6 +28,7 @@ from posthog_pandas import _json
 from posthog_pandas._http import HttpClient
 from posthog_pandas._urls import redact_url
 from posthog_pandas.cache import CacheStore, Entry
+from posthog_pandas.cache.codec import CompressedBody
 from posthog_pandas.exceptions import (
     CacheError,
     RateLimitError,
@@ -37,6 +39,10 @@ from posthog_pandas.exceptions import (
 log = logging.getLogger("posthog_pandas.cache")
 
 _NETWORK_FAILURES = (TransportError, ServerError, RateLimitError)
+
+# How long `stage` waits for an idle worker to start compressing: a thread switch takes
+# milliseconds; past this, something else has the CPU and the parse goes ahead regardless.
+_HANDOFF_TIMEOUT = 0.05
 
 # validate(parsed answer) -> False to skip caching; raises on a malformed answer.
 Validator = Callable[[Any], bool | None]
@@ -66,51 +72,182 @@ class CacheStats:
 
 
 class BackgroundWriter:
-    """Stores cache entries on a worker thread, so compressing and writing page N overlaps the
-    request for page N+1. Entries waiting to be written are readable (`pending`); `flush()`
-    waits for all of them (accessors flush before returning, and so does interpreter exit).
-    A failed write is logged, never raised: the caller already has the data, only the cached
-    copy is missing.
+    """Stores cache entries on a worker thread, so compressing and writing a page overlaps
+    other work: parsing it, or the request for the next page.
+
+    A page is handed over as soon as its body arrives (`stage`), before anyone knows whether it
+    is worth caching; the worker compresses it at once, and writes it only when told to
+    (`StagedPage.keep`), never when it is dropped. Nothing reaches the storage before the
+    verdict, and a row is written whole in one transaction, so a page that turns out not to be
+    cacheable, or a process killed midway, never leaves a partial or unwanted entry. The
+    worker never waits for a verdict: a page still being judged holds up no other write.
+    Kept entries waiting to be written are readable (`pending`); `flush()` waits for all of
+    them (accessors flush before returning, and so does interpreter exit). A failed write is
+    logged, never raised: the caller already has the data, only the cached copy is missing.
     """
 
     def __init__(self, store: CacheStore) -> None:
         self.store = store
         # Bounded: a slow disk makes fetching wait instead of piling pages up in memory.
-        self._queue: queue.Queue[tuple[str, bytes, str, str, float]] = queue.Queue(maxsize=4)
+        self._queue: queue.Queue[Callable[[], None]] = queue.Queue(maxsize=4)
         self._pending: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._tasks = 0  # queued or running
         atexit.register(self.flush)
 
+    def stage(self, key: str, body: bytes, *, resource: str, ttl: float) -> StagedPage:
+        """Start compressing `body` for `key`; it is written once kept, never if dropped.
+
+        When the worker is idle this returns once it is compressing: the caller's next step,
+        parsing the body (orjson), holds the GIL throughout, and a worker that had not reached
+        the compressor (which runs without the GIL) would sit until the parse ended."""
+        page = StagedPage(self, key, body, resource, ttl)
+        if self._submit(lambda: self._compress(page)):
+            page.started.wait(_HANDOFF_TIMEOUT)
+        return page
+
     def put(self, key: str, body: bytes, *, resource: str, url: str, ttl: float) -> None:
-        with self._lock:
-            self._pending[key] = body
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="posthog-pandas-cache-writer", daemon=True
-                )
-                self._thread.start()
-        self._queue.put((key, body, resource, url, ttl))
+        """Store `body` under `key` (staged and kept at once)."""
+        self.stage(key, body, resource=resource, ttl=ttl).keep(url)
 
     def pending(self, key: str) -> bytes | None:
         with self._lock:
             return self._pending.get(key)
 
     def flush(self) -> None:
+        """Wait until every kept page is written (or has failed)."""
         self._queue.join()
+
+    def _submit(self, task: Callable[[], None]) -> bool:
+        """Queue `task`; True when the worker had nothing else to do."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="posthog-pandas-cache-writer", daemon=True
+                )
+                self._thread.start()
+            idle = self._tasks == 0
+            self._tasks += 1
+        self._queue.put(task)
+        return idle
+
+    def _keep(self, page: StagedPage, url: str) -> None:
+        with self._lock:
+            if page.verdict is not None:
+                return
+            page.verdict, page.url = True, url
+            self._pending[page.key] = page.body
+            ready = page.compressed is not None
+        if ready:  # compressed already: the write is a task of its own
+            self._submit(lambda: self._write(page))
+
+    def _drop(self, page: StagedPage) -> None:
+        with self._lock:
+            if page.verdict is None:
+                page.verdict, page.compressed = False, None
+
+    def _compress(self, page: StagedPage) -> None:
+        page.started.set()
+        try:
+            compressed = self.store.compress(page.body)
+        except Exception as exc:  # nobody awaits this thread: log every failure, raise none
+            log.warning("could not cache %s: %s", page.url or page.resource, exc)
+            with self._lock:  # dropped, whatever its verdict
+                page.verdict = False
+                self._forget(page)
+            return
+        with self._lock:
+            if page.verdict is False:
+                return
+            page.compressed = compressed
+            kept = page.verdict is True
+        if kept:  # kept while it was being compressed: write it now
+            self._write(page)
+
+    def _write(self, page: StagedPage) -> None:
+        assert page.compressed is not None
+        try:
+            self.store.put(
+                page.key, page.compressed, resource=page.resource, url=page.url, ttl=page.ttl
+            )
+        except CacheError as exc:
+            log.warning("could not cache %s: %s", page.url, exc)
+        finally:
+            with self._lock:
+                self._forget(page)
+
+    def _forget(self, page: StagedPage) -> None:
+        """No longer pending (under the lock); a later page under the same key stays."""
+        if self._pending.get(page.key) is page.body:
+            del self._pending[page.key]
 
     def _run(self) -> None:
         while True:
-            key, body, resource, url, ttl = self._queue.get()
+            task = self._queue.get()
             try:
-                self.store.put(key, body, resource=resource, url=url, ttl=ttl)
-            except CacheError as exc:
-                log.warning("could not cache %s: %s", url, exc)
+                task()
+            except Exception:  # the worker must outlive any one write: log, keep going
+                log.exception("the cache writer failed")
             finally:
                 with self._lock:
-                    if self._pending.get(key) is body:
-                        del self._pending[key]
+                    self._tasks -= 1
                 self._queue.task_done()
+
+
+class StagedPage:
+    """A fresh page on its way to the cache while its answer is still being checked: `keep`
+    has it written, `drop` forgets it; the first of the two counts."""
+
+    def __init__(
+        self, writer: BackgroundWriter, key: str, body: bytes, resource: str, ttl: float
+    ) -> None:
+        self._writer = writer
+        self.key, self.body, self.resource, self.ttl = key, body, resource, ttl
+        self.url = ""
+        self.started = threading.Event()  # set by the worker as it starts compressing
+        self.verdict: bool | None = None  # None until kept (True) or dropped (False)
+        self.compressed: CompressedBody | None = None  # set by the worker
+
+    def keep(self, url: str) -> None:
+        self._writer._keep(self, url)
+
+    def drop(self) -> None:
+        self._writer._drop(self)
+
+
+class EarlyWrite:
+    """The cache write of one fetch, started when a 2xx body arrives (`HttpClient.send`'s
+    `on_body`) rather than after it is parsed and checked, so that compressing overlaps
+    parsing. A retry's body replaces the one before it (that attempt failed); the body finally
+    returned is kept only if it is worth caching, and anything not kept is dropped on exit."""
+
+    def __init__(self, writer: BackgroundWriter, key: str, resource: str, ttl: float) -> None:
+        self._writer, self._key, self._resource, self._ttl = writer, key, resource, ttl
+        self._page: StagedPage | None = None
+
+    def __enter__(self) -> EarlyWrite:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.drop()
+
+    def __call__(self, body: bytes) -> None:
+        self.drop()
+        self._page = self._writer.stage(self._key, body, resource=self._resource, ttl=self._ttl)
+
+    def keep(self, body: bytes, url: str) -> None:
+        """Write `body`, the answer returned (staged now if no hook saw it arrive)."""
+        if self._page is None or self._page.body is not body:
+            self(body)
+        assert self._page is not None
+        self._page.keep(url)
+        self._page = None
+
+    def drop(self) -> None:
+        if self._page is not None:
+            self._page.drop()
+            self._page = None
 
 
 @dataclass
@@ -157,7 +294,7 @@ class Fetcher:
         key = self._key("GET", absolute, params, None) if cache else None
         return self._fetch(
             key,
-            lambda: self.http.send("GET", absolute, params=params),
+            lambda on_body: self.http.send("GET", absolute, params=params, on_body=on_body),
             resource=resource,
             ttl=self.ttl.lists,
             refresh=refresh,
@@ -188,7 +325,9 @@ class Fetcher:
         sent = {**body, **unkeyed} if unkeyed else body
         return self._fetch(
             key,
-            lambda: self.http.send("POST", absolute, json=sent, idempotent=True, exact_if=exact_if),
+            lambda on_body: self.http.send(
+                "POST", absolute, json=sent, idempotent=True, exact_if=exact_if, on_body=on_body
+            ),
             resource=resource,
             ttl=self.ttl.queries,
             refresh=refresh,
@@ -209,7 +348,7 @@ class Fetcher:
     def _fetch(
         self,
         key: str | None,
-        send: Any,
+        send: Callable[[Callable[[bytes], None] | None], Any],
         *,
         resource: str,
         ttl: float,
@@ -231,20 +370,26 @@ class Fetcher:
         if self.offline:
             return self._offline_answer(store, key, what)
         self.stats.misses += 1
-        try:
-            response = send()
-        except _NETWORK_FAILURES as exc:
-            self.flush()
-            stale = store.get(key, allow_stale=True) if store is not None and key else None
-            if stale is None:
-                raise
-            return self._stale_answer(stale, exc, what)
-        cacheable = validate(response.data) if validate is not None else True
-        if store is not None and key is not None and cacheable is not False:
-            target = self.writer if self.writer is not None else store
-            target.put(key, response.content, resource=resource, url=response.url, ttl=ttl)
-            self.stats.writes += 1
+        early = self._early_write(key, resource, ttl)
+        with early or contextlib.nullcontext():  # whatever is not kept is dropped on the way out
+            try:
+                response = send(early)
+            except _NETWORK_FAILURES as exc:
+                self.flush()
+                stale = store.get(key, allow_stale=True) if store is not None and key else None
+                if stale is None:
+                    raise
+                return self._stale_answer(stale, exc, what)
+            cacheable = validate(response.data) if validate is not None else True
+            if early is not None and cacheable is not False:
+                early.keep(response.content, response.url)
+                self.stats.writes += 1
         return response.data
+
+    def _early_write(self, key: str | None, resource: str, ttl: float) -> EarlyWrite | None:
+        if self.writer is None or key is None:
+            return None
+        return EarlyWrite(self.writer, key, resource, ttl)
 
     def _offline_answer(self, store: CacheStore | None, key: str | None, what: str) -> Any:
         self.flush()
