@@ -18,8 +18,8 @@ import pytest
 
 import posthog_pandas as php
 from posthog_pandas import query
-from posthog_pandas._fetcher import BackgroundWriter, StagedPage
 from posthog_pandas.cache import DB_NAME, CacheStore
+from posthog_pandas.cache.writer import BackgroundWriter, StagedPage
 from tests.conftest import MOCK_HOST, MockConnect
 
 
