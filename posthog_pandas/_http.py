@@ -247,10 +247,14 @@ class HttpClient:
         json: Any = None,
         idempotent: bool | None = None,
         exact_if: Callable[[Any], bool] | None = None,
+        on_body: Callable[[bytes], None] | None = None,
     ) -> Response:
         """Send one request (with retries) and return its parsed JSON answer.
 
-        `exact_if` is handed to `_json.loads` (a check that vouches for the fast decode)."""
+        `exact_if` is handed to `_json.loads` (a check that vouches for the fast decode).
+        `on_body(content)` sees each 2xx body as soon as it is read, before it is parsed (so
+        a cache write can start meanwhile); a body that then fails to parse is followed by the
+        retry's body or by the exception."""
         method = method.upper()
         url = self.url_for(path_or_url)
         if params and FORBIDDEN_PARAMS & set(params):
@@ -259,7 +263,7 @@ class HttpClient:
         retryable = method == "GET" if idempotent is None else idempotent
         is_query = method == "POST" and urlsplit(url).path.rstrip("/").endswith("/query")
         with self._query_slot(is_query):
-            return self._send_with_retries(method, url, params, json, retryable, exact_if)
+            return self._send_with_retries(method, url, params, json, retryable, exact_if, on_body)
 
     @contextmanager
     def _query_slot(self, is_query: bool) -> Iterator[None]:
@@ -277,13 +281,14 @@ class HttpClient:
         json_body: Any,
         retryable: bool,
         exact_if: Callable[[Any], bool] | None,
+        on_body: Callable[[bytes], None] | None,
     ) -> Response:
         retry = self._new_retry(retryable)
         while True:
             self._await_pause(method, url)
             self._pace(url)
             try:
-                return self._send_once(method, url, params, json_body, exact_if)
+                return self._send_once(method, url, params, json_body, exact_if, on_body)
             except (TransportError, ResponseFormatError, RateLimitError, ServerError) as exc:
                 if not getattr(exc, "retryable", True):
                     raise
@@ -389,6 +394,7 @@ class HttpClient:
         params: Mapping[str, Any] | None,
         json_body: Any,
         exact_if: Callable[[Any], bool] | None = None,
+        on_body: Callable[[bytes], None] | None = None,
     ) -> Response:
         headers, body, auth = self._auth_parts(method, json_body)
         self.stats.requests += 1
@@ -414,6 +420,8 @@ class HttpClient:
         except requests.RequestException as exc:
             raise self._transport_error(method, redact_url(url), exc) from exc
         self.stats.bytes += len(content)
+        if on_body is not None and 200 <= raw.status_code < 300:
+            on_body(content)
         return self._parse(method, raw, content, exact_if)
 
     def _transport_error(

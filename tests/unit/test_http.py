@@ -740,3 +740,22 @@ def test_redact_url_masks_credential_params_and_userinfo() -> None:
         "https://ph.test/a?personal_api_key=%2A%2A%2A%2A%2A%2A%2A%2A&limit=5&"
         "token=%2A%2A%2A%2A%2A%2A%2A%2A"
     )
+
+
+def test_on_body_sees_each_2xx_body_before_it_is_parsed_and_no_error_body() -> None:
+    # The cache starts writing a page from here, while the page is parsed (see _fetcher).
+    client, adapter, _ = make_client(attempts=3)
+    good = b'{"results": [1]}'
+    adapter.register_uri(
+        "GET",
+        HOST + PATH,
+        [
+            {"status_code": 503, "json": error_body(503, "error", "Busy.", "server_error")},
+            {"status_code": 200, "content": b'{"results": ['},  # cut short: retried
+            {"status_code": 200, "content": good},
+        ],
+    )
+    seen: list[bytes] = []
+    assert client.send("GET", PATH, on_body=seen.append).data == {"results": [1]}
+    assert seen == [b'{"results": [', good]
+    assert adapter.call_count == 3
