@@ -57,6 +57,7 @@ __all__ = [
     "events_query",
     "property_condition",
     "split_events_window",
+    "window_count_query",
     "window_note",
 ]
 
@@ -617,13 +618,7 @@ class Events:
         windows of fewer than `rows` events (one page each). The count is cached like a page,
         so a rerun plans the same windows and finds their pages in the cache."""
         start = result_timestamp(cursor[0])
-        rest = replace(flt, after=start, columns=None)
-        clauses, values = rest.conditions()
-        bucket = _count_bucket(flt.before - start)
-        sql = (
-            f"SELECT {bucket}(timestamp) AS bucket, count() AS events FROM events "
-            f"WHERE {' AND '.join(clauses)} GROUP BY bucket ORDER BY bucket LIMIT {MAX_PAGE_ROWS}"
-        )
+        sql, values = window_count_query(replace(flt, after=start))
         counted_page = self._queries.run(
             sql,
             values,
@@ -755,14 +750,25 @@ def _cursor_after(page: QueryPage, rows: int) -> EventCursor | None:
     return page.results[-1][ts], page.results[-1][uuid]
 
 
-# The count that plans windows groups events by minute for a range of up to three days, by
-# hour up to 90 days, else by day: fine enough to cut one-page windows, few enough rows.
-def _count_bucket(span: timedelta) -> str:
-    if span <= timedelta(days=3):
-        return "toStartOfMinute"
-    if span <= timedelta(days=90):
-        return "toStartOfHour"
-    return "toStartOfDay"
+def window_count_query(flt: EventFilter) -> tuple[str, dict[str, Any]]:
+    """The HogQL that counts the filter's events per bucket, to plan one-page windows.
+
+    Buckets are minutes for a range of up to three days, hours up to 90 days, else days: fine
+    enough to cut windows of one page, few enough rows (at most 50,000 days is 136 years)."""
+    clauses, values = flt.conditions()
+    span = flt.before - flt.after
+    bucket = (
+        "toStartOfMinute"
+        if span <= timedelta(days=3)
+        else "toStartOfHour"
+        if span <= timedelta(days=90)
+        else "toStartOfDay"
+    )
+    sql = (
+        f"SELECT {bucket}(timestamp) AS bucket, count() AS events FROM events "
+        f"WHERE {' AND '.join(clauses)} GROUP BY bucket ORDER BY bucket LIMIT {MAX_PAGE_ROWS}"
+    )
+    return sql, values
 
 
 def _halves(
