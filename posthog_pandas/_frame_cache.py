@@ -27,7 +27,7 @@ __all__ = ["FRAME_OPTION_NAMES", "FrameCache"]
 
 log = logging.getLogger("posthog_pandas")
 
-FRAME_OPTION_NAMES = ("flatten", "max_depth", "dtype_backend", "dtypes")
+FRAME_OPTION_NAMES = ("flatten", "max_depth", "dtype_backend", "dtypes", "raw")
 
 
 class FrameCache:

@@ -5,7 +5,11 @@ This module imports no HTTP code; everything here is a pure function of its inpu
 Column order
     1. The schema's columns, in schema order, each with its schema dtype (a column no record
        has is still present, all missing). A ``json-flatten`` column is replaced by its
-       flattened columns (step 3) when ``flatten=True``.
+       flattened columns (step 3) when ``flatten=True``. A column the schema marks
+       ``raw_only`` (it repeats another, or PostHog fills it with one value by construction:
+       the persons' ``uuid``, ``type``, ``matched_recordings``, ``value_at_data_point``) is
+       left out, and so is the key it names, unless ``FrameOptions.raw=True``; the schema
+       decides, never the rows, so a full frame and an empty one have the same columns.
     2. Top-level keys the schema does not name, in order of first appearance, dtype inferred
        by the mixed-type rule below.
     3. Flattened columns: one group per flattened column (schema order, then extra keys),
@@ -112,11 +116,14 @@ _NESTED: Final = frozenset({dict, list, tuple})
 
 @dataclass(frozen=True)
 class Column:
-    """One schema column: its name, its dtype, and other keys that carry the same value."""
+    """One schema column: its name, its dtype, other keys that carry the same value, and
+    whether it is shown only with ``raw=True`` (it repeats another column, or PostHog fills
+    it with one value by construction)."""
 
     name: str
     dtype: str
     aliases: tuple[str, ...] = ()  # events list says `id` where HogQL says `uuid`
+    raw_only: bool = False
 
     def __post_init__(self) -> None:
         if self.dtype not in _DTYPE_NAMES:
@@ -131,13 +138,15 @@ Schema = tuple[Column, ...]
 
 @dataclass(frozen=True)
 class FrameOptions:
-    """How records become a frame: flattening, separator, dtype backend, user dtypes."""
+    """How records become a frame: flattening, separator, dtype backend, user dtypes, and
+    `raw` (keep the schema's raw-only columns: every field as PostHog sent it)."""
 
     flatten: bool = True
     max_depth: int = 1
     sep: str = "."
     dtype_backend: str | None = None
     dtypes: Mapping[str, str] | None = None
+    raw: bool = False
 
     def __post_init__(self) -> None:
         if self.dtype_backend not in (None, "numpy_nullable", "pyarrow"):
@@ -153,31 +162,56 @@ class FrameOptions:
 _DEFAULT_OPTIONS: Final = FrameOptions()
 
 
-def _schema(*spec: str, aliases: Mapping[str, tuple[str, ...]] | None = None) -> Schema:
+def _schema(
+    *spec: str,
+    aliases: Mapping[str, tuple[str, ...]] | None = None,
+    raw_only: Iterable[str] = (),
+) -> Schema:
     """Build a Schema from "name:dtype" strings (keeps the table below readable)."""
     aliases = aliases or {}
+    hidden = frozenset(raw_only)
     columns = []
     for item in spec:
         name, dtype = item.rsplit(":", 1)
-        columns.append(Column(name, dtype, aliases.get(name, ())))
+        columns.append(Column(name, dtype, aliases.get(name, ()), name in hidden))
     return tuple(columns)
 
 
+# The persons lists (`persons/`, `cohorts/{id}/persons/`) serialize each person with
+# `get_serialized_people` (posthog/queries/actor_base_query.py): `uuid` is `id` again, and
+# `type` ("person"), `matched_recordings` ([]) and `value_at_data_point` (None) are constant
+# there by construction. They are kept only with raw=True.
 _PERSONS = _schema(
     "id:string",  # the person UUID on lists, a number on retrieve: string holds both
-    "uuid:string",
-    "name:string",
     "distinct_ids:json",
-    "is_identified:boolean",
+    "name:string",
     "created_at:datetime",
     "last_seen_at:datetime",
+    "is_identified:boolean",
+    "uuid:string",
+    "type:string",
+    "matched_recordings:json",
+    "value_at_data_point:Float64",
+    "properties:json-flatten",
+    raw_only=("uuid", "type", "matched_recordings", "value_at_data_point"),
+)
+
+# Old `/api/person/` (PersonSerializer): `id` is the numeric primary key there, so `uuid`
+# carries the person UUID and is a column of its own; no `last_seen_at`.
+_LEGACY_PERSONS = _schema(
+    "id:string",
+    "uuid:string",
+    "distinct_ids:json",
+    "name:string",
+    "created_at:datetime",
+    "is_identified:boolean",
     "properties:json-flatten",
 )
 
 SCHEMAS: Final[dict[str, Schema]] = {
     "persons": _PERSONS,
     "cohort_persons": _PERSONS,
-    "legacy_persons": _PERSONS,
+    "legacy_persons": _LEGACY_PERSONS,
     "events": _schema(
         "uuid:string",
         "event:string",
@@ -761,12 +795,16 @@ def _frame(arrays: Iterable[tuple[str, Any]], n: int, options: FrameOptions) -> 
 # --- records ------------------------------------------------------------------------------------
 
 
+def _shown(column: Column, options: FrameOptions) -> bool:
+    return options.raw or not column.raw_only
+
+
 def empty_frame(schema: Schema, options: FrameOptions = _DEFAULT_OPTIONS) -> pd.DataFrame:
     """A zero-row frame with exactly the schema's columns and dtypes."""
     arrays = [
         (column.name, _typed_array([], column.dtype, options.flatten))
         for column in schema
-        if not (options.flatten and column.dtype == "json-flatten")
+        if _shown(column, options) and not (options.flatten and column.dtype == "json-flatten")
     ]
     return _frame(arrays, 0, options)
 
@@ -796,6 +834,8 @@ def _assemble(
     claimed: set[str] = set()
     for column in schema:
         claimed.update((column.name, *column.aliases))
+        if not _shown(column, options):
+            continue  # a raw-only column: neither a column nor an extra key
         values = _schema_values(raw, column, n)
         if flatten and column.dtype == "json-flatten":
             groups.append((column.name, values))

@@ -47,6 +47,7 @@ class CallOptions(TypedDict, total=False):
     max_depth: int
     dtype_backend: str | None
     dtypes: Mapping[str, str] | None
+    raw: bool
 
 
 log = logging.getLogger("posthog_pandas")

@@ -69,7 +69,7 @@ def test_disk_full_while_caching_still_returns_every_row(env: Env) -> None:
     assert any("not keeping the persons frame in the cache" in line for line in logged)
     assert cached_pages(env.tmp / "full-cache") == []
     frame = env.connect(cache_dir=env.tmp / "full-cache").persons()  # disk space again
-    assert sorted(frame["uuid"]) == sorted(env.srv.dataset().persons["id"])
+    assert sorted(frame["id"]) == sorted(env.srv.dataset().persons["id"])
     assert len(cached_pages(env.tmp / "full-cache")) == 2  # @me and the one persons page
 
 

@@ -140,7 +140,7 @@ def test_any_query_envelope_gives_a_frame_or_a_posthog_error(body: Any, name: st
 @given(
     page=st.lists(
         st.fixed_dictionaries(
-            {"id": st.integers(1, 10**6), "uuid": st.uuids().map(str), "properties": json_values},
+            {"id": st.uuids().map(str), "properties": json_values},
             optional={"created_at": json_values, "distinct_ids": json_values},
         ),
         max_size=5,
@@ -151,7 +151,7 @@ def test_any_person_property_values_give_a_frame(page: list[dict[str, Any]]) -> 
     ph, _ = mocked({"results": page, "next": None})
     frame = ph.persons()
     assert len(frame) == len(page)
-    assert frame["uuid"].tolist() == [p["uuid"] for p in page]
+    assert frame["id"].tolist() == [p["id"] for p in page]
 
 
 @settings(max_examples=120, deadline=None, derandomize=True,

@@ -54,8 +54,8 @@ def test_20k_persons_under_mixed_faults_are_exactly_the_servers(
 
     expected = server.dataset().persons["id"]
     assert len(frame) == PERSONS
-    assert frame["uuid"].is_unique  # no duplicates ...
-    assert set(frame["uuid"]) == set(expected)  # ... and no gaps
+    assert frame["id"].is_unique  # no duplicates ...
+    assert set(frame["id"]) == set(expected)  # ... and no gaps
     sent = api_requests(server, "/persons/")
     statuses = {r.status for r in sent}
     assert {429, 503} <= statuses  # the faults really happened
@@ -73,7 +73,7 @@ def test_20k_persons_under_mixed_faults_are_exactly_the_servers(
     server.clear_log()
     offline = connector(server, cache, offline=True)
     again = offline.persons(refresh=True)
-    assert sorted(again["uuid"]) == sorted(frame["uuid"])
+    assert sorted(again["id"]) == sorted(frame["id"])
     assert server.requests == []
 
 

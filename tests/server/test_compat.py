@@ -775,10 +775,31 @@ def _(env: Env) -> None:
     assert [p["id"] for p in by_did] == [persons["id"].iloc[0]]
     ph = env.connect()
     frame = ph.persons()
-    assert sorted(frame["uuid"]) == sorted(persons["id"])
+    assert sorted(frame["id"]) == sorted(persons["id"])
     assert env.logged("/persons")[0].params == {"limit": "1000"}
     assert len(ph.persons(email=email)) == 1
     assert env.logged("/persons")[-1].params == {"email": email, "limit": "1000"}
+
+
+@row("persons.fields")
+def _(env: Env) -> None:
+    listed = env.get("/api/projects/1/persons/?limit=20").json()["results"]
+    members = env.get("/api/projects/1/cohorts/2/persons/?limit=20").json()["results"]
+    for person in listed + members:
+        assert person["id"] == person["uuid"] and person["type"] == "person"
+        assert (person["matched_recordings"], person["value_at_data_point"]) == ([], None)
+    ph = env.connect()
+    shown = ["id", "distinct_ids", "name", "created_at", "last_seen_at", "is_identified"]
+    for frame in (ph.persons(), ph.cohort_persons(2), ph.persons(email="nobody@nowhere")):
+        assert [c for c in frame.columns if not c.startswith("properties.")] == shown
+    raw = ph.persons(raw=True)
+    assert raw.columns[6:10].tolist() == [
+        "uuid",
+        "type",
+        "matched_recordings",
+        "value_at_data_point",
+    ]
+    assert (raw["uuid"] == raw["id"]).all() and set(raw["type"]) == {"person"}
 
 
 @row("persons.next_full_page")
@@ -789,7 +810,7 @@ def _(env: Env) -> None:
     short = env.get("/api/projects/1/persons/?limit=200&offset=200").json()
     assert len(short["results"]) == 100 and short["next"] is None
     frame = env.connect().persons()
-    assert len(frame) == frame["uuid"].nunique() == 300
+    assert len(frame) == frame["id"].nunique() == 300
 
 
 @row("persons.offset_shift")
@@ -809,9 +830,9 @@ def _(env: Env) -> None:
     env.sessions[-1].after = create_once
     frame = ph.persons()
     everyone = env.get("/api/projects/1/persons/?limit=5000").json()["results"]
-    assert created and frame["uuid"].is_unique
+    assert created and frame["id"].is_unique
     # everyone but the person created after the first page (at offset 0, already read)
-    assert sorted(frame["uuid"]) == sorted(p["id"] for p in everyone[1:])
+    assert sorted(frame["id"]) == sorted(p["id"] for p in everyone[1:])
 
 
 @row("persons.order_stable")
@@ -842,7 +863,7 @@ def _(env: Env) -> None:
     members = env.srv.dataset().cohort_people
     expected = set(members[members["cohort_id"] == 2]["person_id"])
     frame = env.connect().cohort_persons(2)
-    assert set(frame["uuid"]) == expected and len(frame) == len(expected)
+    assert set(frame["id"]) == expected and len(frame) == len(expected)
     assert env.logged("/cohorts/2/persons")[0].params == {"limit": "1000"}
 
 

@@ -454,7 +454,7 @@ def test_export_lists_follows_next_and_uses_the_accessor_filters(mocked, out: Pa
     assert (summary.rows, persons.call_count) == (2, 1)
     back = pd.read_parquet(out / "p.parquet")
     assert list(back.columns) == [
-        "id", "uuid", "name", "distinct_ids", "is_identified", "created_at", "last_seen_at",
+        "id", "distinct_ids", "name", "created_at", "last_seen_at", "is_identified",
         "properties.email", "properties.plan",
     ]  # fmt: skip
     assert back["distinct_ids"].tolist() == ['["a"]', '["b","c"]']

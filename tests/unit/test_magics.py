@@ -118,7 +118,7 @@ def test_line_magic_returns_the_frame_and_assignment_works(
     ip: RaisingShell, ph: php.PostHog
 ) -> None:
     df = ip.run_line_magic("posthog", "persons")
-    assert list(df["uuid"]) == [p["uuid"] for p in PERSONS]
+    assert list(df["id"]) == [p["id"] for p in PERSONS]
     assert list(df["properties.email"]) == ["a@x.io", "b@x.io"]
     ip.run_cell("people = %posthog persons --no-cache")
     pd.testing.assert_frame_equal(ip.user_ns["people"], df)
@@ -136,7 +136,7 @@ def test_output_variable(ip: RaisingShell, ph: php.PostHog) -> None:
 
 
 def test_limit_flag_and_trait_cut_non_event_resources(ip: RaisingShell, ph: php.PostHog) -> None:
-    assert list(ip.run_line_magic("posthog", "persons --limit 1")["uuid"]) == [PERSONS[0]["uuid"]]
+    assert list(ip.run_line_magic("posthog", "persons --limit 1")["id"]) == [PERSONS[0]["id"]]
     ip.run_line_magic("config", "PostHogMagics.limit = 1")
     assert len(ip.run_line_magic("posthog", "persons")) == 1
     assert len(ip.run_line_magic("posthog", "persons --limit 2")) == 2
@@ -212,9 +212,9 @@ def test_csv_and_parquet_exports(ip: RaisingShell, ph: php.PostHog, tmp_path: Pa
         "posthog", f"persons --csv {out / 'p.csv'} --parquet '{out / 'p q.parquet'}'"
     )
     assert sorted(os.listdir(out)) == ["p q.parquet", "p.csv"]  # no temp files left behind
-    assert list(pd.read_csv(out / "p.csv")["uuid"]) == list(df["uuid"])
+    assert list(pd.read_csv(out / "p.csv")["id"]) == list(df["id"])
     back = pd.read_parquet(out / "p q.parquet")
-    assert list(back["uuid"]) == list(df["uuid"]) and list(back.columns) == list(df.columns)
+    assert list(back["id"]) == list(df["id"]) and list(back.columns) == list(df.columns)
 
 
 def test_line_query(ip: RaisingShell, ph: php.PostHog, adapter: requests_mock.Adapter) -> None:
