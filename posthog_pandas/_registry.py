@@ -44,6 +44,8 @@ class Resource:
     params: the accessor's filters (keyword arguments named in `filters`) to query
         parameters, checked; None values are left out of the request.
     schema: the frames.SCHEMAS entry that types the columns (the name, by default).
+    definitions: the kind of PostHog property definitions ("person", "event") that type its
+        `properties.<key>` columns (see _property_types).
     grow_to: limit/offset pages may grow to this many rows (see _pagination).
     live_key: the list changes while it is read; its pages overlap by a row and are joined
         on this key without repeats or gaps (see _live).
@@ -59,6 +61,7 @@ class Resource:
     params: Callable[..., dict[str, Any]] = _no_params
     filters: tuple[str, ...] = ()
     schema: str | None = None
+    definitions: str | None = None
     grow_to: int | None = None
     live_key: str | None = None
     id_argument: str | None = None
@@ -156,6 +159,7 @@ RESOURCES: tuple[Resource, ...] = (
         path="persons",
         params=_persons,
         filters=("search", "email", "distinct_id", "properties"),
+        definitions="person",
         grow_to=PERSONS_PAGE_GROWTH,
         live_key="id",
     ),
@@ -164,6 +168,7 @@ RESOURCES: tuple[Resource, ...] = (
         "events in [after, before), oldest first",
         kind="events",
         filters=_EVENT_FILTERS,
+        definitions="event",
         magic_flags=MappingProxyType(
             {"after": "after", "before": "before", "event": "event", "limit": "limit"}
         ),
@@ -175,6 +180,7 @@ RESOURCES: tuple[Resource, ...] = (
         path="cohorts/{cohort_id}/persons",
         params=_cohort_persons,
         id_argument="cohort_id",
+        definitions="person",
         grow_to=PERSONS_PAGE_GROWTH,
         live_key="id",
     ),

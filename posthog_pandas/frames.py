@@ -34,12 +34,23 @@ Mixed-type rule (property columns and extra keys)
     ``True`` -> ``"true"``, strings are not re-quoted). None and missing keys are ``<NA>``.
     A schema column whose values do not fit its dtype falls back to this rule (never a crash).
 
+Property definitions (``FrameOptions.property_types``: name -> PostHog ``property_type``)
+    A top-level ``properties.<key>`` column whose key PostHog defines is typed by the
+    definition rather than by its values: ``DateTime`` -> ``datetime64[ns, UTC]`` (ISO 8601
+    text; naive text is UTC); ``Numeric`` and ``Duration`` -> ``Int64`` when every value is an
+    integer, else ``Float64`` (numbers, and text spelling a number); ``Boolean`` -> ``boolean``
+    (booleans, and the text ``true``/``false`` in any case); ``String`` -> ``string`` (other
+    values as JSON text). A column whose values do not fit its definition (a unix timestamp
+    under ``DateTime``, a word under ``Numeric``), or that holds objects, follows the rules
+    below instead; a key without a definition, too.
+
 Datetimes
     ISO strings (``Z`` or offset, with or without microseconds) -> ``datetime64[ns, UTC]``;
     None -> NaT. A column that does not parse stays ``string``.
 
 Empty results
-    Exactly the schema's columns with their dtypes (no flattened columns).
+    Exactly the schema's columns with their dtypes (no flattened columns; raw-only columns
+    only with ``raw=True``).
 
 HogQL (``hogql_to_frame``) maps ClickHouse types (``clickhouse_dtype``):
     DateTime/DateTime64(...)/DateTime('tz') -> ``datetime64[ns, UTC]``;
@@ -78,6 +89,7 @@ from .exceptions import ConfigurationError, ResponseFormatError
 
 __all__ = [
     "SCHEMAS",
+    "PROPERTY_TYPES",
     "Column",
     "FrameOptions",
     "Schema",
@@ -147,6 +159,7 @@ class FrameOptions:
     dtype_backend: str | None = None
     dtypes: Mapping[str, str] | None = None
     raw: bool = False
+    property_types: Mapping[str, str] | None = None  # PostHog's property definitions
 
     def __post_init__(self) -> None:
         if self.dtype_backend not in (None, "numpy_nullable", "pyarrow"):
@@ -640,6 +653,58 @@ def _typed_array(values: Sequence[Any], dtype: str, flatten: bool) -> Any:
     return array if array is not None else _infer_array(values, flatten, types)
 
 
+# --- property definitions ----------------------------------------------------------------
+
+# PostHog's PropertyType (posthog/models/property_definition.py) -> how values are read.
+PROPERTY_TYPES: Final[dict[str, str]] = {
+    "DateTime": "datetime",
+    "Numeric": "number",
+    "Duration": "number",
+    "Boolean": "boolean",
+    "String": "string",
+}
+_NUMBER_TEXT: Final = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?", re.ASCII)
+_BOOLEAN_TEXT: Final = {"true": True, "false": False}
+
+
+def _number(value: Any) -> Any:
+    """A number, or text spelling one, as int or float; anything else raises ValueError."""
+    kind = type(value)
+    if value is None or kind is int or kind is float:
+        return value
+    if kind is str and _NUMBER_TEXT.fullmatch(value):
+        return int(value) if value.lstrip("-").isdigit() else float(value)
+    raise ValueError(value)
+
+
+def _boolean(value: Any) -> Any:
+    if value is None or type(value) is bool:
+        return value
+    if type(value) is str and value.lower() in _BOOLEAN_TEXT:
+        return _BOOLEAN_TEXT[value.lower()]
+    raise ValueError(value)
+
+
+def _defined_array(values: Sequence[Any], property_type: str) -> Any:
+    """Values typed by their property definition; None when they do not fit it."""
+    kind = PROPERTY_TYPES.get(property_type)
+    types = _types(values)
+    if kind is None or any(issubclass(t, Mapping) for t in types):
+        return None  # no usable definition, or objects to flatten
+    if kind == "string":
+        return _string_array(values, types)
+    if kind == "datetime":
+        return _datetime_array(values, types, utc=True) if types <= {str, _NONE} else None
+    try:
+        converted = [(_number if kind == "number" else _boolean)(v) for v in values]
+    except ValueError:
+        return None
+    if kind == "boolean":
+        return _bool_array(converted)
+    present = _types(converted) - {_NONE}
+    return _int_array(converted) if present <= {int} else _float_array(converted)
+
+
 # --- flattening ------------------------------------------------------------------------------
 
 
@@ -695,8 +760,14 @@ def _collect(
             rest[i] = value
     if rest is not None:
         out[options.sep.join(path)] = _infer_array(rest, True)
+    defined = (options.property_types or {}) if path == ("properties",) else {}
     for key, column in keyed.items():
         child = (*path, str(key))
+        if key in defined:
+            array = _defined_array(column, defined[key])
+            if array is not None:
+                out[options.sep.join(child)] = array
+                continue
         text = _some_strings(column)  # the common case: no dicts below, no type to infer
         if text is not None:
             out[options.sep.join(child)] = text

@@ -135,12 +135,10 @@ class Lists:
         key = self._frames.key(schema, {"path": plan.path, **plan.params}, options)
 
         def build() -> pd.DataFrame:
-            fopts = self._frames.options(options)
             pages = self.pages(plan, progress=options.get("progress"))
             # A typed frame per page while the next page is on its way (see events).
-            frames = [
-                records_to_frame(p.results, SCHEMAS.get(schema), fopts) for p in prefetch(pages)
-            ]
+            frames = list(self._typed_frames(plan, prefetch(pages)))
+            fopts = self._frames.options(options)
             return (
                 concat_frames(frames, fopts.sep)
                 if frames
@@ -160,9 +158,16 @@ class Lists:
 
     def frames(self, plan: ListPlan) -> Iterator[pd.DataFrame]:
         """One typed frame per page, the next page fetched while this one is used."""
-        options = self._frames.options(plan.options)
+        return self._typed_frames(plan, prefetch(self.pages(plan, progress=False)))
+
+    def _typed_frames(self, plan: ListPlan, pages: Iterator[Page]) -> Iterator[pd.DataFrame]:
+        """Each page as a frame; the property definitions are read after the first page, so
+        a list PostHog refuses fails on its own request."""
         schema = SCHEMAS.get(plan.schema)
-        for page in prefetch(self.pages(plan, progress=False)):
+        options: FrameOptions | None = None
+        for page in pages:
+            if options is None:
+                options = self._frames.options(plan.options, _definitions(plan))
             yield records_to_frame(page.results, schema, options)
 
     def pages(self, plan: ListPlan, *, progress: bool | None) -> Iterator[Page]:
@@ -258,6 +263,12 @@ class Lists:
         data = self._conn.fetcher.get("/api/user/", resource="user")
         names = (data if isinstance(data, dict) else {}).get(key) or []
         return records_to_frame([{"name": n} for n in names], None, self._frames.options(options))
+
+
+def _definitions(plan: ListPlan) -> str | None:
+    """The property definitions that type a list's `properties.*` columns, if any."""
+    entry = resource_named(plan.resource)
+    return entry.definitions if entry is not None else None
 
 
 def _has_insight_result(body: Any) -> bool:

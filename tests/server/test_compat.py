@@ -1017,6 +1017,44 @@ def _(env: Env) -> None:
         env.connect().property_definitions(type="cohort")
 
 
+@row("property_definitions.types")
+def _(env: Env) -> None:
+    page = env.get("/api/projects/1/property_definitions/?type=person&limit=1000").json()
+    assert page["count"] == len(page["results"]) and page["next"] is None
+    types = {r["name"]: r["property_type"] for r in page["results"]}
+    assert types["first_seen"] == "DateTime" and types["is_beta"] == "Boolean"
+    assert set(types.values()) <= {"DateTime", "String", "Numeric", "Boolean", "Duration", None}
+    assert params_of(
+        env.get("/api/projects/1/property_definitions/?type=person&limit=2").json()["next"]
+    ) == {"type": "person", "limit": "2", "offset": "2"}
+    ph = env.connect()
+    persons = ph.persons()
+    ph.cohort_persons(2)
+    asked = env.logged("/property_definitions")
+    assert [r.params for r in asked] == [{"type": "person", "limit": "1000"}]
+    dtypes = {c: str(t) for c, t in persons.dtypes.items()}
+    assert dtypes["properties.first_seen"] == "datetime64[ns, UTC]"  # the definition's type
+    assert dtypes["properties.signup_count"] == "Int64"
+    assert dtypes["properties.is_beta"] == "boolean"
+    assert dtypes["properties.ab_score"] == "string"  # Numeric, but mixed values: by value
+    start, end = env.srv.time_range()
+    events = ph.events(after=start, before=end)
+    assert str(events["properties.revenue"].dtype) == "Float64"
+    assert env.logged("/property_definitions")[-1].params == {"type": "event", "limit": "1000"}
+
+
+@row("property_definitions.denied")
+def _(env: Env) -> None:
+    answer = env.get("/api/projects/1/property_definitions/?type=person", key=PERSON_ONLY.key)
+    assert answer.status_code == 403
+    assert answer.json() == missing_scope("property_definition:read")
+    ph = env.connect(PERSON_ONLY.key, project_id=1)
+    frame = ph.persons()
+    ph.persons(email="nobody@nowhere")
+    assert str(frame["properties.first_seen"].dtype) == "string"  # typed by value
+    assert [r.status for r in env.logged("/property_definitions")] == [403]
+
+
 @row("property_definitions.group")
 def _(env: Env) -> None:
     missing = env.get("/api/projects/1/property_definitions/?type=group")

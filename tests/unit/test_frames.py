@@ -716,6 +716,101 @@ def test_unparseable_datetime_stays_string(bad: Any) -> None:
     assert df["timestamp"].tolist() == ["2024-01-15T10:00:00Z", str(bad)]
 
 
+# --- property definitions ------------------------------------------------------------------
+
+DEFINED = {
+    "seen": "DateTime",
+    "n": "Numeric",
+    "secs": "Duration",
+    "price": "Numeric",
+    "beta": "Boolean",
+    "code": "String",
+    "none_yet": "Numeric",
+}
+
+
+def test_properties_typed_by_their_definitions() -> None:
+    records = [
+        {
+            "properties": {
+                "seen": "2024-01-02T03:04:05Z",
+                "n": "42",
+                "secs": 5,
+                "price": 1.5,
+                "beta": "TRUE",
+                "code": 7,
+                "none_yet": None,
+            }
+        },
+        {"properties": {"seen": "2024-01-03 04:05:06", "n": 3, "price": 2, "beta": False}},
+    ]
+    df = frame(records, property_types=DEFINED)
+    assert dtypes(df) == {
+        "properties.beta": "boolean",
+        "properties.code": "string",
+        "properties.n": "Int64",
+        "properties.none_yet": "Int64",
+        "properties.price": "Float64",
+        "properties.secs": "Int64",
+        "properties.seen": UTC,
+    }
+    assert rows(df) == [
+        [True, "7", 42, None, 1.5, 5, ts("2024-01-02T03:04:05Z")],
+        [False, None, 3, None, 2.0, None, ts("2024-01-03T04:05:06Z")],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "dtype"),
+    [
+        ("seen", [1704164645, 1704164646], "Int64"),  # a unix timestamp under DateTime
+        ("seen", ["yesterday", "2024-01-02T03:04:05Z"], "string"),
+        ("n", ["variant-1", 3], "string"),
+        ("n", [True, 1], "string"),
+        ("beta", ["yes", True], "string"),
+        ("n", [2**70, 1], "string"),  # beyond Int64
+    ],
+)
+def test_values_that_do_not_fit_their_definition_follow_the_mixed_rule(
+    name: str, values: list[Any], dtype: str
+) -> None:
+    records = [{"properties": {name: v}} for v in values]
+    typed = frame(records, property_types=DEFINED)
+    assert dtypes(typed) == dtypes(frame(records)) == {f"properties.{name}": dtype}
+    assert rows(typed) == rows(frame(records))
+
+
+def test_definitions_type_only_the_top_level_properties() -> None:
+    records = [
+        {
+            "properties": {"n": "1", "address": {"n": "2"}},
+            "person": {"properties": {"n": "3"}},
+            "group_properties": {"n": "4"},
+        }
+    ]
+    options = {"max_depth": 2, "property_types": {"n": "Numeric", "address": "String"}}
+    df = frame(records, "events", **options)
+    assert {k: v for k, v in dtypes(df).items() if "." in k} == {
+        "group_properties.n": "string",
+        "person.properties.n": "string",
+        "properties.address.n": "string",  # objects are flattened, whatever the definition
+        "properties.n": "Int64",
+    }
+
+
+def test_hogql_event_properties_typed_by_their_definitions() -> None:
+    columns = ["uuid", "event", "timestamp", "properties"]
+    types = ["UUID", "String", "DateTime64(6, 'UTC')", "String"]
+    results = [["u1", "e", "2024-01-01T00:00:00Z", '{"n": "5", "beta": "false"}']]
+    options = FrameOptions(property_types={"n": "Numeric", "beta": "Boolean"})
+    df = hogql_events_to_frame(columns, types, results, options)
+    assert rows(df[["properties.beta", "properties.n"]]) == [[False, 5]]
+    assert dtypes(df[["properties.beta", "properties.n"]]) == {
+        "properties.beta": "boolean",
+        "properties.n": "Int64",
+    }
+
+
 # --- options -----------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ import posthog_pandas as php
 from posthog_pandas import _credentials, magics
 from posthog_pandas.cache import CacheInfo
 from posthog_pandas.exceptions import AuthenticationError, QueryError
+from tests.conftest import NONE_DEFINED
 from tests.ipython_shell import RaisingShell
 
 HOST = "https://ph.test"
@@ -67,6 +68,7 @@ def adapter() -> requests_mock.Adapter:
     adapter.register_uri("GET", f"{HOST}/api/users/@me/", json=ME)
     adapter.register_uri("GET", PERSONS_URL, json={"results": PERSONS, "next": None})
     adapter.register_uri("POST", QUERY_URL, json=DAILY)
+    adapter.register_uri("GET", f"{HOST}/api/projects/5/property_definitions/", json=NONE_DEFINED)
     return adapter
 
 
@@ -449,6 +451,7 @@ def test_auto_connect_uses_the_chain_once(
     with requests_mock.Mocker() as mock:
         mock.get(f"{HOST}/api/users/@me/", json=ME)
         mock.get(PERSONS_URL, json={"results": PERSONS, "next": None})
+        mock.get(f"{HOST}/api/projects/5/property_definitions/", json=NONE_DEFINED)
         assert len(ip.run_line_magic("posthog", "persons --no-cache")) == 2
         first = magics.get_connection()
         ip.run_line_magic("posthog", "persons --no-cache")

@@ -72,6 +72,7 @@ def test_everything_but_the_server_works_without_its_packages(tmp_path: Path) ->
         person = {"id": "a", "uuid": "a", "distinct_ids": ["a"], "properties": {"email": "a@x"}}
         with requests_mock.Mocker() as mock:
             mock.get(f"{HOST}/api/users/@me/", json=me)
+            mock.get(f"{HOST}/api/projects/5/property_definitions/", json={"results": []})
             persons = mock.get(
                 f"{HOST}/api/projects/5/persons/", json={"results": [person], "next": None}
             )
