@@ -35,6 +35,7 @@ from posthog_pandas._checks import RECORDINGS_KEPT_DAYS
 from posthog_pandas._credentials import Credentials
 from posthog_pandas.server import ApiKey, Faults, LocalPostHog
 from posthog_pandas.server import query as query_module
+from posthog_pandas.server import resources as server_resources
 from posthog_pandas.server.hogql_parse import parse_error
 from tests.conftest import local_connection
 from tests.integration import test_events_fidelity as fidelity
@@ -800,6 +801,17 @@ def _(env: Env) -> None:
         "value_at_data_point",
     ]
     assert (raw["uuid"] == raw["id"]).all() and set(raw["type"]) == {"person"}
+    # distinct_ids cut as get_serialized_people cuts them (the demo persons have at most 3
+    # ids, so the cohort limit is lowered to show the cut)
+    assert server_resources.PERSONS_DISTINCT_IDS == 1000
+    assert server_resources.COHORT_PERSONS_DISTINCT_IDS == 10
+    env.monkeypatch.setattr(server_resources, "COHORT_PERSONS_DISTINCT_IDS", 1)
+    listed = env.get("/api/projects/1/persons/?limit=300").json()["results"]
+    members = env.get("/api/projects/1/cohorts/2/persons/?limit=300").json()["results"]
+    assert max(len(p["distinct_ids"]) for p in listed) > 1
+    assert max(len(p["distinct_ids"]) for p in members) == 1
+    everyone = env.srv.dataset().persons.set_index("id")["distinct_ids"]
+    assert max(len(everyone[p["id"]]) for p in members) > 1  # so something was cut
 
 
 @row("persons.next_full_page")
