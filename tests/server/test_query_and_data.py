@@ -197,6 +197,30 @@ def test_generated_persons_agree_with_their_events(srv: LocalPostHog) -> None:
         assert recording["start_time"] >= recording["person"]["created_at"]
 
 
+def test_property_definitions_agree_with_the_data(srv: LocalPostHog) -> None:
+    """Each defined type fits every value of its property (ab_score mixes on purpose: its
+    definition is the type of a first value, as PostHog's is)."""
+    ds = srv.dataset()
+    fits = {
+        "DateTime": lambda v: isinstance(v, str) and bool(datetime.fromisoformat(v)),
+        "Numeric": lambda v: type(v) in (int, float),
+        "Boolean": lambda v: type(v) is bool,
+        "String": lambda v: isinstance(v, str),
+    }
+    values = {
+        "person": [dict(p) for p in ds.persons["properties"]],
+        "event": [orjson.loads(p) for p in ds.events["properties"]],
+    }
+    for definition in ds.property_definitions:
+        kind, name, ptype = definition["type"], definition["name"], definition["property_type"]
+        if kind not in values or ptype is None:
+            continue
+        seen = [p[name] for p in values[kind] if p.get(name) is not None]
+        assert seen, name
+        fitting = [fits[ptype](v) for v in seen]
+        assert all(fitting) or (name == "ab_score" and any(fitting)), (kind, name, ptype)
+
+
 def test_duckdb_tables_have_the_agreed_schema() -> None:
     start = datetime(2024, 1, 1, tzinfo=UTC)
     ds = generate_dataset(1, seed=2, persons=100, events=500, start=start, days=5)
