@@ -317,7 +317,10 @@ class PostHog:
 
         Filters: `search` (email or distinct id), `email`, `distinct_id`, and `properties`
         (PostHog property filters, e.g. [{"key": "plan", "value": "pro"}]).
-        Columns: the person fields, then `properties.<key>` for every property.
+        Columns: `id` (the person UUID), `distinct_ids`, `name`, `created_at`, `last_seen_at`,
+        `is_identified`, then `properties.<key>` for every property; `raw=True` adds the
+        fields PostHog repeats or fills with one value (`uuid`, `type`, `matched_recordings`,
+        `value_at_data_point`).
         Pages start at 1,000 persons and grow to 5,000 (fewer requests against PostHog's rate
         limit); a grown page PostHog fails to serve is asked for again at 1,000. Persons
         created, deleted or merged during the pull shift PostHog's offset pages: each person

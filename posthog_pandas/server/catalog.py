@@ -435,7 +435,8 @@ def _recordings(ds: Dataset, rng: np.random.Generator) -> None:
     rows = []
     for i in range(n):
         person = ds.persons.iloc[int(who[i])]
-        st = ds.start + timedelta(seconds=int(starts[i]))
+        # no recording of a person before the person existed
+        st = max(ds.start + timedelta(seconds=int(starts[i])), person["created_at"])
         dur = int(durations[i])
         rows.append(
             {

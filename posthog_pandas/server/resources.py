@@ -85,6 +85,18 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
+# get_serialized_people's distinct_id_limit: 1,000 on the persons list, 10 on cohort persons
+# (posthog/queries/actor_base_query.py, posthog/api/cohort.py).
+PERSONS_DISTINCT_IDS = 1000
+COHORT_PERSONS_DISTINCT_IDS = 10
+
+
+def _listed(row: dict[str, Any], distinct_ids: int) -> dict[str, Any]:
+    listed = _public(row)
+    listed["distinct_ids"] = listed["distinct_ids"][:distinct_ids]
+    return listed
+
+
 def _person_where(ctx: Context) -> tuple[str, list[Any]]:
     params = ctx.request.params
     where, args = ["true"], []
@@ -123,6 +135,7 @@ def persons_list(ctx: Context, cohort_id: int | None = None) -> Response:
     finally:
         cur.close()
     rows = _person_rows(ctx.store)
+    cut = PERSONS_DISTINCT_IDS if cohort_id is None else COHORT_PERSONS_DISTINCT_IDS
     nxt = None
     if short and more:
         # Like ph#24787: a short page that still has a `next` (here: nothing is lost).
@@ -134,7 +147,7 @@ def persons_list(ctx: Context, cohort_id: int | None = None) -> Response:
         back = offset - limit
         prev = page_url(ctx.request, limit=limit, offset=back if back > 0 else None)
     body = {
-        "results": [_public(rows[i]) for i in ids],
+        "results": [_listed(rows[i], cut) for i in ids],
         "next": ctx.pager.shape_next(nxt),
         "previous": prev,
     }

@@ -35,6 +35,7 @@ from posthog_pandas._checks import RECORDINGS_KEPT_DAYS
 from posthog_pandas._credentials import Credentials
 from posthog_pandas.server import ApiKey, Faults, LocalPostHog
 from posthog_pandas.server import query as query_module
+from posthog_pandas.server import resources as server_resources
 from posthog_pandas.server.hogql_parse import parse_error
 from tests.conftest import local_connection
 from tests.integration import test_events_fidelity as fidelity
@@ -775,10 +776,42 @@ def _(env: Env) -> None:
     assert [p["id"] for p in by_did] == [persons["id"].iloc[0]]
     ph = env.connect()
     frame = ph.persons()
-    assert sorted(frame["uuid"]) == sorted(persons["id"])
+    assert sorted(frame["id"]) == sorted(persons["id"])
     assert env.logged("/persons")[0].params == {"limit": "1000"}
     assert len(ph.persons(email=email)) == 1
     assert env.logged("/persons")[-1].params == {"email": email, "limit": "1000"}
+
+
+@row("persons.fields")
+def _(env: Env) -> None:
+    listed = env.get("/api/projects/1/persons/?limit=20").json()["results"]
+    members = env.get("/api/projects/1/cohorts/2/persons/?limit=20").json()["results"]
+    for person in listed + members:
+        assert person["id"] == person["uuid"] and person["type"] == "person"
+        assert (person["matched_recordings"], person["value_at_data_point"]) == ([], None)
+    ph = env.connect()
+    shown = ["id", "distinct_ids", "name", "created_at", "last_seen_at", "is_identified"]
+    for frame in (ph.persons(), ph.cohort_persons(2), ph.persons(email="nobody@nowhere")):
+        assert [c for c in frame.columns if not c.startswith("properties.")] == shown
+    raw = ph.persons(raw=True)
+    assert raw.columns[6:10].tolist() == [
+        "uuid",
+        "type",
+        "matched_recordings",
+        "value_at_data_point",
+    ]
+    assert (raw["uuid"] == raw["id"]).all() and set(raw["type"]) == {"person"}
+    # distinct_ids cut as get_serialized_people cuts them (the demo persons have at most 3
+    # ids, so the cohort limit is lowered to show the cut)
+    assert server_resources.PERSONS_DISTINCT_IDS == 1000
+    assert server_resources.COHORT_PERSONS_DISTINCT_IDS == 10
+    env.monkeypatch.setattr(server_resources, "COHORT_PERSONS_DISTINCT_IDS", 1)
+    listed = env.get("/api/projects/1/persons/?limit=300").json()["results"]
+    members = env.get("/api/projects/1/cohorts/2/persons/?limit=300").json()["results"]
+    assert max(len(p["distinct_ids"]) for p in listed) > 1
+    assert max(len(p["distinct_ids"]) for p in members) == 1
+    everyone = env.srv.dataset().persons.set_index("id")["distinct_ids"]
+    assert max(len(everyone[p["id"]]) for p in members) > 1  # so something was cut
 
 
 @row("persons.next_full_page")
@@ -789,7 +822,7 @@ def _(env: Env) -> None:
     short = env.get("/api/projects/1/persons/?limit=200&offset=200").json()
     assert len(short["results"]) == 100 and short["next"] is None
     frame = env.connect().persons()
-    assert len(frame) == frame["uuid"].nunique() == 300
+    assert len(frame) == frame["id"].nunique() == 300
 
 
 @row("persons.offset_shift")
@@ -809,9 +842,9 @@ def _(env: Env) -> None:
     env.sessions[-1].after = create_once
     frame = ph.persons()
     everyone = env.get("/api/projects/1/persons/?limit=5000").json()["results"]
-    assert created and frame["uuid"].is_unique
+    assert created and frame["id"].is_unique
     # everyone but the person created after the first page (at offset 0, already read)
-    assert sorted(frame["uuid"]) == sorted(p["id"] for p in everyone[1:])
+    assert sorted(frame["id"]) == sorted(p["id"] for p in everyone[1:])
 
 
 @row("persons.order_stable")
@@ -842,7 +875,7 @@ def _(env: Env) -> None:
     members = env.srv.dataset().cohort_people
     expected = set(members[members["cohort_id"] == 2]["person_id"])
     frame = env.connect().cohort_persons(2)
-    assert set(frame["uuid"]) == expected and len(frame) == len(expected)
+    assert set(frame["id"]) == expected and len(frame) == len(expected)
     assert env.logged("/cohorts/2/persons")[0].params == {"limit": "1000"}
 
 
@@ -1008,6 +1041,44 @@ def _(env: Env) -> None:
     assert env.logged("/property_definitions")[-1].params == {"type": "person"}
     with pytest.raises(php.ConfigurationError, match="'event', 'person', 'group' or 'session'"):
         env.connect().property_definitions(type="cohort")
+
+
+@row("property_definitions.types")
+def _(env: Env) -> None:
+    page = env.get("/api/projects/1/property_definitions/?type=person&limit=1000").json()
+    assert page["count"] == len(page["results"]) and page["next"] is None
+    types = {r["name"]: r["property_type"] for r in page["results"]}
+    assert types["first_seen"] == "DateTime" and types["is_beta"] == "Boolean"
+    assert set(types.values()) <= {"DateTime", "String", "Numeric", "Boolean", "Duration", None}
+    assert params_of(
+        env.get("/api/projects/1/property_definitions/?type=person&limit=2").json()["next"]
+    ) == {"type": "person", "limit": "2", "offset": "2"}
+    ph = env.connect()
+    persons = ph.persons()
+    ph.cohort_persons(2)
+    asked = env.logged("/property_definitions")
+    assert [r.params for r in asked] == [{"type": "person", "limit": "1000"}]
+    dtypes = {c: str(t) for c, t in persons.dtypes.items()}
+    assert dtypes["properties.first_seen"] == "datetime64[ns, UTC]"  # the definition's type
+    assert dtypes["properties.signup_count"] == "Int64"
+    assert dtypes["properties.is_beta"] == "boolean"
+    assert dtypes["properties.ab_score"] == "string"  # Numeric, but mixed values: by value
+    start, end = env.srv.time_range()
+    events = ph.events(after=start, before=end)
+    assert str(events["properties.revenue"].dtype) == "Float64"
+    assert env.logged("/property_definitions")[-1].params == {"type": "event", "limit": "1000"}
+
+
+@row("property_definitions.denied")
+def _(env: Env) -> None:
+    answer = env.get("/api/projects/1/property_definitions/?type=person", key=PERSON_ONLY.key)
+    assert answer.status_code == 403
+    assert answer.json() == missing_scope("property_definition:read")
+    ph = env.connect(PERSON_ONLY.key, project_id=1)
+    frame = ph.persons()
+    ph.persons(email="nobody@nowhere")
+    assert str(frame["properties.first_seen"].dtype) == "string"  # typed by value
+    assert [r.status for r in env.logged("/property_definitions")] == [403]
 
 
 @row("property_definitions.group")
