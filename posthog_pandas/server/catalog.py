@@ -143,41 +143,21 @@ def _flags(ds: Dataset, rng: np.random.Generator) -> None:
         )
 
 
-def _trend(ds: Dataset, event: str) -> dict[str, Any]:
-    """One TrendsQuery series: daily totals of `event` from `date_from` on, computed from the
-    events. PostHog counts the project's local days (an event at 02:00 UTC is on the previous
-    day in Los Angeles); events before local midnight of `date_from` are outside the range."""
-    ts = ds.events.loc[ds.events["event"] == event, "timestamp"]
-    local_days = ts.dt.tz_convert(ds.timezone).dt.tz_localize(None).dt.normalize()
-    first = pd.Timestamp(ds.start.date())
-    day = ((local_days - first) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
-    data = np.bincount(day[(day >= 0) & (day < ds.days)], minlength=ds.days).tolist()
-    dates = [ds.start.date() + timedelta(days=d) for d in range(ds.days)]
-    return {
-        "action": {"id": event, "type": "events", "order": 0, "name": event, "math": "total"},
-        "label": event,
-        "count": int(sum(data)),
-        "data": data,
-        "labels": [f"{d.day}-{d:%b-%Y}" for d in dates],
-        "days": [f"{d:%Y-%m-%d}" for d in dates],
-    }
-
-
 def _insights(ds: Dataset) -> None:
     events = ("$pageview", "signed_up", "purchase", "$autocapture", "$pageleave", "$identify")
     for i in range(1, 13):
         ev = events[i % len(events)]
         legacy = i == 12  # an old insight: legacy `filters`, no `query`
+        first, last = f"{ds.start:%Y-%m-%d}", f"{ds.start + timedelta(days=ds.days - 1):%Y-%m-%d}"
         query = {
             "kind": "InsightVizNode",
             "source": {
                 "kind": "TrendsQuery",
                 "series": [{"kind": "EventsNode", "event": ev, "name": ev, "math": "total"}],
                 "interval": "day",
-                "dateRange": {"date_from": f"{ds.start:%Y-%m-%d}"},
+                "dateRange": {"date_from": first, "date_to": last},
             },
         }
-        ds.insight_results[i] = [_trend(ds, ev)]
         ds.insights.append(
             {
                 "id": i,
@@ -185,7 +165,13 @@ def _insights(ds: Dataset) -> None:
                 "name": f"Daily {ev}" if i % 4 else "",
                 "derived_name": f"{ev} count",
                 "query": None if legacy else query,
-                "filters": {"events": [{"id": ev, "type": "events"}]} if legacy else {},
+                "filters": {
+                    "events": [{"id": ev, "type": "events"}],
+                    "date_from": first,
+                    "date_to": last,
+                }
+                if legacy
+                else {},
                 "order": None,
                 "deleted": False,
                 "dashboards": [1 + i % 5],
