@@ -11,7 +11,9 @@ from typing import Any
 import duckdb
 import orjson
 import pytest
+import requests
 
+from posthog_pandas.server import LocalPostHog
 from posthog_pandas.server.data import TABLES_DDL
 from posthog_pandas.server.insights import InsightError, compute_insight
 
@@ -394,3 +396,34 @@ def test_weekly_retention_in_the_projects_timezone(ev: Events) -> None:
     ]
     assert table(answer) == [[1, 1], [2, 0.0]]
     assert answer["results"][1]["label"] == "Week 1"
+
+
+# -- over HTTP -------------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_insight_kinds_go_through_the_query_apis_cache_and_async_modes() -> None:
+    with LocalPostHog(persons=30, events=400, seed=4) as srv:
+        headers = {"Authorization": f"Bearer {srv.api_key}"}
+        url = f"{srv.url}/api/projects/1/query/"
+        node = trends_node("$pageview", **days("2024-01-01", "2024-01-07"))
+        first = requests.post(url, json={"query": node}, headers=headers, timeout=60)
+        again = requests.post(url, json={"query": node}, headers=headers, timeout=60)
+        assert first.status_code == 200 and first.json()["is_cached"] is False
+        assert again.json()["is_cached"] is True
+        assert again.json()["results"] == first.json()["results"]
+        expected = srv.dataset().events
+        in_range = expected[
+            (expected["event"] == "$pageview")
+            & (expected["timestamp"] >= "2024-01-01")
+            & (expected["timestamp"] < "2024-01-08")
+        ]
+        assert sum(first.json()["results"][0]["data"]) == len(in_range) > 0
+        started = requests.post(
+            url, json={"query": node, "refresh": "force_async"}, headers=headers, timeout=60
+        )
+        assert started.status_code == 202
+        status = started.json()["query_status"]
+        polled = requests.get(f"{url}{status['id']}/", headers=headers, timeout=60)
+        assert polled.status_code == 200
+        assert polled.json()["query_status"]["results"]["results"] == first.json()["results"]

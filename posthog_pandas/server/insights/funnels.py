@@ -97,10 +97,12 @@ def _step_counts(
     if breakdown is not None:
         params["key"] = property_pointer(breakdown)
         value_sql = f"coalesce({property_sql('key')}, '')"  # funnels: ifNull(toString(p), '')
+    named = "" if None in steps else "AND event IN (SELECT unnest($names))"
+    if named:
+        params["names"] = sorted({str(s) for s in steps})
     ctes = [
-        f"""ev AS (SELECT person_id, event, timestamp, epoch_us(timestamp) AS us,
-                   {value_sql} AS value FROM events
-                   WHERE timestamp >= $start AND timestamp < $end)"""
+        f"""ev AS (SELECT person_id, event, epoch_us(timestamp) AS us, {value_sql} AS value
+                   FROM events WHERE timestamp >= $start AND timestamp < $end {named})"""
     ]
     for i, event in enumerate(steps):
         params[f"e{i}"] = event

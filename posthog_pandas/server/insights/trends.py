@@ -35,7 +35,10 @@ def trends(cur: duckdb.DuckDBPyConnection, node: dict[str, Any], timezone: str) 
     if not isinstance(series, list) or not series:
         raise InsightError("series must be a non-empty list of EventsNode.", attr="series")
     interval = dates.interval_of(node)
-    days = dates.day_range(node, timezone, earliest=_earliest(cur, timezone))
+    everything = (node.get("dateRange") or {}).get("date_from") == "all"
+    days = dates.day_range(
+        node, timezone, earliest=_earliest(cur, timezone) if everything else None
+    )
     breakdown = breakdown_of(node)
     buckets = dates.buckets(days, interval)
     results: list[dict[str, Any]] = []
