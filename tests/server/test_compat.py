@@ -1223,6 +1223,97 @@ def check_retention(server: LocalPostHog) -> None:
     assert cohorts[0]["values"][1]["label"] == "Day 1" and cohorts[0]["breakdown_value"] is None
 
 
+@row("insight_kind.stickiness")
+def _(env: Env) -> None:
+    with crafted_server() as server:
+        series = [{"kind": "EventsNode", "event": "$pageview"}]
+        node = {"kind": "StickinessQuery", "series": series}
+        body = post_node(
+            server, {**node, "dateRange": {"date_from": "2024-01-01", "date_to": "2024-01-08"}}
+        )
+        (one,) = body.json()["results"]
+        # u1 on Jan 3; u2 on Jan 3 and Jan 8; u3 on Jan 2 (u1's Dec 31 is outside)
+        assert one["days"] == list(range(1, 9)) and one["data"] == [2, 1, 0, 0, 0, 0, 0, 0]
+        assert (one["count"], one["labels"][:2]) == (3, ["1 day", "2 days"])
+        weekly = {
+            **node,
+            "interval": "week",
+            "dateRange": {"date_from": "2024-01-03", "date_to": "2024-01-08"},
+        }
+        # weeks from Dec 31: u1 (Dec 31, Jan 3) once, u2 both weeks, u3 once
+        assert post_node(server, weekly).json()["results"][0]["data"] == [2, 1]
+
+
+@row("insight_kind.lifecycle")
+def _(env: Env) -> None:
+    with crafted_server() as server:
+        series = [{"kind": "EventsNode", "event": "$pageview"}]
+        node = {
+            "kind": "LifecycleQuery",
+            "series": series,
+            "dateRange": {"date_from": "2024-01-01", "date_to": "2024-01-04"},
+        }
+        body = post_node(server, node).json()
+        assert [r["status"] for r in body["results"]] == [
+            "new",
+            "returning",
+            "resurrecting",
+            "dormant",
+        ]
+        data = {r["status"]: r["data"] for r in body["results"]}
+        # ingested persons have no person row, so nobody is "new"; u1 Dec 31 (read, not shown)
+        # and Jan 3, u2 Jan 3, u3 Jan 2
+        assert data == {
+            "new": [0.0, 0.0, 0.0, 0.0],
+            "returning": [0.0, 0.0, 0.0, 0.0],
+            "resurrecting": [0.0, 1.0, 2.0, 0.0],
+            "dormant": [-1.0, 0.0, -1.0, -2.0],
+        }
+        assert body["results"][3]["label"] == "$pageview - dormant"
+
+
+@row("insight_kind.paths")
+def _(env: Env) -> None:
+    with crafted_server() as server:
+        visit = datetime(2024, 1, 5, 12, tzinfo=UTC)
+        server.ingest_events(
+            [
+                {
+                    "event": e,
+                    "distinct_id": "u4",
+                    "timestamp": (visit + gap).isoformat(),
+                    "properties": p,
+                }
+                for e, gap, p in (
+                    ("$pageview", timedelta(0), {"$current_url": "https://example.com/"}),
+                    ("signed_up", timedelta(minutes=5), {}),
+                    ("$pageview", timedelta(minutes=40), {"$current_url": "https://example.com/"}),
+                )
+            ]
+        )
+        node = {
+            "kind": "PathsQuery",
+            "dateRange": {"date_from": "2024-01-01", "date_to": "2024-01-31"},
+        }
+        results = post_node(server, node).json()["results"]
+        # u4's last pageview is 35 minutes later: a session of its own; the crafted events of
+        # u1-u3 are hours apart, each a session of one item
+        assert results == [
+            {
+                "source": "1_https://example.com",
+                "target": "2_signed_up",
+                "value": 1,
+                "average_conversion_time": 300_000.0,
+            }
+        ]
+        answer = post_node(server, {**node, "pathsFilter": {"startPoint": "/"}})
+        assert answer.status_code == 400
+        assert (
+            answer.json()["detail"]
+            == "pathsFilter.startPoint is not supported by this local server."
+        )
+
+
 @row("insight_kind.unsupported")
 def _(env: Env) -> None:
     answer = post_node(env.srv, {"kind": "FunnelCorrelationQuery", "source": {}})

@@ -55,6 +55,9 @@ class Events:
             ],
         )
 
+    def person(self, person: str, created: datetime) -> None:
+        self.conn.execute("INSERT INTO persons VALUES (?, ?, '{}', true)", [person, created])
+
     def query(self, node: dict[str, Any], timezone: str = "UTC") -> dict[str, Any]:
         return compute_insight(self.conn.cursor(), node, timezone)
 
@@ -396,6 +399,85 @@ def test_weekly_retention_in_the_projects_timezone(ev: Events) -> None:
     ]
     assert table(answer) == [[1, 1], [2, 0.0]]
     assert answer["results"][1]["label"] == "Week 1"
+
+
+# -- StickinessQuery and LifecycleQuery -----------------------------------------------------------
+
+
+def test_stickiness_counts_persons_by_how_many_intervals_they_were_active(ev: Events) -> None:
+    ev.add("$pageview", at(0), "p1")
+    ev.add("$pageview", at(0, hours=5), "p1")
+    ev.add("$pageview", at(1), "p1")
+    ev.add("$pageview", at(2), "p2")
+    for day in (0, 1, 2):
+        ev.add("$pageview", at(day), "p3", distinct_id=f"p3-{day}")
+    ev.add("$pageview", at(3), "p4")  # after the range
+    node = {"kind": "StickinessQuery", "series": [{"kind": "EventsNode", "event": "$pageview"}]}
+    (series,) = ev.query({**node, **days("2024-01-01", "2024-01-03")})["results"]
+    assert (series["data"], series["days"], series["count"]) == ([1, 1, 1], [1, 2, 3], 3)
+    assert series["labels"] == ["1 day", "2 days", "3 days"]
+    assert series["action"]["id"] == "$pageview" and series["label"] == "$pageview"
+    weekly = ev.query({**node, "interval": "week", **days("2024-01-01", "2024-01-03")})
+    assert weekly["results"][0]["data"] == [3]  # one week (Dec 31 - Jan 6): all three once
+
+
+def test_lifecycle_sorts_each_persons_active_buckets_into_new_returning_resurrecting_dormant(
+    ev: Events,
+) -> None:
+    ev.person("pA", at(1))
+    ev.add("$pageview", at(1), "pA")
+    ev.add("$pageview", at(2), "pA")
+    ev.person("pB", at(-31))
+    ev.add("$pageview", at(0), "pB")  # the day before the range: read, not shown
+    ev.add("$pageview", at(2), "pB")
+    ev.add("$pageview", at(3), "pC")  # no person row: never "new"
+    ev.person("pD", at(3, hours=1))
+    ev.add("$pageview", at(3, hours=2), "pD", distinct_id="pD-anon")
+    ev.add("$pageview", at(3, hours=3), "pD", distinct_id="pD-user")
+    ev.add("$pageview", at(2), "pE", **{"$process_person_profile": False})  # not a person
+    node = {"kind": "LifecycleQuery", "series": [{"kind": "EventsNode", "event": "$pageview"}]}
+    answer = ev.query({**node, **days("2024-01-02", "2024-01-04")})
+    rows = {r["status"]: r["data"] for r in answer["results"]}
+    assert [r["status"] for r in answer["results"]] == [
+        "new",
+        "returning",
+        "resurrecting",
+        "dormant",
+    ]
+    assert rows == {
+        "new": [1.0, 0.0, 1.0],
+        "returning": [0.0, 1.0, 0.0],
+        "resurrecting": [0.0, 1.0, 1.0],
+        "dormant": [-1.0, 0.0, -2.0],
+    }
+    first = answer["results"][0]
+    assert first["days"] == ["2024-01-02", "2024-01-03", "2024-01-04"]
+    assert (first["label"], first["count"]) == ("$pageview - new", 2.0)
+
+
+def test_paths_count_transitions_between_compacted_items_within_sessions(ev: Events) -> None:
+    url = "$current_url"
+    ev.add("$pageview", at(0), "p1", **{url: "https://x.com/"})  # trailing slash dropped
+    ev.add("$pageview", at(0, minutes=1), "p1", **{url: "https://x.com/pricing"})
+    ev.add("$pageview", at(0, minutes=2), "p1", **{url: "https://x.com/pricing"})  # same item
+    ev.add("signed_up", at(0, minutes=5), "p1")
+    ev.add("$pageview", at(0, minutes=40), "p1", **{url: "https://x.com"})  # 35 min: new session
+    ev.add("$pageview", at(0, minutes=41), "p1", **{url: "https://x.com/pricing"})
+    ev.add("$pageview", at(1), "p2", **{url: "https://x.com"})
+    ev.add("signed_up", at(1, seconds=30), "p2")
+    node = {"kind": "PathsQuery", **days("2024-01-01", "2024-01-02")}
+    answer = ev.query(node)
+    edges = [(r["source"], r["target"], r["value"]) for r in answer["results"]]
+    assert edges == [
+        ("1_https://x.com", "2_https://x.com/pricing", 2),
+        ("1_https://x.com", "2_signed_up", 1),
+        ("2_https://x.com/pricing", "3_signed_up", 1),
+    ]
+    first = answer["results"][0]
+    assert first["average_conversion_time"] == (120 + 60) / 2 * 1000  # to the last of the run
+    only_pages = {**node, "pathsFilter": {"includeEventTypes": ["$pageview"], "stepLimit": 2}}
+    pages = [(r["source"], r["target"], r["value"]) for r in ev.query(only_pages)["results"]]
+    assert pages == [("1_https://x.com", "2_https://x.com/pricing", 2)]
 
 
 # -- over HTTP -------------------------------------------------------------------------------------

@@ -13,7 +13,10 @@ import duckdb
 
 from posthog_pandas.server.insights.errors import InsightError
 from posthog_pandas.server.insights.funnels import funnels
+from posthog_pandas.server.insights.lifecycle import lifecycle
+from posthog_pandas.server.insights.paths import paths
 from posthog_pandas.server.insights.retention import retention
+from posthog_pandas.server.insights.stickiness import stickiness
 from posthog_pandas.server.insights.trends import trends
 
 __all__ = ["INSIGHT_KINDS", "InsightError", "compute_insight"]
@@ -24,6 +27,9 @@ INSIGHT_KINDS: Mapping[str, Compute] = {
     "TrendsQuery": trends,
     "FunnelsQuery": funnels,
     "RetentionQuery": retention,
+    "StickinessQuery": stickiness,
+    "LifecycleQuery": lifecycle,
+    "PathsQuery": paths,
 }
 
 

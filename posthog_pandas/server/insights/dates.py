@@ -15,6 +15,7 @@ __all__ = [
     "DEFAULT_DATE_FROM_DAYS",
     "DayRange",
     "add_periods",
+    "bucket_label",
     "bucket_start",
     "bucket_sql",
     "day_range",
@@ -134,6 +135,27 @@ def buckets(days: DayRange, interval: str) -> list[date]:
         out.append(current)
         current = add_periods(current, interval, 1)
     return out
+
+
+def bucket_label(bucket: date, interval: str, days: DayRange) -> str:
+    """`format_label_date` (posthog/hogql_queries/utils/timestamp_utils.py)."""
+    if interval == "month":
+        return bucket.strftime("%b %Y")
+    if interval == "week":
+        first = max(bucket, days.first)
+        last = max(min(add_periods(bucket, "day", 6), days.last), first)
+        return _date_span(first, last)
+    return f"{bucket.day}-{bucket:%b-%Y}"
+
+
+def _date_span(first: date, last: date) -> str:
+    if first == last:
+        return f"{first.day}-{first:%b-%Y}"
+    if first.year != last.year:
+        return f"{first.day}-{first:%b-%Y} – {last.day}-{last:%b-%Y}"
+    if first.month != last.month:
+        return f"{first.day}-{first:%b} – {last.day}-{last:%b}"
+    return f"{first.day}–{last.day} {last:%b}"
 
 
 def bucket_sql(day_column: str, interval: str) -> str:

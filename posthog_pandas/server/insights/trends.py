@@ -147,7 +147,7 @@ def _series_object(
     day_strings = [b.isoformat() for b in buckets]
     return {
         "data": data,
-        "labels": [_label(b, interval, days) for b in buckets],
+        "labels": [dates.bucket_label(b, interval, days) for b in buckets],
         "days": day_strings,
         "count": float(sum(data)),
         "label": label,
@@ -176,27 +176,6 @@ def _breakdown_label(value: str | None, event: str | None, series_count: int) ->
     }
     text = shown.get(str(value), str(value))
     return f"{event or 'All events'} - {text}" if series_count > 1 else text
-
-
-def _label(bucket: date, interval: str, days: dates.DayRange) -> str:
-    """`format_label_date` (posthog/hogql_queries/utils/timestamp_utils.py)."""
-    if interval == "month":
-        return bucket.strftime("%b %Y")
-    if interval == "week":
-        first = max(bucket, days.first)
-        last = max(min(dates.add_periods(bucket, "day", 6), days.last), first)
-        return _date_span(first, last)
-    return f"{bucket.day}-{bucket:%b-%Y}"
-
-
-def _date_span(first: date, last: date) -> str:
-    if first == last:
-        return f"{first.day}-{first:%b-%Y}"
-    if first.year != last.year:
-        return f"{first.day}-{first:%b-%Y} – {last.day}-{last:%b-%Y}"
-    if first.month != last.month:
-        return f"{first.day}-{first:%b} – {last.day}-{last:%b}"
-    return f"{first.day}–{last.day} {last:%b}"
 
 
 def _filter(node: dict[str, Any], days: dates.DayRange, interval: str) -> dict[str, Any]:
