@@ -5,16 +5,17 @@ distinct ids, steps at the same timestamp, the project's timezone."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
 import orjson
+import pandas as pd
 import pytest
 import requests
 
 from posthog_pandas.server import LocalPostHog
-from posthog_pandas.server.data import TABLES_DDL
+from posthog_pandas.server.data import TABLES_DDL, generate_dataset, load_duckdb
 from posthog_pandas.server.insights import InsightError, compute_insight
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)  # a Monday
@@ -509,3 +510,101 @@ def test_insight_kinds_go_through_the_query_apis_cache_and_async_modes() -> None
         polled = requests.get(f"{url}{status['id']}/", headers=headers, timeout=60)
         assert polled.status_code == 200
         assert polled.json()["query_status"]["results"]["results"] == first.json()["results"]
+
+
+# -- against brute force on generated data ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def generated() -> Iterator[tuple[duckdb.DuckDBPyConnection, pd.DataFrame]]:
+    """Generated demo events (many persons with several distinct ids, ties on timestamps)."""
+    data = generate_dataset(
+        1, seed=11, persons=120, events=3000, start=datetime(2024, 1, 1, tzinfo=UTC), days=21
+    )
+    conn = load_duckdb(data)
+    yield conn, data.events
+    conn.close()
+
+
+ZONES = ("UTC", "America/Los_Angeles")
+
+
+def brute_days(events: pd.DataFrame, timezone: str) -> pd.Series:
+    return events["timestamp"].map(lambda t: t.tz_convert(timezone).date())
+
+
+@pytest.mark.parametrize("timezone", ZONES)
+@pytest.mark.parametrize("math", ["total", "dau"])
+def test_trends_equal_a_count_of_the_events_by_local_day(
+    generated: tuple[duckdb.DuckDBPyConnection, pd.DataFrame], timezone: str, math: str
+) -> None:
+    conn, events = generated
+    node = trends_node("purchase", math=math, **days("2024-01-02", "2024-01-15"))
+    (series,) = compute_insight(conn.cursor(), node, timezone)["results"]
+    chosen = events[events["event"] == "purchase"].assign(day=brute_days(events, timezone))
+    per_day = chosen.groupby("day")["person_id"]
+    counted = per_day.size() if math == "total" else per_day.nunique()
+    expected = [int(counted.get(date.fromisoformat(d), 0)) for d in series["days"]]
+    assert series["data"] == expected and sum(expected) > 0
+
+
+def brute_funnel(events: pd.DataFrame, steps: list[str], window: timedelta) -> list[int]:
+    """Every ordered choice of step events, person by person (the definition, no shortcuts)."""
+    limit = int(window.total_seconds() * 1e9)
+    stamps = events["timestamp"].astype("int64")
+
+    def depth(times: list[list[int]], k: int, start: int, last: int) -> int:
+        if k == len(times):
+            return k
+        later = [t for t in times[k] if t > last and t - start <= limit]
+        return max((depth(times, k + 1, start, t) for t in later), default=k)
+
+    best = []
+    for _, rows in events.groupby("person_id").groups.items():
+        mine = events.loc[rows, "event"].tolist(), stamps.loc[rows].tolist()
+        times = [sorted(t for e, t in zip(*mine, strict=True) if e == s) for s in steps]
+        best.append(max((depth(times, 1, t, t) for t in times[0]), default=0))
+    return [sum(1 for d in best if d >= k) for k in range(1, len(steps) + 1)]
+
+
+@pytest.mark.parametrize("window_hours", [1, 24, 24 * 14])
+def test_funnels_equal_the_definition_followed_by_brute_force(
+    generated: tuple[duckdb.DuckDBPyConnection, pd.DataFrame], window_hours: int
+) -> None:
+    conn, events = generated
+    steps = ["$pageview", "$autocapture", "$pageview"]
+    span = days("2024-01-03", "2024-01-17")
+    ff = {"funnelWindowInterval": window_hours, "funnelWindowIntervalUnit": "hour"}
+    answer = compute_insight(conn.cursor(), funnel_node(*steps, funnelsFilter=ff, **span), "UTC")
+    start, end = pd.Timestamp("2024-01-03", tz="UTC"), pd.Timestamp("2024-01-18", tz="UTC")
+    chosen = events[(events["timestamp"] >= start) & (events["timestamp"] < end)]
+    expected = brute_funnel(chosen, steps, timedelta(hours=window_hours))
+    assert counts(answer) == expected and expected[-1] > 0
+
+
+@pytest.mark.parametrize("timezone", ZONES)
+@pytest.mark.parametrize("kind", ["retention_first_time", "retention_recurring"])
+def test_retention_equals_cohorts_counted_person_by_person(
+    generated: tuple[duckdb.DuckDBPyConnection, pd.DataFrame], timezone: str, kind: str
+) -> None:
+    conn, events = generated
+    node = retention_node(kind, total=7, last="2024-01-10")
+    node["retentionFilter"]["returningEntity"]["id"] = "purchase"
+    answer = compute_insight(conn.cursor(), node, timezone)
+    first = date(2024, 1, 4)
+    dated = events.assign(day=brute_days(events, timezone))
+    starts = dated[dated["event"] == "$pageview"]
+    returns = dated[dated["event"] == "purchase"]
+    expected = [[0] * 7 for _ in range(7)]
+    for person, mine in starts.groupby("person_id"):
+        active = sorted(mine["day"])
+        cohorts = [active[0]] if kind == "retention_first_time" else sorted(set(active))
+        came_back = set(returns.loc[returns["person_id"] == person, "day"])
+        for cohort in cohorts:
+            k = (cohort - first).days
+            if not 0 <= k < 7:
+                continue
+            expected[k][0] += 1
+            for i in range(1, 7 - k):
+                expected[k][i] += (cohort + timedelta(days=i)) in came_back
+    assert table(answer) == expected
