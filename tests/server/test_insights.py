@@ -608,3 +608,54 @@ def test_retention_equals_cohorts_counted_person_by_person(
             for i in range(1, 7 - k):
                 expected[k][i] += (cohort + timedelta(days=i)) in came_back
     assert table(answer) == expected
+
+
+def brute_paths(events: pd.DataFrame, step_limit: int) -> dict[tuple[str, str], int]:
+    """Sessions, runs and steps followed event by event, person by person, events at the same
+    time in the order of `tie` (PostHog leaves that order to ClickHouse; the server uses the
+    uuid's hash)."""
+    rows = sorted(
+        zip(
+            events["person_id"],
+            events["timestamp"].astype("int64"),
+            map(int, events["tie"]),
+            events["event"],
+            events["properties"],
+            strict=True,
+        )
+    )
+    counted: dict[tuple[str, str], int] = {}
+    sessions: list[list[str]] = []
+    before: tuple[str, int] | None = None
+    for person, stamp, _, event, props in rows:
+        item = event
+        if event == "$pageview":
+            url = orjson.loads(props).get("$current_url") or ""
+            item = url[:-1] if len(url) > 1 and url.endswith("/") else url
+        if before is None or before[0] != person or stamp - before[1] >= 30 * 60 * 10**9:
+            sessions.append([])
+        sessions[-1].append(item)
+        before = (person, stamp)
+    for session in sessions:
+        kept = [x for x, nxt in zip(session, [*session[1:], None], strict=True) if nxt != x]
+        for i in range(1, min(len(kept), step_limit)):
+            key = (f"{i}_{kept[i - 1]}", f"{i + 1}_{kept[i]}")
+            counted[key] = counted.get(key, 0) + 1
+    return counted
+
+
+@pytest.mark.parametrize("step_limit", [3, 5])
+def test_paths_equal_sessions_followed_event_by_event(
+    generated: tuple[duckdb.DuckDBPyConnection, pd.DataFrame], step_limit: int
+) -> None:
+    conn, events = generated
+    node = {"kind": "PathsQuery", "pathsFilter": {"stepLimit": step_limit, "edgeLimit": 10_000}}
+    answer = compute_insight(conn.cursor(), {**node, **days("2024-01-03", "2024-01-09")}, "UTC")
+    start, end = pd.Timestamp("2024-01-03", tz="UTC"), pd.Timestamp("2024-01-10", tz="UTC")
+    ties = dict(conn.execute("SELECT uuid, hash(uuid) FROM events").fetchall())
+    chosen = events[(events["timestamp"] >= start) & (events["timestamp"] < end)]
+    expected = brute_paths(chosen.assign(tie=chosen["uuid"].map(ties)), step_limit)
+    got = {(r["source"], r["target"]): r["value"] for r in answer["results"]}
+    assert got == expected and len(got) > 20
+    values = [r["value"] for r in answer["results"]]
+    assert values == sorted(values, reverse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -55,6 +55,15 @@ def local_iso(day: date, timezone: str) -> str:
     moment = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(timezone))
     text = moment.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def resolved(days: DayRange) -> dict[str, str]:
+    """`resolved_date_range`: the first day's first and the last day's last microsecond."""
+    end = datetime.combine(days.last, time.max, tzinfo=ZoneInfo(days.timezone)).isoformat()
+    return {
+        "date_from": local_iso(days.first, days.timezone),
+        "date_to": end[:-6] + "Z" if end.endswith("+00:00") else end,
+    }
 
 
 def today_in(timezone: str) -> date:

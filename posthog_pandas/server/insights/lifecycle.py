@@ -58,10 +58,7 @@ def lifecycle(
         )
     return {
         "results": results,
-        "resolved_date_range": {
-            "date_from": dates.local_iso(days.first, timezone),
-            "date_to": dates.local_iso(days.last, timezone),
-        },
+        "resolved_date_range": dates.resolved(days),
     }
 
 

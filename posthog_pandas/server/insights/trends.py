@@ -59,10 +59,7 @@ def trends(cur: duckdb.DuckDBPyConnection, node: dict[str, Any], timezone: str) 
     return {
         "results": results,
         "hasMore": any(r.get("breakdown_value") == BREAKDOWN_OTHER for r in results),
-        "resolved_date_range": {
-            "date_from": dates.local_iso(days.first, timezone),
-            "date_to": dates.local_iso(days.last, timezone),
-        },
+        "resolved_date_range": dates.resolved(days),
     }
 
 
