@@ -1174,15 +1174,19 @@ def check_funnels(server: LocalPostHog) -> None:
         (0, "$pageview", 3),
         (1, "signed_up", 2),  # u1 within an hour, u2 at exactly 14 days; u3 1 s too late
     ]
-    assert body["results"][1]["average_conversion_time"] == (3600 + 14 * 86400) / 2
+    # u2's time is from its latest start reaching the step (Jan 8), as PostHog's UDF keeps it
+    assert body["results"][1]["average_conversion_time"] == (3600 + 9 * 86400) / 2
     hour = {"funnelWindowInterval": 2, "funnelWindowIntervalUnit": "hour"}
     short = post_node(server, {**node, "funnelsFilter": hour}).json()
     assert [s["count"] for s in short["results"]] == [3, 1]
     split = {"breakdown": "$browser", "breakdown_type": "event"}
     grouped = post_node(server, {**node, "breakdownFilter": split}).json()["results"]
+    # first touch: the first funnel event with a value (u2's Jan 3 pageview has none, its
+    # Jan 8 one says Safari); ordered by the last step's persons, then the first's
     assert [[(s["breakdown_value"], s["count"]) for s in g] for g in grouped] == [
-        [([""], 2), ([""], 1)],
         [(["Chrome"], 1), (["Chrome"], 1)],
+        [(["Safari"], 1), (["Safari"], 1)],
+        [([""], 1), ([""], 0)],
     ]
     nobody = {**node, "dateRange": {"date_from": "2024-03-01", "date_to": "2024-03-02"}}
     assert post_node(server, nobody).json()["results"] == []

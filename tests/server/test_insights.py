@@ -235,7 +235,7 @@ def test_a_funnel_counts_each_person_once_at_the_furthest_step_in_order_and_in_t
     ev.add("b", at(0, hours=1), "done")
     ev.add("c", at(0, hours=2), "done")
     ev.add("a", at(0), "same_time")
-    ev.add("b", at(0), "same_time")  # at a's timestamp: not after it
+    ev.add("b", at(0), "same_time")  # at a's timestamp: PostHog chains them in step order
     ev.add("b", at(0), "wrong_order")
     ev.add("a", at(0, hours=1), "wrong_order")
     ev.add("a", at(0), "window_edge")
@@ -246,11 +246,12 @@ def test_a_funnel_counts_each_person_once_at_the_furthest_step_in_order_and_in_t
     ev.add("a", at(0), "two_ids", distinct_id="two_ids-anon")
     ev.add("b", at(1), "two_ids", distinct_id="two_ids-user")
     answer = ev.query(funnel_node("a", "b", "c", **days("2024-01-01", "2024-01-31")))
-    assert counts(answer) == [6, 3, 1]
+    assert counts(answer) == [6, 4, 1]
     first, second, third = answer["results"]
     assert [s["order"] for s in answer["results"]] == [0, 1, 2]
     assert (first["name"], first["action_id"], first["type"]) == ("a", "a", "events")
     assert first["average_conversion_time"] is None
+    # PostHog averages the positive times only (same_time's 0 s is left out)
     assert second["average_conversion_time"] == (3600 + 14 * 86400 + 86400) / 3
     assert second["median_conversion_time"] == 86400
     assert third["average_conversion_time"] == 3600
@@ -289,21 +290,27 @@ def test_a_funnel_nobody_entered_has_no_steps(ev: Events) -> None:
     assert ev.query(funnel_node("a", "b", **days("2024-01-01", "2024-01-02")))["results"] == []
 
 
-def test_a_funnel_breakdown_takes_the_value_of_the_best_attempts_first_step(ev: Events) -> None:
+def test_a_funnel_breakdown_takes_the_first_value_among_the_persons_funnel_events(
+    ev: Events,
+) -> None:
     ev.add("a", at(0), "p1", **{"$browser": "Chrome"})
     ev.add("b", at(0, hours=1), "p1", **{"$browser": "Firefox"})
-    ev.add("a", at(0), "p2")  # no value: ""
-    ev.add("a", at(0), "p3", **{"$browser": "Chrome"})  # an attempt that never converts ...
-    ev.add("a", at(20), "p3", **{"$browser": "Safari"})  # ... and a later one that does
+    ev.add("a", at(0), "p2")  # no value anywhere: ""
+    ev.add("a", at(0), "p3", **{"$browser": ""})  # empty: not a value; the next one counts
+    ev.add("a", at(20), "p3", **{"$browser": "Safari"})
     ev.add("b", at(20, hours=1), "p3")
+    ev.add("other", at(-1), "p4", **{"$browser": "Edge"})  # not a funnel event
     ev.add("a", at(0), "p4", **{"$browser": "Chrome"})
+    ev.add("a", at(1), "p5", **{"$browser": "Opera"})
+    ev.add("b", at(1), "p5", **{"$browser": "Opera"})
     node = funnel_node("a", "b", breakdownFilter={"breakdown": "$browser"})
     answer = ev.query({**node, **days("2024-01-01", "2024-01-31")})
     table = [[(s["breakdown_value"], s["count"]) for s in steps] for steps in answer["results"]]
-    assert table == [
+    assert table == [  # the most persons at the last step first, then at the first
         [(["Chrome"], 2), (["Chrome"], 1)],
-        [([""], 1), ([""], 0)],
+        [(["Opera"], 1), (["Opera"], 1)],
         [(["Safari"], 1), (["Safari"], 1)],
+        [([""], 1), ([""], 0)],
     ]
     assert answer["results"][0][0]["breakdown"] == ["Chrome"]
 
@@ -549,21 +556,27 @@ def test_trends_equal_a_count_of_the_events_by_local_day(
 
 
 def brute_funnel(events: pd.DataFrame, steps: list[str], window: timedelta) -> list[int]:
-    """Every ordered choice of step events, person by person (the definition, no shortcuts)."""
+    """Every choice of distinct step events in time order (ties allowed), person by person:
+    the definition, no shortcuts."""
     limit = int(window.total_seconds() * 1e9)
     stamps = events["timestamp"].astype("int64")
 
-    def depth(times: list[list[int]], k: int, start: int, last: int) -> int:
+    def depth(
+        times: list[list[tuple[int, str]]], k: int, start: int, chain: tuple[tuple[int, str], ...]
+    ) -> int:
         if k == len(times):
             return k
-        later = [t for t in times[k] if t > last and t - start <= limit]
-        return max((depth(times, k + 1, start, t) for t in later), default=k)
+        last = chain[-1][0]
+        later = [e for e in times[k] if e[0] >= last and e[0] - start <= limit and e not in chain]
+        return max((depth(times, k + 1, start, (*chain, e)) for e in later), default=k)
 
     best = []
     for _, rows in events.groupby("person_id").groups.items():
-        mine = events.loc[rows, "event"].tolist(), stamps.loc[rows].tolist()
-        times = [sorted(t for e, t in zip(*mine, strict=True) if e == s) for s in steps]
-        best.append(max((depth(times, 1, t, t) for t in times[0]), default=0))
+        mine = list(
+            zip(events.loc[rows, "event"], stamps.loc[rows], events.loc[rows, "uuid"], strict=True)
+        )
+        times = [sorted((t, u) for e, t, u in mine if e == s) for s in steps]
+        best.append(max((depth(times, 1, e[0], (e,)) for e in times[0]), default=0))
     return [sum(1 for d in best if d >= k) for k in range(1, len(steps) + 1)]
 
 

@@ -2,10 +2,11 @@
 (`FunnelBase._format_single_funnel` and `_serialize_step`,
 posthog/hogql_queries/insights/funnels/base.py).
 
-A person reaches step k when events of steps 1..k at t1 < t2 < ... < tk all lie in the date
-range, with tk - t1 within the conversion window; each person counts once, by their best
-attempt. The earliest next event is always the best continuation, so each step-1 event is one
-attempt, followed through the steps with DuckDB's ASOF joins (the first later event)."""
+A person reaches step k when distinct events of steps 1..k at t1 <= t2 <= ... <= tk all lie in
+the date range, with tk - t1 within the conversion window (PostHog's funnel UDF,
+funnel-udf/src/steps.rs, chains the events of one timestamp in step order); each person counts
+once, by their best attempt. The earliest next event is always the best continuation, so each
+step-1 time is one attempt, followed through the steps with DuckDB's ASOF joins."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def funnels(cur: duckdb.DuckDBPyConnection, node: dict[str, Any], timezone: str)
     series = node.get("series")
     if not isinstance(series, list) or len(series) < 2:
         raise InsightError("A funnel needs at least two steps in series.", attr="series")
-    steps = [event_name(entity, f"series[{i}]") for i, entity in enumerate(series)]
+    steps = [_step_event(entity, i) for i, entity in enumerate(series)]
     window = _window(node.get("funnelsFilter") or {})
     days = dates.day_range(node, timezone)
     breakdown = breakdown_of(node)
@@ -51,6 +52,16 @@ def funnels(cur: duckdb.DuckDBPyConnection, node: dict[str, Any], timezone: str)
     else:
         results = [_steps(series, steps, row, [row[0]]) for row in _limited(rows, node)]
     return {"results": results, "isUdf": True}
+
+
+def _step_event(entity: Any, index: int) -> str:
+    event = event_name(entity, f"series[{index}]")
+    if event is None:
+        raise InsightError(
+            f"series[{index}]: a funnel step of all events is not supported by this local "
+            "server; name the event."
+        )
+    return event
 
 
 def _window(ff: dict[str, Any]) -> timedelta:
@@ -81,59 +92,84 @@ def _window(ff: dict[str, Any]) -> timedelta:
 
 def _step_counts(
     cur: duckdb.DuckDBPyConnection,
-    steps: list[str | None],
+    steps: list[str],
     window: timedelta,
     days: dates.DayRange,
     breakdown: str | None,
 ) -> list[tuple[Any, ...]]:
     """Rows (breakdown value, persons at step 1..n, then per step 2..n the average and median
-    seconds from the previous step), the most persons first."""
+    seconds from the previous step), in PostHog's order: most persons at the last step first."""
     params: dict[str, Any] = {
         "start": days.start_utc(),
         "end": days.end_utc(),
         "window": int(window.total_seconds() * 1_000_000),
+        "names": sorted(set(steps)),
     }
     value_sql = "''"
     if breakdown is not None:
         params["key"] = property_pointer(breakdown)
         value_sql = f"coalesce({property_sql('key')}, '')"  # funnels: ifNull(toString(p), '')
-    named = "" if None in steps else "AND event IN (SELECT unnest($names))"
-    if named:
-        params["names"] = sorted({str(s) for s in steps})
     ctes = [
-        f"""ev AS (SELECT person_id, event, epoch_us(timestamp) AS us, {value_sql} AS value
-                   FROM events WHERE timestamp >= $start AND timestamp < $end {named})"""
+        f"""ev AS (SELECT person_id, event, uuid, epoch_us(timestamp) AS us, {value_sql} AS value
+                   FROM events WHERE timestamp >= $start AND timestamp < $end
+                   AND event IN (SELECT unnest($names)))""",
+        # first_touch: the value of the person's earliest funnel event that has one
+        # (argMinIf(prop, timestamp, notEmpty(...)) in funnel_udf.py); ties by uuid
+        """touch AS (SELECT person_id,
+                   coalesce(first(value ORDER BY us, uuid) FILTER (WHERE value != ''), '') AS value
+                   FROM ev GROUP BY person_id)""",
     ]
     for i, event in enumerate(steps):
         params[f"e{i}"] = event
-        match = "TRUE" if event is None else f"event = $e{i}"
-        ctes.append(f"s{i} AS (SELECT person_id, us, value FROM ev WHERE {match})")
-    ctes.append("a0 AS (SELECT person_id, us AS t0, value FROM s0)")
-    for i in range(1, len(steps)):
         ctes.append(
-            f"""a{i} AS (SELECT a.*, s.us AS t{i} FROM a{i - 1} a
-                ASOF LEFT JOIN s{i} s ON a.person_id = s.person_id AND a.t{i - 1} < s.us)"""
+            f"""c{i} AS (SELECT person_id, us, count(*) AS n FROM ev WHERE event = $e{i}
+                GROUP BY person_id, us)"""
         )
+    ctes.append("a0 AS (SELECT person_id, us AS t0 FROM c0)")
+    for k in range(1, len(steps)):
+        ctes.append(_next_step(steps, k))
     last = len(steps) - 1
     reached = " + ".join(
-        f"(t{i} IS NOT NULL AND t{i} - t0 <= $window)::INTEGER" for i in range(1, len(steps))
+        f"(t{k} IS NOT NULL AND t{k} - t0 <= $window)::INTEGER" for k in range(1, len(steps))
     )
+    final = " ".join(f"WHEN {k + 1} THEN t{k}" for k in range(len(steps)))
     ctes.append(
-        f"""best AS (SELECT * FROM (SELECT *, 1 + {reached} AS depth,
-                row_number() OVER (PARTITION BY person_id ORDER BY 1 + {reached} DESC, t0) AS rank
-                FROM a{last}) WHERE rank = 1)"""
+        f"""attempts AS (SELECT *, 1 + {reached} AS depth FROM a{last})""",
+    )
+    # The attempt whose timings PostHog reports: the first to reach the furthest step, and of
+    # those the latest start (its UDF extends the latest start that reached each step).
+    ctes.append(
+        f"""best AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY person_id
+                ORDER BY depth DESC, CASE depth {final} END, t0 DESC) AS rank FROM attempts)
+                WHERE rank = 1)"""
     )
     counts = [f"count(*) FILTER (WHERE depth >= {k})" for k in range(1, len(steps) + 1)]
     times = [
-        f"{fn}((t{k} - t{k - 1}) / 1e6) FILTER (WHERE depth > {k})"
+        f"{fn}((t{k} - t{k - 1}) / 1e6) FILTER (WHERE depth > {k} AND t{k} > t{k - 1})"
         for fn in ("avg", "median")
         for k in range(1, len(steps))
     ]
+    order = ", ".join(f"{k + 1} DESC" for k in range(len(steps), 0, -1))
     sql = (
-        f"WITH {', '.join(ctes)} SELECT value, {', '.join(counts + times)} FROM best "
-        "GROUP BY value ORDER BY 2 DESC, value"
+        f"WITH {', '.join(ctes)} SELECT touch.value, {', '.join(counts + times)} FROM best "
+        f"JOIN touch USING (person_id) GROUP BY touch.value ORDER BY {order}, touch.value"
     )
     return [tuple(row) for row in cur.execute(sql, params).fetchall()]
+
+
+def _next_step(steps: list[str], k: int) -> str:
+    """Follow each attempt to step k+1: the earliest step-(k+1) event not before step k's. One
+    at the same instant counts (PostHog's UDF chains the events of one timestamp in step
+    order) unless the attempt already used every such event (the same event never fills two
+    steps)."""
+    used = (
+        " + ".join(f"(t{j} = a.t{k - 1})::INTEGER" for j in range(k) if steps[j] == steps[k]) or "0"
+    )
+    return f"""a{k} AS (SELECT a.*, CASE WHEN ge.us > a.t{k - 1} THEN ge.us
+            WHEN ge.us = a.t{k - 1} AND ge.n > {used} THEN ge.us ELSE gt.us END AS t{k}
+        FROM a{k - 1} a
+        ASOF LEFT JOIN c{k} ge ON a.person_id = ge.person_id AND a.t{k - 1} <= ge.us
+        ASOF LEFT JOIN c{k} gt ON a.person_id = gt.person_id AND a.t{k - 1} < gt.us)"""
 
 
 def _limited(rows: list[tuple[Any, ...]], node: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -149,7 +185,7 @@ def _limited(rows: list[tuple[Any, ...]], node: dict[str, Any]) -> list[tuple[An
 
 def _steps(
     series: list[dict[str, Any]],
-    steps: list[str | None],
+    steps: list[str],
     row: tuple[Any, ...],
     breakdown_value: list[str] | None,
 ) -> list[dict[str, Any]]:
