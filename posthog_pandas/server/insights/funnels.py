@@ -113,17 +113,21 @@ def _step_counts(
         f"""ev AS (SELECT person_id, event, uuid, epoch_us(timestamp) AS us, {value_sql} AS value
                    FROM events WHERE timestamp >= $start AND timestamp < $end
                    AND event IN (SELECT unnest($names)))""",
+    ]
+    if breakdown is not None:
         # first_touch: the value of the person's earliest funnel event that has one
         # (argMinIf(prop, timestamp, notEmpty(...)) in funnel_udf.py); ties by uuid
-        """touch AS (SELECT person_id,
-                   coalesce(first(value ORDER BY us, uuid) FILTER (WHERE value != ''), '') AS value
-                   FROM ev GROUP BY person_id)""",
-    ]
+        ctes.append(
+            """touch AS (SELECT person_id, coalesce(
+                first(value ORDER BY us, uuid) FILTER (WHERE value != ''), '') AS value
+                FROM ev GROUP BY person_id)"""
+        )
     for i, event in enumerate(steps):
         params[f"e{i}"] = event
         ctes.append(
-            f"""c{i} AS (SELECT person_id, us, count(*) AS n FROM ev WHERE event = $e{i}
-                GROUP BY person_id, us)"""
+            f"""c{i} AS (SELECT *, lead(us) OVER (PARTITION BY person_id ORDER BY us) AS next_us
+                FROM (SELECT person_id, us, count(*) AS n FROM ev WHERE event = $e{i}
+                GROUP BY person_id, us))"""
         )
     ctes.append("a0 AS (SELECT person_id, us AS t0 FROM c0)")
     for k in range(1, len(steps)):
@@ -150,9 +154,10 @@ def _step_counts(
         for k in range(1, len(steps))
     ]
     order = ", ".join(f"{k + 1} DESC" for k in range(len(steps), 0, -1))
+    value, join = ("touch.value", "JOIN touch USING (person_id)") if breakdown else ("''", "")
     sql = (
-        f"WITH {', '.join(ctes)} SELECT touch.value, {', '.join(counts + times)} FROM best "
-        f"JOIN touch USING (person_id) GROUP BY touch.value ORDER BY {order}, touch.value"
+        f"WITH {', '.join(ctes)} SELECT {value}, {', '.join(counts + times)} FROM best "
+        f"{join} GROUP BY 1 ORDER BY {order}, 1"
     )
     return [tuple(row) for row in cur.execute(sql, params).fetchall()]
 
@@ -166,10 +171,9 @@ def _next_step(steps: list[str], k: int) -> str:
         " + ".join(f"(t{j} = a.t{k - 1})::INTEGER" for j in range(k) if steps[j] == steps[k]) or "0"
     )
     return f"""a{k} AS (SELECT a.*, CASE WHEN ge.us > a.t{k - 1} THEN ge.us
-            WHEN ge.us = a.t{k - 1} AND ge.n > {used} THEN ge.us ELSE gt.us END AS t{k}
+            WHEN ge.n > {used} THEN ge.us ELSE ge.next_us END AS t{k}
         FROM a{k - 1} a
-        ASOF LEFT JOIN c{k} ge ON a.person_id = ge.person_id AND a.t{k - 1} <= ge.us
-        ASOF LEFT JOIN c{k} gt ON a.person_id = gt.person_id AND a.t{k - 1} < gt.us)"""
+        ASOF LEFT JOIN c{k} ge ON a.person_id = ge.person_id AND a.t{k - 1} <= ge.us)"""
 
 
 def _limited(rows: list[tuple[Any, ...]], node: dict[str, Any]) -> list[tuple[Any, ...]]:
