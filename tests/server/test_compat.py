@@ -1337,10 +1337,14 @@ def _(env: Env) -> None:
 
 @row("insight_kind.saved")
 def _(env: Env) -> None:
-    insight = next(i for i in env.srv.dataset().insights if i["query"])
-    path = f"/api/projects/1/insights/{insight['id']}/?refresh=force_blocking"
-    result = env.get(path).json()["result"]
-    assert result == post_node(env.srv, insight["query"]["source"]).json()["results"]
+    kinds = {}
+    for insight in (i for i in env.srv.dataset().insights if i["query"]):
+        source = insight["query"]["source"]
+        path = f"/api/projects/1/insights/{insight['id']}/?refresh=force_blocking"
+        result = env.get(path).json()["result"]
+        assert result == post_node(env.srv, source).json()["results"], insight["id"]
+        kinds[source["kind"]] = bool(result)
+    assert kinds == {"TrendsQuery": True, "FunnelsQuery": True, "RetentionQuery": True}
     legacy = next(i for i in env.srv.dataset().insights if not i["query"])
     computed = env.get(f"/api/projects/1/insights/{legacy['id']}/?refresh=force_blocking").json()
     (series,) = computed["result"]
