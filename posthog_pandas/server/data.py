@@ -87,9 +87,10 @@ class Dataset:
     experiments: list[dict[str, Any]] = field(default_factory=list)
     surveys: list[dict[str, Any]] = field(default_factory=list)
     session_recordings: list[dict[str, Any]] = field(default_factory=list)
-    # What computing each insight gives (its `result`); served only once computed (see
-    # resources.insight_view): PostHog keeps no result for an insight nobody computed.
-    insight_results: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    # Results to serve for an insight instead of computing its query (a test's stand-in, e.g.
+    # None for "computes to nothing"); others are computed (insights/saved.py) when a request
+    # asks, since PostHog keeps no result for an insight nobody computed.
+    insight_results: dict[int, Any] = field(default_factory=dict)
 
 
 def _dumps(value: Any) -> str:

@@ -1,16 +1,20 @@
-"""The `/query/` endpoint: HogQLQuery requests, PostHog's refresh modes over its result cache,
-asynchronous queries and their status, 3 concurrent queries per project, PostHog's JSON."""
+"""The `/query/` endpoint: HogQLQuery requests and the insight kinds (server/insights),
+PostHog's refresh modes over its result cache, asynchronous queries and their status, 3
+concurrent queries per project, PostHog's JSON."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import duckdb
 import orjson
 
+from posthog_pandas.server.insights import INSIGHT_KINDS, InsightError, compute_insight
 from posthog_pandas.server.query_cache import CachedAnswer, ResultCache
 from posthog_pandas.server.state import Context
 from posthog_pandas.server.web import ApiError, Response, json_response
@@ -125,9 +129,12 @@ def _validate(body: dict[str, Any]) -> tuple[dict[str, Any], str, dict[str, Any]
     if not isinstance(node, dict):
         raise ApiError.validation("This field is required.", attr="query", code="required")
     kind = node.get("kind")
+    if kind in INSIGHT_KINDS:
+        return node, "", None
     if kind != "HogQLQuery":
+        answered = ", ".join(("HogQLQuery", *INSIGHT_KINDS))
         raise ApiError.validation(
-            f"Unsupported query kind: {kind!r}. This local server answers HogQLQuery only.",
+            f"Unsupported query kind: {kind!r}. This local server answers {answered} only.",
             attr="query",
         )
     text = node.get("query")
@@ -198,18 +205,10 @@ class _Query:
 
     def compute(self) -> dict[str, Any]:
         """Run the query now, and keep the answer in the cache."""
-        result = self._run()
+        fields = self._insight() if self.node.get("kind") in INSIGHT_KINDS else self._hogql()
         now = self.cache.clock()
-        paged = result.paginated  # only PostHog's paginator (no LIMIT) says hasMore and limit
         answer = {
-            "results": result.results,
-            "columns": result.columns,
-            "types": result.types,
-            "hasMore": result.has_more if paged else None,
-            "limit": result.limit if paged else None,
-            "offset": 0 if paged else None,
-            "hogql": result.hogql,
-            "clickhouse": result.clickhouse,
+            **fields,
             "timings": [],
             "modifiers": {},
             "query": self.node,
@@ -225,7 +224,34 @@ class _Query:
         self.cache.put(self.key, CachedAnswer(answer, now))
         return answer
 
-    def _run(self) -> _Result:
+    def _hogql(self) -> dict[str, Any]:
+        result = self._run()
+        paged = result.paginated  # only PostHog's paginator (no LIMIT) says hasMore and limit
+        return {
+            "results": result.results,
+            "columns": result.columns,
+            "types": result.types,
+            "hasMore": result.has_more if paged else None,
+            "limit": result.limit if paged else None,
+            "offset": 0 if paged else None,
+            "hogql": result.hogql,
+            "clickhouse": result.clickhouse,
+        }
+
+    def _insight(self) -> dict[str, Any]:
+        """An insight kind (TrendsQuery, ...), computed by server/insights in a query slot."""
+        with self._slot():
+            cur = self.ctx.store.cursor()
+            try:
+                return compute_insight(cur, self.node, self.ctx.store.timezone)
+            except InsightError as exc:
+                raise ApiError.validation(exc.detail, attr=exc.attr) from None
+            finally:
+                cur.close()
+
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        """One of the project's 3 query slots, or PostHog's 429 when none frees up in time."""
         slot = self.ctx.state.query_slots[self.project_id]
         if not slot.acquire(timeout=SLOT_WAIT_SECONDS):
             detail = (
@@ -233,9 +259,15 @@ class _Query:
                 f"api-query-per-team:{self.project_id}"
             )
             raise ApiError(429, "throttled_error", "throttled", detail)
+        try:
+            yield
+        finally:
+            slot.release()
+
+    def _run(self) -> _Result:
         from posthog_pandas.server.hogql import HogQLError  # lazy: sqlglot is slow to import
 
-        try:
+        with self._slot():
             cur = self.ctx.store.cursor()
             try:
                 result = create_engine(cur, self.ctx.store.timezone).run(self.text, self.values)
@@ -245,8 +277,6 @@ class _Query:
                 raise ApiError(400, "validation_error", exc.code, exc.detail) from None
             finally:
                 cur.close()
-        finally:
-            slot.release()
 
     def enqueue(self) -> dict[str, Any]:
         """Start an asynchronous calculation: the status PostHog answers at once (incomplete).

@@ -13,6 +13,7 @@ from posthog_pandas.server.auth import check_scope
 from posthog_pandas.server.catalog import iso_z
 from posthog_pandas.server.data import ProjectStore
 from posthog_pandas.server.filters import compile_properties
+from posthog_pandas.server.insights.saved import saved_insight_result
 from posthog_pandas.server.pagination import int_param
 from posthog_pandas.server.state import Context
 from posthog_pandas.server.web import ApiError, Response, json_response, page_url
@@ -505,14 +506,14 @@ def insight_view(store: ProjectStore, row: dict[str, Any], mode: str) -> dict[st
     stale_after = LAZY_STALE_AFTER if mode == "lazy_async" else INSIGHT_STALE_AFTER
     fresh = cached is not None and now - cached[1] < stale_after
     if mode == "force_blocking" or (mode == "blocking" and not fresh):
-        computed = (store.dataset.insight_results.get(insight_id), now)
+        computed = (saved_insight_result(store, row), now)
         store.insight_cache[insight_id] = computed
         return _with_result(row, computed, is_cached=False)
     if cached is not None and (fresh or mode == "force_cache"):
         return _with_result(row, cached, is_cached=True)
     if mode in ("async", "lazy_async", "force_async"):
         # The calculation "runs in the background": this answer has no result, the next has.
-        store.insight_cache[insight_id] = (store.dataset.insight_results.get(insight_id), now)
+        store.insight_cache[insight_id] = (saved_insight_result(store, row), now)
         pending = {"id": f"insight-{insight_id}", "complete": False, "error": False}
         return {**row, "query_status": pending}
     return row  # force_cache and nothing cached: result null, last_refresh null

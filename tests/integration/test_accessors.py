@@ -29,7 +29,7 @@ def test_cohort_persons_are_the_static_cohorts_members(
 def test_insight_returns_its_series_by_day(server: LocalPostHog, connect: Connect) -> None:
     insight = server.dataset().insights[0]
     frame = connect().insight(insight["id"])
-    first = server.dataset().insight_results[insight["id"]][0]
+    first = server.insight_result(insight["id"])[0]
     rows = frame[frame["series"] == first["label"]]
     assert rows["value"].tolist() == [float(v) for v in first["data"]]
     assert rows["date"].dt.strftime("%Y-%m-%d").tolist() == first["days"]

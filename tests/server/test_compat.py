@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -1170,6 +1171,270 @@ def _(env: Env) -> None:
         server.dataset().insight_results[empty] = None  # computes to nothing
         with pytest.raises(php.ResponseFormatError, match=f"Insight {empty}"):
             ph.insight(empty)
+
+
+# == insight query kinds ==========================================================================
+
+
+def post_node(server: LocalPostHog, node: dict[str, Any]) -> requests.Response:
+    """POST /query/ with an insight query node."""
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    return requests.post(
+        f"{server.url}/api/projects/1/query/", json={"query": node}, headers=headers, timeout=120
+    )
+
+
+@contextmanager
+def crafted_server() -> Iterator[LocalPostHog]:
+    """A project whose only events are these (each distinct id its own person), in UTC."""
+    with LocalPostHog(persons=1, events=0, seed=3, start="2023-01-01", days=1) as server:
+        day = datetime(2024, 1, 1, tzinfo=UTC)  # a Monday
+        made = [
+            ("$pageview", "u1", day + timedelta(days=-1), {"$browser": "Chrome"}),  # Sun Dec 31
+            ("$pageview", "u1", day + timedelta(days=2), {"$browser": "Chrome"}),  # Wed Jan 3
+            ("$pageview", "u2", day + timedelta(days=2), {}),
+            ("$pageview", "u2", day + timedelta(days=7), {"$browser": "Safari"}),  # Mon Jan 8
+            ("signed_up", "u1", day + timedelta(days=2, hours=1), {}),
+            ("signed_up", "u2", day + timedelta(days=16), {}),  # 14 days after u2's Jan 3 step
+            ("$pageview", "u3", day + timedelta(days=1), {}),
+            ("signed_up", "u3", day + timedelta(days=15, seconds=1), {}),  # 14 days + 1 s
+        ]
+        server.ingest_events(
+            [
+                {"event": e, "distinct_id": d, "timestamp": t.isoformat(), "properties": p}
+                for e, d, t, p in made
+            ]
+        )
+        yield server
+
+
+@row("insight_kind.trends")
+def _(env: Env) -> None:
+    with crafted_server() as server:
+        check_trends(server)
+
+
+def check_trends(server: LocalPostHog) -> None:
+    series = [{"kind": "EventsNode", "event": "$pageview", "math": "dau"}]
+    node = {
+        "kind": "TrendsQuery",
+        "series": series,
+        "interval": "week",
+        "dateRange": {"date_from": "2024-01-03", "date_to": "2024-01-09"},
+        "breakdownFilter": {"breakdown": "$browser", "breakdown_type": "event"},
+    }
+    answer = post_node(server, node)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["is_cached"] is False and body["timezone"] == "UTC"
+    rows = [(r["breakdown_value"], r["days"], r["data"], r["count"]) for r in body["results"]]
+    weeks = ["2023-12-31", "2024-01-07"]  # Sundays; the first week counts Dec 31 too
+    assert rows == [
+        ("Chrome", weeks, [1, 0], 1.0),
+        ("Safari", weeks, [0, 1], 1.0),
+        ("$$_posthog_breakdown_null_$$", weeks, [2, 0], 2.0),  # u2 on Jan 3, u3 on Jan 2
+    ]
+    daily = post_node(server, {**node, "interval": None, "breakdownFilter": None}).json()
+    (one,) = daily["results"]
+    assert one["days"][0] == "2024-01-03" and one["data"] == [2, 0, 0, 0, 0, 1, 0]
+    assert one["label"] == "$pageview" and one["action"]["math"] == "dau"
+
+
+@row("insight_kind.funnels")
+def _(env: Env) -> None:
+    with crafted_server() as server:
+        check_funnels(server)
+
+
+def check_funnels(server: LocalPostHog) -> None:
+    steps = [{"kind": "EventsNode", "event": e} for e in ("$pageview", "signed_up")]
+    node = {
+        "kind": "FunnelsQuery",
+        "series": steps,
+        "funnelsFilter": {"funnelOrderType": "ordered", "funnelVizType": "steps"},
+        "dateRange": {"date_from": "2024-01-01", "date_to": "2024-01-31"},
+    }
+    body = post_node(server, node).json()
+    assert [(s["order"], s["name"], s["count"]) for s in body["results"]] == [
+        (0, "$pageview", 3),
+        (1, "signed_up", 2),  # u1 within an hour, u2 at exactly 14 days; u3 1 s too late
+    ]
+    # u2's time is from its latest start reaching the step (Jan 8), as PostHog's UDF keeps it
+    assert body["results"][1]["average_conversion_time"] == (3600 + 9 * 86400) / 2
+    hour = {"funnelWindowInterval": 2, "funnelWindowIntervalUnit": "hour"}
+    short = post_node(server, {**node, "funnelsFilter": hour}).json()
+    assert [s["count"] for s in short["results"]] == [3, 1]
+    split = {"breakdown": "$browser", "breakdown_type": "event"}
+    grouped = post_node(server, {**node, "breakdownFilter": split}).json()["results"]
+    # first touch: the first funnel event with a value (u2's Jan 3 pageview has none, its
+    # Jan 8 one says Safari); ordered by the last step's persons, then the first's
+    assert [[(s["breakdown_value"], s["count"]) for s in g] for g in grouped] == [
+        [(["Chrome"], 1), (["Chrome"], 1)],
+        [(["Safari"], 1), (["Safari"], 1)],
+        [([""], 1), ([""], 0)],
+    ]
+    nobody = {**node, "dateRange": {"date_from": "2024-03-01", "date_to": "2024-03-02"}}
+    assert post_node(server, nobody).json()["results"] == []
+
+
+@row("insight_kind.retention")
+def _(env: Env) -> None:
+    with crafted_server() as server:
+        check_retention(server)
+
+
+def check_retention(server: LocalPostHog) -> None:
+    pageview = {"id": "$pageview", "type": "events"}
+    node = {
+        "kind": "RetentionQuery",
+        "retentionFilter": {
+            "targetEntity": pageview,
+            "returningEntity": pageview,
+            "period": "Day",
+            "totalIntervals": 3,
+            "retentionType": "retention_first_time",
+        },
+        "dateRange": {"date_from": "2023-12-01", "date_to": "2024-01-02"},  # date_from unread
+    }
+    body = post_node(server, node).json()
+    cohorts = body["results"]
+    assert [c["date"] for c in cohorts] == [
+        "2023-12-31T00:00:00Z",
+        "2024-01-01T00:00:00Z",
+        "2024-01-02T00:00:00Z",
+    ]
+    assert [c["label"] for c in cohorts] == ["Day 0", "Day 1", "Day 2"]
+    assert [[v["count"] for v in c["values"]] for c in cohorts] == [
+        [1, 0.0, 0.0],  # u1 (first seen Dec 31) came back Jan 3: past the last period
+        [0.0, 0.0, 0.0],
+        [1, 0.0, 0.0],  # u3
+    ]
+    assert cohorts[0]["values"][1]["label"] == "Day 1" and cohorts[0]["breakdown_value"] is None
+
+
+@row("insight_kind.stickiness")
+def _(env: Env) -> None:
+    with crafted_server() as server:
+        series = [{"kind": "EventsNode", "event": "$pageview"}]
+        node = {"kind": "StickinessQuery", "series": series}
+        body = post_node(
+            server, {**node, "dateRange": {"date_from": "2024-01-01", "date_to": "2024-01-08"}}
+        )
+        (one,) = body.json()["results"]
+        # u1 on Jan 3; u2 on Jan 3 and Jan 8; u3 on Jan 2 (u1's Dec 31 is outside)
+        assert one["days"] == list(range(1, 9)) and one["data"] == [2, 1, 0, 0, 0, 0, 0, 0]
+        assert (one["count"], one["labels"][:2]) == (3, ["1 day", "2 days"])
+        weekly = {
+            **node,
+            "interval": "week",
+            "dateRange": {"date_from": "2024-01-03", "date_to": "2024-01-08"},
+        }
+        # weeks from Dec 31: u1 (Dec 31, Jan 3) once, u2 both weeks, u3 once
+        assert post_node(server, weekly).json()["results"][0]["data"] == [2, 1]
+
+
+@row("insight_kind.lifecycle")
+def _(env: Env) -> None:
+    with crafted_server() as server:
+        series = [{"kind": "EventsNode", "event": "$pageview"}]
+        node = {
+            "kind": "LifecycleQuery",
+            "series": series,
+            "dateRange": {"date_from": "2024-01-01", "date_to": "2024-01-04"},
+        }
+        body = post_node(server, node).json()
+        assert [r["status"] for r in body["results"]] == [
+            "new",
+            "returning",
+            "resurrecting",
+            "dormant",
+        ]
+        data = {r["status"]: r["data"] for r in body["results"]}
+        # ingested persons have no person row, so nobody is "new"; u1 Dec 31 (read, not shown)
+        # and Jan 3, u2 Jan 3, u3 Jan 2
+        assert data == {
+            "new": [0.0, 0.0, 0.0, 0.0],
+            "returning": [0.0, 0.0, 0.0, 0.0],
+            "resurrecting": [0.0, 1.0, 2.0, 0.0],
+            "dormant": [-1.0, 0.0, -1.0, -2.0],
+        }
+        assert body["results"][3]["label"] == "$pageview - dormant"
+
+
+@row("insight_kind.paths")
+def _(env: Env) -> None:
+    with crafted_server() as server:
+        visit = datetime(2024, 1, 5, 12, tzinfo=UTC)
+        server.ingest_events(
+            [
+                {
+                    "event": e,
+                    "distinct_id": "u4",
+                    "timestamp": (visit + gap).isoformat(),
+                    "properties": p,
+                }
+                for e, gap, p in (
+                    ("$pageview", timedelta(0), {"$current_url": "https://example.com/"}),
+                    ("signed_up", timedelta(minutes=5), {}),
+                    ("$pageview", timedelta(minutes=40), {"$current_url": "https://example.com/"}),
+                )
+            ]
+        )
+        node = {
+            "kind": "PathsQuery",
+            "dateRange": {"date_from": "2024-01-01", "date_to": "2024-01-31"},
+        }
+        results = post_node(server, node).json()["results"]
+        # u4's last pageview is 35 minutes later: a session of its own; the crafted events of
+        # u1-u3 are hours apart, each a session of one item
+        assert results == [
+            {
+                "source": "1_https://example.com",
+                "target": "2_signed_up",
+                "value": 1,
+                "average_conversion_time": 300_000.0,
+            }
+        ]
+        answer = post_node(server, {**node, "pathsFilter": {"startPoint": "/"}})
+        assert answer.status_code == 400
+        assert (
+            answer.json()["detail"]
+            == "pathsFilter.startPoint is not supported by this local server."
+        )
+
+
+@row("insight_kind.unsupported")
+def _(env: Env) -> None:
+    answer = post_node(env.srv, {"kind": "FunnelCorrelationQuery", "source": {}})
+    assert answer.status_code == 400
+    body = answer.json()
+    assert (body["type"], body["code"], body["attr"]) == (
+        "validation_error",
+        "invalid_input",
+        "query",
+    )
+    assert body["detail"].startswith("Unsupported query kind: 'FunnelCorrelationQuery'.")
+    assert "TrendsQuery" in body["detail"]
+    weekly = {"kind": "EventsNode", "event": "$pageview", "math": "weekly_active"}
+    answer = post_node(env.srv, {"kind": "TrendsQuery", "series": [weekly]})
+    assert answer.status_code == 400 and "math 'weekly_active'" in answer.json()["detail"]
+
+
+@row("insight_kind.saved")
+def _(env: Env) -> None:
+    kinds = {}
+    for insight in (i for i in env.srv.dataset().insights if i["query"]):
+        source = insight["query"]["source"]
+        path = f"/api/projects/1/insights/{insight['id']}/?refresh=force_blocking"
+        result = env.get(path).json()["result"]
+        assert result == post_node(env.srv, source).json()["results"], insight["id"]
+        kinds[source["kind"]] = bool(result)
+    assert kinds == {"TrendsQuery": True, "FunnelsQuery": True, "RetentionQuery": True}
+    legacy = next(i for i in env.srv.dataset().insights if not i["query"])
+    computed = env.get(f"/api/projects/1/insights/{legacy['id']}/?refresh=force_blocking").json()
+    (series,) = computed["result"]
+    assert series["action"]["id"] == legacy["filters"]["events"][0]["id"]
+    assert len(series["days"]) == env.srv.dataset().days
 
 
 # == session recordings ===========================================================================
