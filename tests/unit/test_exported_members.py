@@ -57,6 +57,7 @@ def test_a_connection_shows_the_users_api_and_no_plumbing() -> None:
         "feature_flags",
         "fetch",
         "frame_options",
+        "funnel",
         "groups",
         "insight",
         "insights",
@@ -72,9 +73,11 @@ def test_a_connection_shows_the_users_api_and_no_plumbing() -> None:
         "query",
         "read",
         "request_stats",
+        "retention",
         "session_recordings",
         "settings",
         "surveys",
+        "trends",
     ]
 
 
