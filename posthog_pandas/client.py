@@ -394,6 +394,68 @@ class PostHog:
             options=options,
         )
 
+    def stickiness(
+        self,
+        events: str | Sequence[str],
+        *,
+        interval: str = "day",
+        after: DateLike | None = None,
+        before: DateLike | None = None,
+        **options: Unpack[InsightOptions],
+    ) -> pd.DataFrame:
+        """PostHog's stickiness insight (StickinessQuery): for each series, how many persons
+        did the event on exactly 1, 2, ... N of the range's intervals (days, weeks or months,
+        PostHog's buckets). Columns: `series`, `intervals`, `persons` (Int64); every count
+        from 1 to N appears."""
+        return self._insights.stickiness(
+            events, interval=interval, after=after, before=before, options=options
+        )
+
+    def lifecycle(
+        self,
+        event: str,
+        *,
+        interval: str = "day",
+        after: DateLike | None = None,
+        before: DateLike | None = None,
+        **options: Unpack[InsightOptions],
+    ) -> pd.DataFrame:
+        """PostHog's lifecycle insight (LifecycleQuery): per bucket, the persons doing `event`
+        for the first time (`new`: in the bucket of their person's creation), again after
+        the previous bucket (`returning`), again after a gap (`resurrecting`), and those
+        active in the previous bucket but not this one (`dormant`, a negative count, as
+        PostHog reports it). Columns: `date` (bucket start, UTC), `status`, `value`."""
+        return self._insights.lifecycle(
+            event, interval=interval, after=after, before=before, options=options
+        )
+
+    def paths(
+        self,
+        *,
+        event_type: str = "$pageview",
+        start_point: str | None = None,
+        end_point: str | None = None,
+        step_limit: int = 5,
+        after: DateLike | None = None,
+        before: DateLike | None = None,
+        **options: Unpack[InsightOptions],
+    ) -> pd.DataFrame:
+        """PostHog's paths insight (PathsQuery): the edges of persons' paths through page
+        URLs (`event_type="$pageview"`), screens ("$screen") or custom events
+        ("custom_event"), at most `step_limit` steps, optionally from `start_point` or to
+        `end_point`. PostHog keeps its 50 heaviest edges. Columns: `step` (the source's step
+        number), `source`, `target`, `persons` (PostHog's count of paths taking the edge).
+        """
+        return self._insights.paths(
+            event_type=event_type,
+            start_point=start_point,
+            end_point=end_point,
+            step_limit=step_limit,
+            after=after,
+            before=before,
+            options=options,
+        )
+
     # -- people ----------------------------------------------------------------------------
 
     def persons(

@@ -104,6 +104,39 @@ def retention_node(args: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def stickiness_node(args: Mapping[str, Any]) -> dict[str, Any]:
+    days: DayRange = args["days"]
+    return {
+        "kind": "StickinessQuery",
+        "series": [events_node(e) for e in args["events"]],
+        "interval": args["interval"],
+        "dateRange": days.date_range(),
+    }
+
+
+def lifecycle_node(args: Mapping[str, Any]) -> dict[str, Any]:
+    days: DayRange = args["days"]
+    return {
+        "kind": "LifecycleQuery",
+        "series": [events_node(args["event"])],
+        "interval": args["interval"],
+        "dateRange": days.date_range(),
+    }
+
+
+def paths_node(args: Mapping[str, Any]) -> dict[str, Any]:
+    days: DayRange = args["days"]
+    paths_filter: dict[str, Any] = {
+        "includeEventTypes": [args["event_type"]],
+        "stepLimit": args["step_limit"],
+    }
+    if args.get("start_point") is not None:
+        paths_filter["startPoint"] = args["start_point"]
+    if args.get("end_point") is not None:
+        paths_filter["endPoint"] = args["end_point"]
+    return {"kind": "PathsQuery", "pathsFilter": paths_filter, "dateRange": days.date_range()}
+
+
 # -- answers ----------------------------------------------------------------------------------
 
 
@@ -274,6 +307,68 @@ def parse_retention(results: Any, answer: Answer) -> pd.DataFrame:
     return _sorted(frame, ["cohort", "period"])
 
 
+def parse_stickiness(results: Any, answer: Answer) -> pd.DataFrame:
+    """One row per series and number of intervals: `days` are 1..N, `data` the persons
+    active on exactly that many intervals of the range."""
+    events = list(answer.arguments["events"])
+    rows: dict[str, list[Any]] = {"series": [], "intervals": [], "persons": []}
+    for item in _results_list(results, "stickiness"):
+        if not isinstance(item, dict) or not isinstance(item.get("days"), list):
+            raise ResponseFormatError("PostHog answered a stickiness series without `days`.")
+        data = item.get("data") or []
+        if len(data) != len(item["days"]):
+            raise ResponseFormatError(
+                "PostHog answered a stickiness series with unequal days/data."
+            )
+        rows["series"].extend([_series_name(item, events)] * len(data))
+        rows["intervals"].extend(whole(d, "a stickiness interval") for d in item["days"])
+        rows["persons"].extend(whole(v, "a stickiness count") for v in data)
+    frame = typed_frame("stickiness", rows)
+    order = {name: i for i, name in enumerate(events)}
+    return _sorted(frame.assign(_order=frame["series"].map(order)), ["_order", "intervals"])
+
+
+LIFECYCLE_STATUSES = ("new", "returning", "resurrecting", "dormant")
+
+
+def parse_lifecycle(results: Any, answer: Answer) -> pd.DataFrame:
+    """One row per bucket and status (dormant counts are negative, as PostHog sends them)."""
+    rows: dict[str, list[Any]] = {"date": [], "status": [], "value": []}
+    for item in _results_list(results, "lifecycle"):
+        if not isinstance(item, dict) or item.get("status") not in LIFECYCLE_STATUSES:
+            raise ResponseFormatError("PostHog answered a lifecycle series without its status.")
+        days, data = item.get("days") or [], item.get("data") or []
+        if len(days) != len(data):
+            raise ResponseFormatError("PostHog answered a lifecycle series with unequal days/data.")
+        rows["date"].extend(local_day_starts(days, answer.timezone))
+        rows["status"].extend([item["status"]] * len(days))
+        rows["value"].extend(whole(v, "a lifecycle count") for v in data)
+    frame = typed_frame("lifecycle", rows)
+    order = {status: i for i, status in enumerate(LIFECYCLE_STATUSES)}
+    return _sorted(frame.assign(_order=frame["status"].map(order)), ["date", "_order"])
+
+
+def parse_paths(results: Any, answer: Answer) -> pd.DataFrame:
+    """One row per edge: PostHog names path items "<step>_<item>" (`1_/home`)."""
+    rows: dict[str, list[Any]] = {"step": [], "source": [], "target": [], "persons": []}
+    for edge in _results_list(results, "paths"):
+        if not isinstance(edge, dict):
+            raise ResponseFormatError("PostHog answered a paths edge that is not an object.")
+        step, source = _path_item(edge.get("source"))
+        rows["step"].append(step)
+        rows["source"].append(source)
+        rows["target"].append(_path_item(edge.get("target"))[1])
+        rows["persons"].append(whole(edge.get("value"), "a paths edge count"))
+    return _sorted(typed_frame("paths", rows), ["step", "source", "target"])
+
+
+def _path_item(value: Any) -> tuple[int, str]:
+    step, sep, item = str(value).partition("_")
+    if not sep or not step.isdigit():
+        raise ResponseFormatError(f"PostHog answered a path item {value!r} without its step.")
+    return int(step), item
+
+
 def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     out = frame.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
     return out.drop(columns=[c for c in out.columns if c.startswith("_")])
@@ -296,6 +391,9 @@ KINDS: dict[str, Kind] = {
         Kind("trends", "TrendsQuery", trends_node, parse_trends),
         Kind("funnel", "FunnelsQuery", funnel_node, parse_funnel),
         Kind("retention", "RetentionQuery", retention_node, parse_retention),
+        Kind("stickiness", "StickinessQuery", stickiness_node, parse_stickiness),
+        Kind("lifecycle", "LifecycleQuery", lifecycle_node, parse_lifecycle),
+        Kind("paths", "PathsQuery", paths_node, parse_paths),
     )
 }
 BY_QUERY_KIND: dict[str, Kind] = {kind.query_kind: kind for kind in KINDS.values()}

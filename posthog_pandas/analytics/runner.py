@@ -1,4 +1,5 @@
-"""The insights part: `ph.trends()`, `ph.funnel()`, `ph.retention()` check their arguments,
+"""The insights part: `ph.trends()`, `ph.funnel()`, `ph.retention()` (and `ph.stickiness()`,
+`ph.lifecycle()`, `ph.paths()`) check their arguments,
 send PostHog the matching query kind through the query runner (our cache, `refresh`, errors,
 asynchronous runs) and turn the answer into the tidy frame of `_spec.COLUMNS`.
 
@@ -34,6 +35,8 @@ from posthog_pandas.query import QueryPage, QueryRunner, cache_attrs
 log = logging.getLogger("posthog_pandas")
 
 _OPEN_END = date(9999, 12, 31)  # retention has no `before`: only `after` is checked
+# PostHog's PathType values a path can follow: page URLs, screen names, or non-$ event names.
+PATH_EVENT_TYPES = ("$pageview", "$screen", "custom_event")
 
 
 class InsightOptions(TypedDict, total=False):
@@ -128,6 +131,55 @@ class Insights:
             "retention_type": choice(retention_type, "retention_type", RETENTION_TYPES),
         }
         return self.run("retention", arguments, options)
+
+    def stickiness(
+        self,
+        events: str | Sequence[str],
+        *,
+        interval: str,
+        after: Any,
+        before: Any,
+        options: Mapping[str, Any],
+    ) -> pd.DataFrame:
+        arguments = {
+            "events": event_list(events),
+            "interval": choice(interval, "interval", INTERVALS),
+            "days": day_range(after, before),
+        }
+        return self.run("stickiness", arguments, options)
+
+    def lifecycle(
+        self, event: str, *, interval: str, after: Any, before: Any, options: Mapping[str, Any]
+    ) -> pd.DataFrame:
+        names = event_list(event, "event")
+        if len(names) != 1:
+            raise ConfigurationError("lifecycle() takes one event name.")
+        arguments = {
+            "event": names[0],
+            "interval": choice(interval, "interval", INTERVALS),
+            "days": day_range(after, before),
+        }
+        return self.run("lifecycle", arguments, options)
+
+    def paths(
+        self,
+        *,
+        event_type: str,
+        start_point: str | None,
+        end_point: str | None,
+        step_limit: int,
+        after: Any,
+        before: Any,
+        options: Mapping[str, Any],
+    ) -> pd.DataFrame:
+        arguments = {
+            "event_type": choice(event_type, "event_type", PATH_EVENT_TYPES),
+            "start_point": start_point,
+            "end_point": end_point,
+            "step_limit": _positive(step_limit, "step_limit"),
+            "days": day_range(after, before),
+        }
+        return self.run("paths", arguments, options)
 
     # -- the common path ------------------------------------------------------------------------
 
@@ -246,7 +298,9 @@ def arguments_from_node(name: str, node: Mapping[str, Any]) -> dict[str, Any] | 
         return {"events": events, "breakdown": breakdown}
     if name == "funnel":
         return {"steps": events, "breakdown": breakdown}
-    if name == "retention":
+    if name == "stickiness":
+        return {"events": events}
+    if name in ("retention", "lifecycle", "paths"):
         return {}
     return None
 

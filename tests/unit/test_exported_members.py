@@ -63,8 +63,10 @@ def test_a_connection_shows_the_users_api_and_no_plumbing() -> None:
         "insights",
         "iter_events",
         "legacy",
+        "lifecycle",
         "login",
         "me",
+        "paths",
         "persons",
         "progress",
         "project_id",
@@ -76,6 +78,7 @@ def test_a_connection_shows_the_users_api_and_no_plumbing() -> None:
         "retention",
         "session_recordings",
         "settings",
+        "stickiness",
         "surveys",
         "trends",
     ]

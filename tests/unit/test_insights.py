@@ -581,3 +581,98 @@ def test_request_bodies_are_json_the_query_api_accepts(mocked) -> None:
     ph.trends(["$pageview", "signup"], after="2024-01-01", before="2024-01-04", refresh=True)
     body = orjson.loads(mocked.request_history[-1].body)
     assert set(body) == {"query", "client_query_id", "refresh"}
+
+
+# -- stickiness, lifecycle, paths ------------------------------------------------------------
+
+
+def test_stickiness_is_one_row_per_series_and_interval_count(mocked) -> None:
+    answer = {
+        "results": [
+            {"days": [1, 2, 3], "data": [5, 2, 0], "label": "b", "action": {"order": 1, "id": "b"}},
+            {"days": [1, 2, 3], "data": [4, 0, 1], "label": "a", "action": {"order": 0, "id": "a"}},
+        ]
+    }
+    mocked.register_uri("POST", QUERY, json=answer)
+    df = connect(mocked).stickiness(["a", "b"], after="2024-01-01", before="2024-01-04")
+    assert without_id(posted(mocked)[0]) == {
+        "query": {
+            "kind": "StickinessQuery",
+            "series": [
+                {"kind": "EventsNode", "event": "a", "name": "a"},
+                {"kind": "EventsNode", "event": "b", "name": "b"},
+            ],
+            "interval": "day",
+            "dateRange": {"date_from": "2024-01-01", "date_to": "2024-01-03"},
+        }
+    }
+    expected = frame(
+        {
+            "series": (["a"] * 3 + ["b"] * 3, "string"),
+            "intervals": ([1, 2, 3, 1, 2, 3], "Int64"),
+            "persons": ([4, 0, 1, 5, 2, 0], "Int64"),
+        }
+    )
+    pd.testing.assert_frame_equal(df, expected)
+
+
+def test_lifecycle_is_one_row_per_bucket_and_status(mocked) -> None:
+    def status(name: str, data: list[float]) -> dict[str, Any]:
+        days = ["2024-01-01", "2024-01-02"]
+        return {"status": name, "days": days, "data": data, "label": f"e - {name}"}
+
+    answer = {
+        "results": [
+            status("new", [3.0, 1.0]),
+            status("returning", [0.0, 2.0]),
+            status("resurrecting", [0.0, 0.0]),
+            status("dormant", [0.0, -1.0]),
+        ]
+    }
+    mocked.register_uri("POST", QUERY, json=answer)
+    df = connect(mocked).lifecycle("e", after="2024-01-01", before="2024-01-03")
+    node = posted(mocked)[0]["query"]
+    assert node["kind"] == "LifecycleQuery" and node["series"][0]["event"] == "e"
+    day1, day2 = la_midnights("2024-01-01", "2024-01-02")
+    statuses = ["new", "returning", "resurrecting", "dormant"]
+    expected = frame(
+        {
+            "date": ([day1] * 4 + [day2] * 4, "datetime64[ns, UTC]"),
+            "status": (statuses * 2, "string"),
+            "value": ([3, 0, 0, 0, 1, 2, 0, -1], "Int64"),
+        }
+    )
+    pd.testing.assert_frame_equal(df, expected)
+
+
+def test_paths_split_posthogs_step_prefixes(mocked) -> None:
+    answer = {
+        "results": [
+            {
+                "source": "2_/pricing",
+                "target": "3_/signup",
+                "value": 2,
+                "average_conversion_time": 1.0,
+            },
+            {"source": "1_/", "target": "2_/pricing", "value": 5, "average_conversion_time": 1.0},
+            {"source": "1_/", "target": "2_/docs", "value": 3, "average_conversion_time": 1.0},
+        ]
+    }
+    mocked.register_uri("POST", QUERY, json=answer)
+    df = connect(mocked).paths(start_point="/", after="2024-01-01", before="2024-01-08")
+    assert without_id(posted(mocked)[0]) == {
+        "query": {
+            "kind": "PathsQuery",
+            "pathsFilter": {"includeEventTypes": ["$pageview"], "stepLimit": 5, "startPoint": "/"},
+            "dateRange": {"date_from": "2024-01-01", "date_to": "2024-01-07"},
+        }
+    }
+    expected = frame(
+        {
+            "step": ([1, 1, 2], "Int64"),
+            "source": (["/", "/", "/pricing"], "string"),
+            "target": (["/docs", "/pricing", "/signup"], "string"),
+            "persons": ([3, 5, 2], "Int64"),
+        }
+    )
+    pd.testing.assert_frame_equal(df, expected)
