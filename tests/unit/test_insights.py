@@ -676,3 +676,19 @@ def test_paths_split_posthogs_step_prefixes(mocked) -> None:
         }
     )
     pd.testing.assert_frame_equal(df, expected)
+
+
+def test_the_columns_table_in_the_docs_is_the_contract() -> None:
+    """docs/analytics.md lists every result's columns and dtypes as _spec.COLUMNS has them."""
+    from pathlib import Path
+
+    from posthog_pandas.analytics._spec import COLUMNS
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "analytics.md").read_text()
+    rows = dict(re.findall(r"^\| (\w+) \| (`.+) \|$", text, re.M))
+    documented = {}
+    for kind in COLUMNS:
+        items = re.split(r",\s*(?=`)", rows[kind])
+        pairs = [re.fullmatch(r"`(\w+)` (.+?)(?: \(.*\))?", item) for item in items]
+        documented[kind] = {m.group(1): m.group(2) for m in pairs if m}
+    assert documented == {kind: dict(columns) for kind, columns in COLUMNS.items()}
