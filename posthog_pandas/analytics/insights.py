@@ -8,6 +8,7 @@ shapes are rows of docs/posthog-compat.md ("Insight query kinds"), each with its
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -180,7 +181,9 @@ def breakdown_text(value: Any) -> str | None:
         return None
     if value == BREAKDOWN_OTHER:
         return OTHER_LABEL
-    return value if isinstance(value, str) else str(value)
+    # PostHog breaks down by the property's JSON text (true, 3, 2.5); numbers and booleans
+    # that arrive as JSON values read the same way.
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 def _results_list(results: Any, kind: str) -> list[Any]:

@@ -692,3 +692,23 @@ def test_the_columns_table_in_the_docs_is_the_contract() -> None:
         pairs = [re.fullmatch(r"`(\w+)` (.+?)(?: \(.*\))?", item) for item in items]
         documented[kind] = {m.group(1): m.group(2) for m in pairs if m}
     assert documented == {kind: dict(columns) for kind, columns in COLUMNS.items()}
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("Chrome", "Chrome"),
+        (["Chrome"], "Chrome"),
+        (True, "true"),
+        (3, "3"),
+        (2.5, "2.5"),
+        ("", None),
+        (None, None),
+        ("$$_posthog_breakdown_null_$$", None),
+        ("$$_posthog_breakdown_other_$$", "Other"),
+    ],
+)
+def test_breakdown_values_read_as_posthogs_json_text(value: Any, text: str | None) -> None:
+    from posthog_pandas.analytics.insights import breakdown_text
+
+    assert breakdown_text(value) == text
