@@ -213,10 +213,10 @@ class Lists:
         insight_id: int | str,
         options: Mapping[str, Any],
         *,
-        tidy: Callable[[Any, Any], pd.DataFrame | None] | None = None,
+        tidy: Callable[[Mapping[str, Any]], pd.DataFrame | None] | None = None,
     ) -> pd.DataFrame:
-        """One insight's result as a tidy table (see PostHog.insight); `tidy(query, result)`
-        gives the analytics frame for the query kinds it knows (None for the others)."""
+        """One insight's result as a tidy table (see PostHog.insight); `tidy(insight)` gives
+        the analytics frame for the query kinds it knows (None for the others)."""
         check_options(options, "insight")
         fetcher = self._conn.fetcher
         path = self._conn.project_path(f"insights/{insight_id}")
@@ -238,7 +238,7 @@ class Lists:
             )
         if data.get("result") is None:
             raise ResponseFormatError(_no_insight_result(insight_id, data))
-        frame = tidy(data.get("query"), data["result"]) if tidy is not None else None
+        frame = tidy(data) if tidy is not None else None
         if frame is not None:
             return frame
         return insight_result_frame(data["result"], self._frames.options(options))

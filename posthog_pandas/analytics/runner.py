@@ -4,8 +4,9 @@ send PostHog the matching query kind through the query runner (our cache, `refre
 asynchronous runs) and turn the answer into the tidy frame of `_spec.COLUMNS`.
 
 PostHog counts the project's local days, so the frames' `date`/`cohort` columns need the
-project's time zone: it is read once per connection, from the user's current team when that is
-the project (`/api/users/@me/`), else from the project itself (`/api/projects/{id}/`).
+project's time zone: PostHog's answer names it (`timezone`); for an answer that does not, it is
+read once per connection, from the user's current team when that is the project
+(`/api/users/@me/`), else from the project itself (`/api/projects/{id}/`).
 """
 
 from __future__ import annotations
@@ -222,7 +223,7 @@ class Insights:
             self._conn.fetcher.flush()
 
     def _frame(self, name: str, data: Any, arguments: Mapping[str, Any]) -> pd.DataFrame:
-        timezone = self.timezone()
+        timezone = self.timezone(data)
         frame = KINDS[name].parse(results_of(data, name), Answer(arguments, timezone))
         frame.attrs.update(cache_attrs([QueryPage([], [], [], raw=data)]))
         frame.attrs["timezone"] = timezone
@@ -230,9 +231,10 @@ class Insights:
 
     # -- saved insights ------------------------------------------------------------------------
 
-    def saved(self, query: Any, result: Any) -> pd.DataFrame | None:
+    def saved(self, insight: Mapping[str, Any]) -> pd.DataFrame | None:
         """The tidy frame of a saved insight's `result`, when its `query` is one of the kinds
         above (an `InsightVizNode` wrapping it, as PostHog saves insights); else None."""
+        query = insight.get("query")
         source = query.get("source") if isinstance(query, dict) and "source" in query else query
         if not isinstance(source, dict):
             return None
@@ -242,12 +244,16 @@ class Insights:
         arguments = arguments_from_node(kind.name, source)
         if arguments is None:
             return None
-        return kind.parse(result, Answer(arguments, self.timezone()))
+        return kind.parse(insight.get("result"), Answer(arguments, self.timezone(insight)))
 
     # -- the project's time zone -----------------------------------------------------------------
 
-    def timezone(self) -> str:
-        """The project's IANA time zone (PostHog's Team.timezone), read once."""
+    def timezone(self, answer: Any = None) -> str:
+        """The project's IANA time zone (PostHog's Team.timezone): the one PostHog's answer
+        names (every cached query response and insight has `timezone`), else read once."""
+        named = answer.get("timezone") if isinstance(answer, dict) else None
+        if isinstance(named, str) and named:
+            return _checked_zone(named, "PostHog's answer")
         if self._timezone is None:
             self._timezone = project_timezone(self._conn)
         return self._timezone

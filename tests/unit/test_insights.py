@@ -199,6 +199,17 @@ def test_the_time_zone_of_another_project_is_read_from_the_project(mocked) -> No
     assert len(project_reads) == 1  # once per connection
 
 
+def test_the_time_zone_posthogs_answer_names_wins_and_costs_no_request(mocked) -> None:
+    mocked.register_uri(
+        "POST", f"{HOST}/api/projects/9/query/", json={**TRENDS_ANSWER, "timezone": "Asia/Kolkata"}
+    )
+    ph = connect(mocked, project_id=9)
+    df = ph.trends(["$pageview", "signup"], after="2024-01-01", before="2024-01-04")
+    assert df["date"].iloc[0] == pd.Timestamp("2023-12-31T18:30:00Z")
+    assert df.attrs["timezone"] == "Asia/Kolkata"
+    assert [r.path for r in mocked.request_history] == ["/api/users/@me/", "/api/projects/9/query/"]
+
+
 def test_a_cached_answer_is_reused_and_refresh_asks_posthog_to_compute(mocked, tmp_path) -> None:
     mocked.register_uri("POST", QUERY, json=TRENDS_ANSWER)
     ph = connect(mocked, cache=True, cache_dir=tmp_path / "c")
