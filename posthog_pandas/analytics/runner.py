@@ -82,7 +82,7 @@ class Insights:
         options: Mapping[str, Any],
     ) -> pd.DataFrame:
         arguments = {
-            "events": event_list(events),
+            "events": _distinct(event_list(events)),
             "math": choice(math, "math", MATHS),
             "interval": choice(interval, "interval", INTERVALS),
             "days": day_range(after, before),
@@ -143,7 +143,7 @@ class Insights:
         options: Mapping[str, Any],
     ) -> pd.DataFrame:
         arguments = {
-            "events": event_list(events),
+            "events": _distinct(event_list(events)),
             "interval": choice(interval, "interval", INTERVALS),
             "days": day_range(after, before),
         }
@@ -323,6 +323,17 @@ def check_insight_options(options: Mapping[str, Any], accessor: str) -> None:
                 f"{accessor}() got an unexpected keyword argument {option!r}.{hint} "
                 f"Options: {', '.join(_OPTION_NAMES)}."
             )
+
+
+def _distinct(events: list[str]) -> list[str]:
+    """Series are named by their event, so each event may be listed once."""
+    twice = sorted({e for e in events if events.count(e) > 1})
+    if twice:
+        raise ConfigurationError(
+            f"events lists {', '.join(map(repr, twice))} more than once; each series is one "
+            "event, named by it."
+        )
+    return events
 
 
 def _breakdown(value: str | None) -> str | None:

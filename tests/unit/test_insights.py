@@ -386,6 +386,10 @@ def test_daily_retention_defaults_to_the_start_event_and_first_time(mocked) -> N
             "interval=",
         ),
         (lambda ph: ph.trends("e", before="2024-01-02"), "after= is required"),
+        (
+            lambda ph: ph.trends(["e", "f", "e"], after="2024-01-01", before="2024-01-02"),
+            "'e' more than once",
+        ),
         (lambda ph: ph.funnel([], after="2024-01-01", before="2024-01-02"), "steps must be"),
         (
             lambda ph: ph.funnel(["a"], window_days=0, after="2024-01-01", before="2024-01-02"),
