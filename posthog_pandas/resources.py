@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import logging
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
@@ -233,8 +233,15 @@ class Lists:
             conn.fetcher.flush()
         return records_to_frame(records, None, conn.frame_options)
 
-    def insight(self, insight_id: int | str, options: Mapping[str, Any]) -> pd.DataFrame:
-        """One insight's result as a tidy table (see PostHog.insight)."""
+    def insight(
+        self,
+        insight_id: int | str,
+        options: Mapping[str, Any],
+        *,
+        tidy: Callable[[Mapping[str, Any]], pd.DataFrame | None] | None = None,
+    ) -> pd.DataFrame:
+        """One insight's result as a tidy table (see PostHog.insight); `tidy(insight)` gives
+        the analytics frame for the query kinds it knows (None for the others)."""
         check_options(options, "insight")
         fetcher = self._conn.fetcher
         path = self._conn.project_path(f"insights/{insight_id}")
@@ -256,6 +263,9 @@ class Lists:
             )
         if data.get("result") is None:
             raise ResponseFormatError(_no_insight_result(insight_id, data))
+        frame = tidy(data) if tidy is not None else None
+        if frame is not None:
+            return frame
         return insight_result_frame(data["result"], self._frames.options(options))
 
     # -- old PostHog --

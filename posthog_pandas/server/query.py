@@ -358,3 +358,22 @@ def query_status_endpoint(ctx: Context, query_id: str) -> Response:
         raise ApiError.not_found(f"Query {query_id} not found for team {ctx.store.project_id}")
     code = 400 if status["error"] else 200 if status["complete"] else 202
     return json_response({"query_status": status}, code)
+
+
+def query_id_endpoint(ctx: Context, query_id: str) -> Response:
+    """GET (the status, above) or DELETE (cancel) /api/projects/{id}/query/{query_id}/."""
+    if ctx.request.method == "DELETE":
+        return query_cancel_endpoint(ctx, query_id)
+    return query_status_endpoint(ctx, query_id)
+
+
+def query_cancel_endpoint(ctx: Context, query_id: str) -> Response:
+    """DELETE /api/projects/{id}/query/{query_id}/: 200 {"message"} (posthog/api/query.py
+    `destroy`; posthog/clickhouse/client/execute_async.py `cancel_query`). A complete query is
+    left alone; any other id, known or not, is cancelled and its status forgotten."""
+    cache = ctx.state.query_cache[ctx.store.project_id]
+    status = cache.status(query_id)
+    if status is not None and status["complete"]:
+        return json_response({"message": "Query already complete"})
+    cache.drop_status(query_id)
+    return json_response({"message": "Cancelled query on clickhouse"})

@@ -39,7 +39,7 @@ def mocked(
     session.mount("https://", adapter)
     # The stdlib encoder: it writes integers beyond 64 bits, as PostHog (Python) does.
     answer: Any = responses if responses is not None else [{"text": json.dumps(body)}]
-    for method in ("GET", "POST"):
+    for method in ("GET", "POST", "DELETE"):  # DELETE: a query given up on is cancelled
         adapter.register_uri(method, requests_mock.ANY, answer)
     adapter.register_uri("GET", f"{HOST}/api/users/@me/", json=ME)
     adapter.register_uri("GET", re.compile(r".*/property_definitions/"), json=NONE_DEFINED)
@@ -235,7 +235,7 @@ def test_a_200_that_is_not_a_page_is_never_cached(
 
 
 class FakeTime:
-    """Stands in for the `time` module in query.py: sleeping advances the clock, instantly."""
+    """Stands in for the `time` module in _polling.py: sleeping advances the clock, instantly."""
 
     def __init__(self) -> None:
         self.now = 1_000_000.0
@@ -258,9 +258,9 @@ class FakeTime:
 def test_an_async_query_that_never_completes_does_not_poll_for_ever(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import posthog_pandas.query as query
+    import posthog_pandas._polling as polling
 
-    monkeypatch.setattr(query, "time", FakeTime())
+    monkeypatch.setattr(polling, "time", FakeTime())
     ph, _ = mocked({"results": [], "query_status": {"id": "q1", "complete": False}})
     with pytest.raises(php.PostHogError):
         ph.query("select a from t limit 1")

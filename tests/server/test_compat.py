@@ -1133,8 +1133,11 @@ def _(env: Env) -> None:
     body = env.get(f"/api/projects/1/insights/{insight_id}/?refresh=blocking").json()
     series = body["result"]
     assert series and all({"days", "data"} <= set(s) for s in series)
-    frame = env.connect().insight(insight_id)
-    assert list(frame.columns) == ["series", "breakdown_value", "date", "value"]
+    frame = env.connect().insight(insight_id)  # a saved TrendsQuery: ph.trends()'s frame
+    assert list(frame.columns) == ["date", "series", "value"]
+    assert (
+        str(frame["date"].dtype) == "datetime64[ns, UTC]" and str(frame["value"].dtype) == "Int64"
+    )
     assert len(frame) == sum(len(s["days"]) for s in series)
     assert frame["value"].sum() == sum(sum(s["data"]) for s in series)
     assert [r.path for r in env.logged("/insights")] == [f"/api/projects/1/insights/{insight_id}/"]
