@@ -19,6 +19,7 @@ Everything is vectorised (numpy codes, groupby, bincount): a million events take
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -219,21 +220,25 @@ def _positive_int(value: int, name: str) -> int:
 
 
 def _as_text(value: Any) -> Any:
-    """A property value as PostHog's breakdown shows it (JSON text: true, 3, 2.5)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+    """A property value as PostHog's breakdown shows it: its JSON text (true, 3, 2.5, 3.0,
+    {"a":1}); missing or "" is NA (PostHog's null breakdown value)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or value == "" or value != value:  # NaN != NaN
         return pd.NA
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float | dict | list):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return str(value)
 
 
 def _breakdown_values(rows: pd.DataFrame, breakdown: str) -> pd.Series:
     column = rows[_breakdown_column(breakdown)]
     if isinstance(column.dtype, pd.StringDtype):
-        return column.astype("string")
-    return column.map(_as_text, na_action="ignore").astype("string")
+        text = column.astype("string")
+        return text.mask(text == "")
+    return column.map(_as_text).astype("string")
 
 
 def _sorted_groups(values: pd.Series) -> list[Any]:

@@ -178,11 +178,15 @@ def test_trends_in_a_project_timezone_bucket_local_days_labelled_as_utc_instants
     )
 
 
-def test_breakdown_values_are_the_json_text_posthog_shows() -> None:
+def test_breakdown_values_are_the_json_text_posthog_shows_and_empty_is_missing() -> None:
     frame = events(("e", "p1", "2024-01-01T01:00:00Z"), ("e", "p1", "2024-01-01T02:00:00Z"))
-    frame["properties.plan"] = pd.Series([True, 3.0], dtype=object)
+    frame = pd.concat([frame] * 3, ignore_index=True)
+    frame["properties.plan"] = pd.Series([True, 3, 2.5, 3.0, {"a": 1}, ""], dtype=object)
     got = twins.trends(frame, "e", after="2024-01-01", before="2024-01-02", breakdown="plan")
-    assert got["breakdown_value"].tolist() == ["3", "true"]
+    assert got["breakdown_value"].tolist() == ["2.5", "3", "3.0", "true", '{"a":1}', NA]
+    frame["properties.$browser"] = pd.Series(["", "Chrome"] * 3, dtype="string")
+    got = twins.trends(frame, "e", after="2024-01-01", before="2024-01-02", breakdown="$browser")
+    assert got["breakdown_value"].tolist() == ["Chrome", NA]  # "" is PostHog's null value too
 
 
 # ------------------------------------------------------------------------------------ funnels
