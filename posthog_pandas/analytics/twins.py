@@ -114,12 +114,9 @@ def funnel(
     window = _positive_int(window_days, "window_days")
     days = day_range(after, before)
     check_timezone(timezone)
-    columns = _require(frame, ["uuid", "event", "person_id", "timestamp"], breakdown, "funnel")
+    _require(frame, ["uuid", "event", "person_id", "timestamp"], breakdown, "funnel")
     lo, hi = local_midnight(days.after, timezone), local_midnight(days.before, timezone)
-    stamps = _stamps(frame)
-    keep = (stamps >= lo) & (stamps < hi) & frame["event"].isin(names).to_numpy()
-    keep &= frame["person_id"].notna().to_numpy()
-    rows = FunnelRows.of(frame.loc[keep, columns], (stamps[keep] - lo) // 1000, names)
+    rows = FunnelRows.of(frame, names, lo, hi)
     reached = _reached_steps(rows, names, window * _MICROS_PER_DAY)
     persons = pd.Series(_first_touch(rows, breakdown), dtype="string")
     groups = _sorted_groups(persons.iloc[reached[0]]) if breakdown else [pd.NA]
@@ -172,7 +169,7 @@ def retention(
     else:
         cohorts = _pairs(persons[starts], index[starts], count)
     returns = (events == return_name) & (persons >= 0)
-    returned = np.unique(_pairs(persons[returns], index[returns], count))
+    returned = _pairs(persons[returns], index[returns], count)
     return _retention_table(cohorts, returned, buckets, count)
 
 
@@ -233,8 +230,8 @@ def _as_text(value: Any) -> Any:
     return str(value)
 
 
-def _breakdown_values(rows: pd.DataFrame, breakdown: str) -> pd.Series:
-    column = rows[_breakdown_column(breakdown)]
+def _texts(column: pd.Series) -> pd.Series:
+    """A breakdown property column as PostHog's breakdown values (see `_as_text`)."""
     if isinstance(column.dtype, pd.StringDtype):
         text = column.astype("string")
         return text.mask(text == "")
@@ -254,7 +251,7 @@ def _groups(rows: pd.DataFrame, breakdown: str | None) -> tuple[np.ndarray, list
     """Each row's group number and the groups: one (NA) without a breakdown."""
     if breakdown is None:
         return np.zeros(len(rows), dtype="int64"), [pd.NA]
-    values = _breakdown_values(rows, breakdown)
+    values = _texts(rows[_breakdown_column(breakdown)])
     groups = _sorted_groups(values)
     codes = pd.Categorical(values, categories=[g for g in groups if g is not pd.NA]).codes
     return np.where(codes < 0, len(groups) - 1, codes).astype("int64"), groups
@@ -268,7 +265,7 @@ def _counts(
     if math == "dau":
         persons, people = pd.factorize(rows["person_id"])
         known = persons >= 0
-        pairs = np.unique(cell[known] * max(len(people), 1) + persons[known])
+        pairs = _distinct(cell[known] * max(len(people), 1) + persons[known])
         cell = pairs // max(len(people), 1)
     return np.bincount(cell, minlength=groups * buckets).reshape(groups, buckets)
 
@@ -278,24 +275,29 @@ def _counts(
 
 @dataclass(frozen=True)
 class FunnelRows:
-    """A funnel's events as arrays in (person, time) order: person code, µs since `after`,
-    which of the distinct step names the event is, and the rows themselves."""
+    """A funnel's events in [lo, hi) as arrays in (person, time) order: person code, µs
+    since `lo`, which distinct step name each is, and their positions in the frame."""
 
     person: np.ndarray
     micros: np.ndarray
     name: np.ndarray  # index into `names`
     names: list[str]  # the distinct step names
+    position: np.ndarray
     frame: pd.DataFrame
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, micros: np.ndarray, names: list[str]) -> FunnelRows:
+    def of(cls, frame: pd.DataFrame, names: list[str], lo: int, hi: int) -> FunnelRows:
+        distinct = list(dict.fromkeys(names))
+        name = pd.Index(distinct).get_indexer(pd.Index(frame["event"]))
         person = pd.factorize(frame["person_id"])[0]
+        stamps = _stamps(frame)
+        position = np.flatnonzero((name >= 0) & (person >= 0) & (stamps >= lo) & (stamps < hi))
+        micros = (stamps[position] - lo) // 1000
         # Ties keep the frame's order: same-named events are interchangeable there, and
         # first_touch breaks its own ties by uuid.
-        order = np.lexsort((micros, person))
-        distinct = list(dict.fromkeys(names))
-        name = pd.Index(distinct).get_indexer(pd.Index(frame["event"].to_numpy()[order]))
-        return cls(person[order], micros[order], name, distinct, frame.iloc[order])
+        order = np.lexsort((micros, person[position]))
+        position = position[order]
+        return cls(person[position], micros[order], name[position], distinct, position, frame)
 
     def is_step(self, step_name: str) -> np.ndarray:
         return np.asarray(self.name == self.names.index(step_name))
@@ -306,38 +308,59 @@ def _reached_steps(rows: FunnelRows, steps: list[str], window: int) -> list[np.n
 
     `start` holds, per row, the latest chain start (a rank into the distinct times, -1 for
     none) of a chain ending with that row's event as step k; a step-k event takes the best
-    start among step-(k-1) events at or before it, and keeps it within the window.
+    start among step-(k-1) events at or before it, and keeps it while within the window.
     """
-    times, rank = np.unique(rows.micros, return_inverse=True)
+    times, rank = _ranks(rows.micros)
     start = np.where(rows.is_step(steps[0]), rank, -1)
-    reached = [np.unique(rows.person[start >= 0])]
+    reached = [_distinct(rows.person[start >= 0])]
     for previous, step in itertools.pairwise(steps):
-        is_step = rows.is_step(step)
-        best = _best_prior_start(rows, start, len(times) + 1, previous == step, is_step)
-        found = is_step & (best >= 0)
+        best = _best_prior_start(rows, start, len(times) + 1, same_event=previous == step)
+        found = rows.is_step(step) & (best >= 0)
         found[found] = rows.micros[found] - times[best[found]] <= window
         start = np.where(found, best, -1)
-        reached.append(np.unique(rows.person[found]))
+        reached.append(_distinct(rows.person[found]))
     return reached
 
 
-def _best_prior_start(
-    rows: FunnelRows, start: np.ndarray, span: int, same_event: bool, is_next: np.ndarray
-) -> np.ndarray:
-    """Per row, the max `start` among the person's earlier rows (and simultaneous rows of the
-    previous step: PostHog takes those first), never the row itself; -1 for none.
+def _ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct values, and each value's rank among them."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    new = np.ones(len(values), dtype=bool)
+    new[1:] = ordered[1:] != ordered[:-1]
+    rank = np.empty(len(values), dtype="int64")
+    rank[order] = np.cumsum(new) - 1
+    return ordered[new], rank
 
-    A per-person running max in one pass: each person's values are lifted by person * span,
-    above every earlier person's, so one cumulative max never crosses a person boundary."""
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values, sorted (by sorting: faster here than numpy's hashed unique)."""
+    ordered = np.sort(values)
+    keep = np.ones(len(ordered), dtype=bool)
+    keep[1:] = ordered[1:] != ordered[:-1]
+    return ordered[keep]
+
+
+def _best_prior_start(
+    rows: FunnelRows, start: np.ndarray, span: int, *, same_event: bool
+) -> np.ndarray:
+    """Per row, the max `start` among the person's earlier rows, and among their rows at the
+    same instant (PostHog chains steps of one timestamp), never the row itself; -1 for none.
+
+    One cumulative max over all persons: each person's values (ranks below `span`) are lifted
+    above every earlier person's by person * span, so it never crosses persons."""
+    if not len(start):
+        return start
     base = rows.person.astype("int64") * span
-    order = np.arange(len(start)) if same_event else np.lexsort((is_next, rows.micros, rows.person))
-    lifted = np.where(start >= 0, base + start, base - 1)[order]
-    running = np.maximum.accumulate(lifted) if len(lifted) else lifted
-    if same_event:  # strictly earlier rows only: the running max up to the previous row
+    running = np.maximum.accumulate(np.where(start >= 0, base + start, base - 1))
+    if same_event:  # strictly earlier rows (ties among same-named events in frame order)
         running = np.concatenate(([-1], running[:-1]))
-    best = np.empty_like(running)
-    best[order] = running
-    return np.where(best >= base, best - base, -1)
+    else:  # the whole instant: a row sees the other step's rows tied with it
+        new = np.ones(len(start), dtype=bool)
+        new[1:] = (rows.person[1:] != rows.person[:-1]) | (rows.micros[1:] != rows.micros[:-1])
+        last = np.append(np.flatnonzero(new)[1:] - 1, len(new) - 1)
+        running = running[last[np.cumsum(new) - 1]]
+    return np.asarray(np.maximum(running - base, -1))
 
 
 def _first_touch(rows: FunnelRows, breakdown: str | None) -> np.ndarray:
@@ -346,16 +369,16 @@ def _first_touch(rows: FunnelRows, breakdown: str | None) -> np.ndarray:
     values = np.full(people, pd.NA, dtype=object)
     if breakdown is None or not people:
         return values
-    texts = _breakdown_values(rows.frame, breakdown).to_numpy()
+    texts = _texts(rows.frame[_breakdown_column(breakdown)].take(rows.position)).to_numpy()
     known = np.flatnonzero(~pd.isna(texts))  # rows are in (person, time) order
     person, micros = rows.person[known], rows.micros[known]
-    first = np.unique(person, return_index=True)[1]
+    first = np.flatnonzero(np.diff(person, prepend=-1) != 0)  # each person's first row
     # A person's earliest rows with a value: those at their first such time; ties by uuid.
     earliest = micros == np.repeat(micros[first], np.diff(np.append(first, len(known))))
     tied = pd.DataFrame(
         {
             "p": person[earliest],
-            "uuid": rows.frame["uuid"].to_numpy()[known[earliest]],
+            "uuid": rows.frame["uuid"].take(rows.position[known[earliest]]).to_numpy(),
             "value": texts[known[earliest]],
         }
     )
@@ -365,14 +388,17 @@ def _first_touch(rows: FunnelRows, breakdown: str | None) -> np.ndarray:
 
 
 def _rates(counts: list[int], steps: int) -> tuple[list[Any], list[Any]]:
-    """count / step 1's count and count / the previous step's count (NA over zero)."""
+    """count / step 1's count and count / the previous step's count (NA over zero; step 1's
+    step rate is 1.0, as the issue defines it)."""
     overall: list[Any] = []
     stepwise: list[Any] = []
     for i, count in enumerate(counts):
         first = counts[i - i % steps]
-        previous = counts[i - 1] if i % steps else count
         overall.append(count / first if first else pd.NA)
-        stepwise.append(count / previous if previous else pd.NA)
+        if i % steps == 0:
+            stepwise.append(1.0)
+        else:
+            stepwise.append(count / counts[i - 1] if counts[i - 1] else pd.NA)
     return overall, stepwise
 
 
@@ -382,7 +408,7 @@ def _rates(counts: list[int], steps: int) -> tuple[list[Any], list[Any]]:
 def _pairs(persons: np.ndarray, periods: np.ndarray, count: int) -> np.ndarray:
     """Distinct (person, period) pairs inside the periods, as person * count + period."""
     inside = (periods >= 0) & (periods < count)
-    return np.unique(persons[inside].astype("int64") * count + periods[inside])
+    return _distinct(persons[inside].astype("int64") * count + periods[inside])
 
 
 def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:

@@ -207,8 +207,9 @@ def funnel_frame(
             data["breakdown_value"].append(value)
             data["count"].append(count)
             data["conversion_rate"].append(count / block[0] if block[0] else NA)
+            previous = block[k - 1] if k else None
             data["step_conversion_rate"].append(
-                count / block[k - 1] if k and block[k - 1] else (1.0 if block[0] else NA)
+                1.0 if previous is None else (count / previous if previous else NA)
             )
     return expect("funnel", breakdown=breakdown is not None, **data)
 
@@ -292,10 +293,11 @@ def test_funnel_every_step_must_fall_in_the_range() -> None:
     assert_same(got, funnel_frame([1, 0], ["view", "signup"]))
 
 
-def test_funnel_with_nobody_has_zero_counts_and_no_rates() -> None:
+def test_funnel_with_nobody_has_zero_counts_and_no_conversion_rates() -> None:
     got = twins.funnel(events(), ["view", "signup"], after="2024-01-01", before="2024-01-02")
     assert_same(got, funnel_frame([0, 0], ["view", "signup"]))
     assert got["conversion_rate"].isna().all()
+    assert got["step_conversion_rate"].tolist() == [1.0, NA]
 
 
 def test_funnel_breakdown_takes_the_first_touch_value_set_on_a_funnel_event() -> None:
