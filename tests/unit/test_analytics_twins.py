@@ -178,6 +178,20 @@ def test_trends_in_a_project_timezone_bucket_local_days_labelled_as_utc_instants
     )
 
 
+def test_trends_days_across_a_daylight_saving_change_keep_local_midnights() -> None:
+    # Los Angeles moves from -08:00 to -07:00 on 2024-03-10: that day lasts 23 hours.
+    frame = events(
+        ("e", "p1", "2024-03-10T07:59:59Z"),  # 23:59:59 on Mar 9 there
+        ("e", "p1", "2024-03-11T06:59:59Z"),  # 23:59:59 on Mar 10 (now -07:00)
+        ("e", "p1", "2024-03-11T07:00:00Z"),  # Mar 11
+    )
+    got = twins.trends(
+        frame, "e", after="2024-03-09", before="2024-03-12", timezone="America/Los_Angeles"
+    )
+    assert got["date"].tolist() == utc("2024-03-09T08:00", "2024-03-10T08:00", "2024-03-11T07:00")
+    assert got["value"].tolist() == [1, 1, 1]
+
+
 def test_breakdown_values_are_the_json_text_posthog_shows_and_empty_is_missing() -> None:
     frame = events(("e", "p1", "2024-01-01T01:00:00Z"), ("e", "p1", "2024-01-01T02:00:00Z"))
     frame = pd.concat([frame] * 3, ignore_index=True)
@@ -291,6 +305,23 @@ def test_funnel_every_step_must_fall_in_the_range() -> None:
     )
     got = twins.funnel(frame, ["view", "signup"], after="2024-01-01", before="2024-01-02")
     assert_same(got, funnel_frame([1, 0], ["view", "signup"]))
+
+
+def test_funnel_range_is_whole_days_of_the_project_timezone() -> None:
+    frame = events(
+        ("view", "p1", "2024-01-01T07:59:59Z"),  # Dec 31 in Los Angeles: out
+        ("signup", "p1", "2024-01-01T09:00:00Z"),
+        ("view", "p2", "2024-01-01T08:00:00Z"),  # Jan 1 there
+        ("signup", "p2", "2024-01-02T07:59:59Z"),  # still Jan 1 there
+    )
+    got = twins.funnel(
+        frame,
+        ["view", "signup"],
+        after="2024-01-01",
+        before="2024-01-02",
+        timezone="America/Los_Angeles",
+    )
+    assert got["count"].tolist() == [1, 1]
 
 
 def test_funnel_with_nobody_has_zero_counts_and_no_conversion_rates() -> None:
