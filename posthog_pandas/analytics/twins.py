@@ -9,8 +9,9 @@ Each twin takes the arguments of its `ph.<kind>(...)` insight and returns the sa
   with the latest start among earlier-or-simultaneous step-(k-1) events, and counts when
   tk - t1 <= the window (inclusive). Different steps at the same timestamp DO convert (PostHog
   sorts them by step); one event never fills two steps;
-- funnel breakdowns, `first_touch`: the person's earliest funnel event in range whose property
-  is set (`argMinIf(prop, timestamp, isNotNull(prop))`, funnels/base.py);
+- funnel breakdowns, `first_touch`: the value on the person's earliest funnel event in range
+  (`argMinIf(prop, timestamp, isNotNull(prop))` over `ifNull(toString(prop), '')`, so an
+  event without the property counts too: funnel_udf.py, funnels/utils.py);
 - retention `first_time`: the cohort of the person's first-ever start event in the frame.
 
 Everything is vectorised (numpy codes, groupby, bincount): a million events take about a second.
@@ -364,22 +365,23 @@ def _best_prior_start(
 
 
 def _first_touch(rows: FunnelRows, breakdown: str | None) -> np.ndarray:
-    """Per person code, the breakdown value of their earliest funnel event that has one."""
+    """Per person code, the breakdown value of their earliest funnel event (NA when it has
+    none): PostHog's argMinIf(prop, timestamp, isNotNull(prop)) over a prop it has already
+    made non-null with ifNull(toString(...), '')."""
     people = int(rows.person.max()) + 1 if len(rows.person) else 0
     values = np.full(people, pd.NA, dtype=object)
     if breakdown is None or not people:
         return values
-    texts = _texts(rows.frame[_breakdown_column(breakdown)].take(rows.position)).to_numpy()
-    known = np.flatnonzero(~pd.isna(texts))  # rows are in (person, time) order
-    person, micros = rows.person[known], rows.micros[known]
-    first = np.flatnonzero(np.diff(person, prepend=-1) != 0)  # each person's first row
-    # A person's earliest rows with a value: those at their first such time; ties by uuid.
-    earliest = micros == np.repeat(micros[first], np.diff(np.append(first, len(known))))
-    tied = pd.DataFrame(
+    # Rows are in (person, time) order: a person's earliest rows lead their block.
+    first = np.flatnonzero(np.diff(rows.person, prepend=-1) != 0)
+    sizes = np.diff(np.append(first, len(rows.person)))
+    earliest = rows.micros == np.repeat(rows.micros[first], sizes)
+    position = rows.position[earliest]
+    tied = pd.DataFrame(  # ties (PostHog leaves them to chance) go to the smaller uuid
         {
-            "p": person[earliest],
-            "uuid": rows.frame["uuid"].take(rows.position[known[earliest]]).to_numpy(),
-            "value": texts[known[earliest]],
+            "p": rows.person[earliest],
+            "uuid": rows.frame["uuid"].take(position).to_numpy(),
+            "value": _texts(rows.frame[_breakdown_column(breakdown)].take(position)).to_numpy(),
         }
     )
     firsts = tied.sort_values(["p", "uuid"]).drop_duplicates("p")
