@@ -54,6 +54,7 @@ __all__ = ["funnel", "retention", "trends"]
 
 DayLike = date | datetime | str | None
 _MICROS_PER_DAY = 86_400_000_000
+_NAT = np.iinfo("int64").min  # a missing timestamp, as int64 nanoseconds
 
 
 def trends(
@@ -162,14 +163,14 @@ def retention(
     persons = pd.factorize(frame["person_id"])[0]  # NA → -1
     stamps = _stamps(frame)
     index = buckets.index_of(stamps)
-    events = frame["event"].to_numpy()
-    starts = (events == start_name) & (persons >= 0)
+    usable = (persons >= 0) & (stamps != _NAT)
+    starts = _named(frame, start_name) & usable
     if retention_type == "first_time":
         firsts = pd.Series(stamps[starts]).groupby(persons[starts]).min()
         cohorts = _pairs(firsts.index.to_numpy(), buckets.index_of(firsts.to_numpy()), count)
     else:
         cohorts = _pairs(persons[starts], index[starts], count)
-    returns = (events == return_name) & (persons >= 0)
+    returns = _named(frame, return_name) & usable
     returned = _pairs(persons[returns], index[returns], count)
     return _retention_table(cohorts, returned, buckets, count)
 
@@ -209,6 +210,11 @@ def _stamps(frame: pd.DataFrame) -> np.ndarray:
     stamps = pd.DatetimeIndex(frame["timestamp"])
     stamps = stamps.tz_localize("UTC") if stamps.tz is None else stamps.tz_convert("UTC")
     return np.asarray(stamps.as_unit("ns").asi8)
+
+
+def _named(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """Whether each event is `name` (False where the name is missing)."""
+    return np.asarray(frame["event"].eq(name).to_numpy(dtype=bool, na_value=False))
 
 
 def _positive_int(value: int, name: str) -> int:

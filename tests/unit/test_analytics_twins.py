@@ -441,6 +441,24 @@ def test_retention_in_a_project_timezone() -> None:
     assert_same(got, want)
 
 
+def test_rows_missing_an_event_name_a_person_or_a_time_are_skipped() -> None:
+    frame = events(
+        ("signup", "p1", "2024-01-01T10:00:00Z"),
+        ("signup", "p1", "2024-01-02T10:00:00Z"),
+        ("signup", "p2", "2024-01-01T10:00:00Z"),
+        ("signup", "p2", "2024-01-02T10:00:00Z"),
+    )
+    frame.loc[2, "timestamp"] = pd.NaT  # p2's signups lost their time and their name:
+    frame.loc[3, "event"] = pd.NA  # p2 is in no cohort
+    got = twins.retention(frame, "signup", periods=2, after="2024-01-01")
+    assert_same(got, retention_frame(["2024-01-01", "2024-01-02"], [[1, 1], [0]]))
+    got = twins.funnel(frame, ["signup", "signup"], after="2024-01-01", before="2024-01-03")
+    assert got["count"].tolist() == [1, 1]
+    assert twins.trends(frame, "signup", after="2024-01-01", before="2024-01-03")[
+        "value"
+    ].tolist() == [1, 1]
+
+
 # ------------------------------------------------------------------------------------ errors
 
 
