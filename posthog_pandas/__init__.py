@@ -18,7 +18,8 @@ exempt), and tests/unit/test_import_graph.py fails on any cycle:
                                     each handed ─▶ _frame_cache.FrameCache ─▶ _core.Connection
     data         _registry (one entry per resource) · frames (schemas, dtypes) · _checks
     transport    _fetcher (cache policy) ─▶ cache (storage) · _http · _pagination · _live
-    basics       exceptions · _config · _credentials · _dates · _urls · _progress · _json · _gc
+    basics       exceptions · _tracebacks · _config · _credentials · _dates · _urls · _progress
+                 · _json · _gc
 
 `server` (the local PostHog) imports nothing of the layers above; `testing` is its pytest
 plugin. This module loads its public names lazily, so `import posthog_pandas` stays light.

@@ -37,6 +37,10 @@ class RetrySettings:
 
     Attributes:
         attempts: retries after the first try (429, 5xx, resets, malformed bodies).
+        connect_attempts: of those, how many may follow a connection that was refused or
+            timed out: a restarting server is back within seconds, a wrong address never.
+            A certificate that cannot be verified and a host name that does not resolve are
+            not retried at all.
         backoff_factor: base of the exponential backoff, in seconds.
         backoff_max: cap of one backoff wait, in seconds.
         jitter: random seconds added to each backoff so parallel clients spread out.
@@ -45,6 +49,7 @@ class RetrySettings:
     """
 
     attempts: int = 6
+    connect_attempts: int = 3
     backoff_factor: float = 0.5
     backoff_max: float = 30.0
     jitter: float = 0.25

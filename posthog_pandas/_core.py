@@ -284,10 +284,12 @@ class Connection:
         desc: str | None = None,
         grow_to: int | None = None,
         overlap: int = 0,
+        rows: int | None = None,
     ) -> Iterator[Page]:
         """Every page of a list endpoint, following `next` (or `has_next`) to the end;
         `grow_to` lets limit/offset pages grow to that many rows, `overlap` makes each
-        repeat that many rows of the one before (see _pagination)."""
+        repeat that many rows of the one before, `rows` reads a limit/offset list only as
+        far as its first `rows` rows (see _pagination)."""
         name = resource or _resource_of(path)
 
         def fetch(url: str, page_params: Mapping[str, Any] | None) -> Any:
@@ -303,11 +305,21 @@ class Connection:
         # ahead: two requests in flight on limit/offset lists (see _pagination); the fetcher,
         # the cache and the HTTP client are safe to use from two threads.
         pages = iter_pages(
-            fetch, self.http.url_for(path), params, ahead=True, grow_to=grow_to, overlap=overlap
+            fetch,
+            self.http.url_for(path),
+            params,
+            ahead=True,
+            grow_to=grow_to,
+            overlap=overlap,
+            rows=rows,
         )
         show = self.progress if progress is None else progress
+
+        def total(page: Page) -> int | None:
+            return page.count if rows is None or page.count is None else min(page.count, rows)
+
         yield from counted(
-            pages, show=show, desc=desc or name, rows=lambda p: len(p.results), total=_page_count
+            pages, show=show, desc=desc or name, rows=lambda p: len(p.results), total=total
         )
 
     # -- who and where -------------------------------------------------------------------------
@@ -342,7 +354,3 @@ def _resource_of(path: str) -> str:
     if len(parts) >= 3 and parts[0] in ("projects", "environments"):
         return parts[2]
     return parts[-1] if parts else "root"
-
-
-def _page_count(page: Page) -> int | None:
-    return page.count

@@ -12,10 +12,7 @@ never see each other's entries.
 
 from __future__ import annotations
 
-import atexit
-import logging
-import queue
-import threading
+import contextlib
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,14 +24,13 @@ from posthog_pandas import _json
 from posthog_pandas._http import HttpClient
 from posthog_pandas._urls import redact_url
 from posthog_pandas.cache import CacheStore, Entry
+from posthog_pandas.cache.writer import BackgroundWriter, StagedPage
 from posthog_pandas.exceptions import (
     CacheError,
     RateLimitError,
     ServerError,
     TransportError,
 )
-
-log = logging.getLogger("posthog_pandas.cache")
 
 _NETWORK_FAILURES = (TransportError, ServerError, RateLimitError)
 
@@ -65,52 +61,38 @@ class CacheStats:
     writes: int = 0
 
 
-class BackgroundWriter:
-    """Stores cache entries on a worker thread, so compressing and writing page N overlaps the
-    request for page N+1. Entries waiting to be written are readable (`pending`); `flush()`
-    waits for all of them (accessors flush before returning, and so does interpreter exit).
-    A failed write is logged, never raised: the caller already has the data, only the cached
-    copy is missing.
-    """
+class EarlyWrite:
+    """The cache write of one fetch, started when a 2xx body arrives (`HttpClient.send`'s
+    `on_body`) rather than after it is parsed and checked, so that compressing overlaps
+    parsing. A retry's body replaces the one before it (that attempt failed); the body finally
+    returned is kept only if it is worth caching, and anything not kept is dropped on exit."""
 
-    def __init__(self, store: CacheStore) -> None:
-        self.store = store
-        # Bounded: a slow disk makes fetching wait instead of piling pages up in memory.
-        self._queue: queue.Queue[tuple[str, bytes, str, str, float]] = queue.Queue(maxsize=4)
-        self._pending: dict[str, bytes] = {}
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        atexit.register(self.flush)
+    def __init__(self, writer: BackgroundWriter, key: str, resource: str, ttl: float) -> None:
+        self._writer, self._key, self._resource, self._ttl = writer, key, resource, ttl
+        self._page: StagedPage | None = None
 
-    def put(self, key: str, body: bytes, *, resource: str, url: str, ttl: float) -> None:
-        with self._lock:
-            self._pending[key] = body
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="posthog-pandas-cache-writer", daemon=True
-                )
-                self._thread.start()
-        self._queue.put((key, body, resource, url, ttl))
+    def __enter__(self) -> EarlyWrite:
+        return self
 
-    def pending(self, key: str) -> bytes | None:
-        with self._lock:
-            return self._pending.get(key)
+    def __exit__(self, *exc_info: object) -> None:
+        self.drop()
 
-    def flush(self) -> None:
-        self._queue.join()
+    def __call__(self, body: bytes) -> None:
+        self.drop()
+        self._page = self._writer.stage(self._key, body, resource=self._resource, ttl=self._ttl)
 
-    def _run(self) -> None:
-        while True:
-            key, body, resource, url, ttl = self._queue.get()
-            try:
-                self.store.put(key, body, resource=resource, url=url, ttl=ttl)
-            except CacheError as exc:
-                log.warning("could not cache %s: %s", url, exc)
-            finally:
-                with self._lock:
-                    if self._pending.get(key) is body:
-                        del self._pending[key]
-                self._queue.task_done()
+    def keep(self, body: bytes, url: str) -> None:
+        """Write `body`, the answer returned (staged now if no hook saw it arrive)."""
+        if self._page is None or self._page.body is not body:
+            self(body)
+        assert self._page is not None
+        self._page.keep(url)
+        self._page = None
+
+    def drop(self) -> None:
+        if self._page is not None:
+            self._page.drop()
+            self._page = None
 
 
 @dataclass
@@ -157,7 +139,7 @@ class Fetcher:
         key = self._key("GET", absolute, params, None) if cache else None
         return self._fetch(
             key,
-            lambda: self.http.send("GET", absolute, params=params),
+            lambda on_body: self.http.send("GET", absolute, params=params, on_body=on_body),
             resource=resource,
             ttl=self.ttl.lists,
             refresh=refresh,
@@ -188,7 +170,9 @@ class Fetcher:
         sent = {**body, **unkeyed} if unkeyed else body
         return self._fetch(
             key,
-            lambda: self.http.send("POST", absolute, json=sent, idempotent=True, exact_if=exact_if),
+            lambda on_body: self.http.send(
+                "POST", absolute, json=sent, idempotent=True, exact_if=exact_if, on_body=on_body
+            ),
             resource=resource,
             ttl=self.ttl.queries,
             refresh=refresh,
@@ -209,7 +193,7 @@ class Fetcher:
     def _fetch(
         self,
         key: str | None,
-        send: Any,
+        send: Callable[[Callable[[bytes], None] | None], Any],
         *,
         resource: str,
         ttl: float,
@@ -231,20 +215,26 @@ class Fetcher:
         if self.offline:
             return self._offline_answer(store, key, what)
         self.stats.misses += 1
-        try:
-            response = send()
-        except _NETWORK_FAILURES as exc:
-            self.flush()
-            stale = store.get(key, allow_stale=True) if store is not None and key else None
-            if stale is None:
-                raise
-            return self._stale_answer(stale, exc, what)
-        cacheable = validate(response.data) if validate is not None else True
-        if store is not None and key is not None and cacheable is not False:
-            target = self.writer if self.writer is not None else store
-            target.put(key, response.content, resource=resource, url=response.url, ttl=ttl)
-            self.stats.writes += 1
+        early = self._early_write(key, resource, ttl)
+        with early or contextlib.nullcontext():  # whatever is not kept is dropped on the way out
+            try:
+                response = send(early)
+            except _NETWORK_FAILURES as exc:
+                self.flush()
+                stale = store.get(key, allow_stale=True) if store is not None and key else None
+                if stale is None:
+                    raise
+                return self._stale_answer(stale, exc, what)
+            cacheable = validate(response.data) if validate is not None else True
+            if early is not None and cacheable is not False:
+                early.keep(response.content, response.url)
+                self.stats.writes += 1
         return response.data
+
+    def _early_write(self, key: str | None, resource: str, ttl: float) -> EarlyWrite | None:
+        if self.writer is None or key is None:
+            return None
+        return EarlyWrite(self.writer, key, resource, ttl)
 
     def _offline_answer(self, store: CacheStore | None, key: str | None, what: str) -> Any:
         self.flush()

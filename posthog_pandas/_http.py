@@ -6,10 +6,14 @@ Everything that touches the network goes through `HttpClient.send`. It:
   in body mode only GETs carry it in the body: a POST body is PostHog's own schema (QueryRequest
   forbids extra fields), so POSTs carry it in the Authorization header;
 - retries 429, 5xx, connection resets and malformed bodies for idempotent calls, with urllib3's
-  Retry for the backoff and Retry-After rules, capped by RetrySettings.max_wait;
+  Retry for the backoff and Retry-After rules, capped by RetrySettings.max_wait; a refused
+  connection or connect timeout only RetrySettings.connect_attempts times (urllib3's `connect`
+  budget); a certificate that cannot be verified, a host name that does not resolve, a redirect
+  and a 4xx other than 429 not at all, since no retry can fix them;
 - pauses every request of the connection, from every thread, while a 429's wait runs;
 - paces requests under PostHog's documented rate limits;
-- turns every failure into one exception of `posthog_pandas.exceptions`, with the secret scrubbed.
+- turns every failure into one exception of `posthog_pandas.exceptions`, with the secret scrubbed
+  and advice; an API error's message leads with PostHog's own words.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import bisect
 import logging
 import re
+import socket
+import ssl
 import threading
 import time
 import warnings
@@ -28,7 +34,12 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import orjson
 import requests
-from urllib3.exceptions import MaxRetryError, ProtocolError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NameResolutionError,
+    ProtocolError,
+)
 from urllib3.util.retry import Retry
 
 from posthog_pandas import _config, _json
@@ -236,10 +247,14 @@ class HttpClient:
         json: Any = None,
         idempotent: bool | None = None,
         exact_if: Callable[[Any], bool] | None = None,
+        on_body: Callable[[bytes], None] | None = None,
     ) -> Response:
         """Send one request (with retries) and return its parsed JSON answer.
 
-        `exact_if` is handed to `_json.loads` (a check that vouches for the fast decode)."""
+        `exact_if` is handed to `_json.loads` (a check that vouches for the fast decode).
+        `on_body(content)` sees each 2xx body as soon as it is read, before it is parsed (so
+        a cache write can start meanwhile); a body that then fails to parse is followed by the
+        retry's body or by the exception."""
         method = method.upper()
         url = self.url_for(path_or_url)
         if params and FORBIDDEN_PARAMS & set(params):
@@ -248,7 +263,7 @@ class HttpClient:
         retryable = method == "GET" if idempotent is None else idempotent
         is_query = method == "POST" and urlsplit(url).path.rstrip("/").endswith("/query")
         with self._query_slot(is_query):
-            return self._send_with_retries(method, url, params, json, retryable, exact_if)
+            return self._send_with_retries(method, url, params, json, retryable, exact_if, on_body)
 
     @contextmanager
     def _query_slot(self, is_query: bool) -> Iterator[None]:
@@ -266,13 +281,14 @@ class HttpClient:
         json_body: Any,
         retryable: bool,
         exact_if: Callable[[Any], bool] | None,
+        on_body: Callable[[bytes], None] | None,
     ) -> Response:
         retry = self._new_retry(retryable)
         while True:
             self._await_pause(method, url)
             self._pace(url)
             try:
-                return self._send_once(method, url, params, json_body, exact_if)
+                return self._send_once(method, url, params, json_body, exact_if, on_body)
             except (TransportError, ResponseFormatError, RateLimitError, ServerError) as exc:
                 if not getattr(exc, "retryable", True):
                     raise
@@ -323,7 +339,7 @@ class HttpClient:
         cfg = self.settings.retry
         return Retry(
             total=cfg.attempts if retryable else 0,
-            connect=None,
+            connect=cfg.connect_attempts,
             read=None,
             backoff_factor=cfg.backoff_factor,
             backoff_max=cfg.backoff_max,
@@ -335,10 +351,12 @@ class HttpClient:
 
     def _increment(self, retry: Retry, method: str, url: str, exc: PostHogError) -> Retry:
         """Count one failure against the budget; re-raise `exc` once the budget is spent."""
+        # urllib3 counts a ConnectTimeoutError against `connect` (and `total`), anything else
+        # against `total` only.
+        connecting = isinstance(exc, TransportError) and exc.connecting
+        error = ConnectTimeoutError(str(exc)) if connecting else ProtocolError(str(exc))
         try:
-            return retry.increment(
-                method=method, url=redact_url(url), error=ProtocolError(str(exc))
-            )
+            return retry.increment(method=method, url=redact_url(url), error=error)
         except (MaxRetryError, ProtocolError):
             attempts = len(retry.history) + 1
             if attempts > 1:
@@ -376,6 +394,7 @@ class HttpClient:
         params: Mapping[str, Any] | None,
         json_body: Any,
         exact_if: Callable[[Any], bool] | None = None,
+        on_body: Callable[[bytes], None] | None = None,
     ) -> Response:
         headers, body, auth = self._auth_parts(method, json_body)
         self.stats.requests += 1
@@ -398,23 +417,60 @@ class HttpClient:
             # DataFrame, every re-acquisition waits for the interpreter's switch interval, so a
             # large page took many times longer to arrive.
             content = b"".join(raw.iter_content(chunk_size=None))
-        except requests.Timeout as exc:
-            raise TransportError(
-                f"{method} {redact_url(url)} timed out after {self._timeout_text()}. PostHog may "
-                "be slow or unreachable; try again, or pass timeout=... to connect().",
-                method=method,
-                url=redact_url(url),
-            ) from exc
         except requests.RequestException as exc:
-            reason = self.credentials.scrub(str(exc))
-            raise TransportError(
-                f"{method} {redact_url(url)} failed before PostHog answered: "
-                f"{type(exc).__name__}: {reason}. Check your network and POSTHOG_HOST.",
-                method=method,
-                url=redact_url(url),
-            ) from exc
+            raise self._transport_error(method, redact_url(url), exc) from exc
         self.stats.bytes += len(content)
+        if on_body is not None and 200 <= raw.status_code < 300:
+            on_body(content)
         return self._parse(method, raw, content, exact_if)
+
+    def _transport_error(
+        self, method: str, url: str, exc: requests.RequestException
+    ) -> TransportError:
+        """The request got no answer: say why, with advice, and whether a retry can help."""
+        failure = self._connection_failure(list(_causes(exc)))
+        if failure is not None:
+            advice, retryable, connecting = failure
+            message = f"{advice} ({method} {url})"
+        elif isinstance(exc, requests.Timeout):
+            message = (
+                f"{method} {url} timed out after {self._timeout_text()}. PostHog may be slow "
+                "or unreachable; try again, or pass timeout=... to connect()."
+            )
+            retryable, connecting = True, isinstance(exc, requests.ConnectTimeout)
+        else:
+            message = (
+                f"{method} {url} failed before PostHog answered: {type(exc).__name__}: {exc}. "
+                "Check your network and POSTHOG_HOST."
+            )
+            retryable, connecting = True, False
+        error = TransportError(self.credentials.scrub(message), method=method, url=url)
+        error.retryable, error.connecting = retryable, connecting
+        return error
+
+    def _connection_failure(self, causes: list[BaseException]) -> tuple[str, bool, bool] | None:
+        """(message, retryable, connecting) when no connection could be made for a reason
+        the user can act on: a certificate, a host name, a refusal; else None."""
+        host = urlsplit(self.origin).hostname or self.origin
+        for cause in causes:
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                return _certificate_advice(self.origin, cause, self.settings.verify), False, False
+        for cause in causes:
+            if isinstance(cause, (socket.gaierror, NameResolutionError)):
+                return (
+                    f"The host name {host} could not be resolved. Check POSTHOG_HOST (now "
+                    f"{self.origin}) for a typo, and that this machine is online; not retried.",
+                    False,
+                    False,
+                )
+        if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+            return (
+                f"{self.origin} refused the connection: nothing listens at that address and "
+                "port. Check POSTHOG_HOST (and its port), or start the server.",
+                True,
+                True,
+            )
+        return None
 
     def _timeout_text(self) -> str:
         connect, read = self.settings.timeout
@@ -472,8 +528,38 @@ class HttpClient:
             method=method,
             url=redact_url(raw.url),
         )
-        exc.retryable = False  # type: ignore[attr-defined]  # the same request redirects again
+        exc.retryable = False  # the same request redirects again
         raise exc
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and every exception it wraps: requests keeps urllib3's error in args[0], urllib3
+    its cause in `reason`, Python in __cause__ / __context__."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = (getattr(current, "reason", None), current.__cause__, current.__context__)
+        todo += [e for e in (*linked, *current.args) if isinstance(e, BaseException)]
+
+
+def _certificate_advice(origin: str, error: ssl.SSLCertVerificationError, verify: Any) -> str:
+    reason = error.verify_message or error.reason or str(error)
+    if isinstance(verify, str):
+        fix = (
+            f"The CA bundle you passed (verify={verify!r}) does not vouch for it: check that "
+            "it holds the certificate of the CA that signed PostHog's."
+        )
+    else:
+        fix = (
+            "If your PostHog uses a certificate from a private CA, pass that CA's bundle: "
+            'connect(verify="/path/ca.pem"). If the name does not match, check POSTHOG_HOST.'
+        )
+    return f"The TLS certificate of {origin} could not be verified ({reason}). {fix} Not retried."
 
 
 _NOT_JSON = object()
@@ -543,9 +629,10 @@ def error_from_response(
     if detail is None and data is _NOT_JSON:
         detail = _text_excerpt(content, headers)
     error_cls, advice = _classify(status, code, detail or "", method, url, credentials)
-    message = f"{method} {url} → {status}"
-    if detail:
-        message += f": {detail}"
+    # PostHog's own words first: they are what the user can act on, and the first line is
+    # all the magics show.
+    answered = f"PostHog answered {status} to {method} {url}"
+    message = f"{detail} ({answered})" if detail else f"{answered}."
     if advice:
         message += f"\n{advice}"
     exc = error_cls(

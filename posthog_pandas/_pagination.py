@@ -34,6 +34,12 @@ Overlapping pages (`overlap=N`): each limit/offset page after the first starts N
 where the server's `next` says, so consecutive pages share rows. A reader of a list that
 changes while it is read (see _live) checks that they do: a page that shares nothing with the
 rows before it means rows were added or removed in between, and some may have been skipped.
+
+Limited pulls (`rows=N`): on a limit/offset list only the rows at offsets [first, first + N)
+are requested. The first page asks for at most N rows, every later request (the server's
+`next`, a grown page, a look-ahead guess, a page asked for again smaller) is cut where those
+rows end, and no request starts past them: `persons(limit=3)` is one request for three rows.
+A cursor list (no offset in its `next`) cannot be cut; its reader stops after N rows.
 """
 
 from __future__ import annotations
@@ -87,19 +93,25 @@ def iter_pages(
     ahead: bool = False,
     grow_to: int | None = None,
     overlap: int = 0,
+    rows: int | None = None,
 ) -> Iterator[Page]:
     """Yield every page of a list endpoint, starting at `url` with `params`.
 
     With `ahead=True`, limit/offset lists request the following page while the current one
     is in flight (see the module docstring); `fetch` must then be safe to call from two
     threads at once. With `grow_to` as well, their pages grow to that many rows. With
-    `overlap`, each limit/offset page repeats that many rows of the one before.
+    `overlap`, each limit/offset page repeats that many rows of the one before. With
+    `rows`, a limit/offset list is read only as far as its first `rows` rows.
     """
     seen: set[str] = set()
     current_url, current_params = url, dict(params or {})
     pages = 0
-    first_limit = _limit_offset(url, current_params)[0]
-    looker = _LookAhead(fetch, grow_to, first_limit, overlap) if ahead else None
+    first_limit, first_offset = _limit_offset(url, current_params)
+    end = None if rows is None or first_limit is None else first_offset + rows
+    if end is not None:
+        current_url, current_params = _cut((current_url, current_params), end, first=True)
+    first_limit = _limit_offset(current_url, current_params)[0]
+    looker = _LookAhead(fetch, grow_to, first_limit, overlap, end) if ahead else None
     try:
         while True:
             marker = canonical_url(current_url, current_params)
@@ -120,7 +132,7 @@ def iter_pages(
                 if smaller is None:
                     raise
                 log.warning("%s; asking for the same rows in smaller pages.", exc)
-                current_url, current_params = smaller
+                current_url, current_params = smaller if end is None else _cut(smaller, end)
                 continue
             page = to_page(body, current_url)
             yield page
@@ -132,9 +144,10 @@ def iter_pages(
                 return
             if looker is not None:
                 following = looker.learn(current_url, current_params, following)
-            if overlap:
-                following = _overlapping(following, current_url, current_params, overlap)
-            current_url, current_params = following
+            shaped = _continuation(following, current_url, current_params, overlap, end)
+            if shaped is None:
+                return
+            current_url, current_params = shaped
     finally:
         if looker is not None:
             looker.close()
@@ -150,9 +163,11 @@ class _LookAhead:
         grow_to: int | None = None,
         first_limit: int | None = None,
         overlap: int = 0,
+        end: int | None = None,
     ) -> None:
         self._fetch = fetch
         self._overlap = overlap  # rows each page repeats of the one before (iter_pages)
+        self._end = end  # a limited pull: the offset past its last row (iter_pages)
         self._active = False  # set when the server's `next` matched offset += limit
         self._stopped = False  # set for good the first time it did not
         self._grow_to = grow_to  # None once a grown page has failed
@@ -211,12 +226,13 @@ class _LookAhead:
             self._pool.shutdown(wait=True)
 
     def _successor(self, url: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
-        """The page after this one as it will be requested (offset += limit, grown, and
-        moved back by the overlap as iter_pages will move it)."""
+        """The page after this one as it will be requested (offset += limit, grown, then
+        moved back by the overlap and cut at the limit as iter_pages will); None when there
+        is none to guess (not limit/offset, or past a limited pull's rows)."""
         following = _offset_successor(url, params, self._grown_limit(url, params))
-        if following is None or not self._overlap:
-            return following
-        return _overlapping(following, url, params, self._overlap)
+        if following is None:
+            return None
+        return _continuation(following, url, params, self._overlap, self._end)
 
     def _grown_limit(self, url: str, params: Mapping[str, Any]) -> int | None:
         """Twice this page's limit, at most grow_to; None when not growing."""
@@ -271,6 +287,43 @@ def _overlapping(
     if limit is None or offset - overlap <= current:
         return following
     return _at(*following, offset - overlap, limit)
+
+
+def _continuation(
+    following: tuple[str, dict[str, Any]],
+    url: str,
+    params: Mapping[str, Any],
+    overlap: int,
+    end: int | None,
+) -> tuple[str, dict[str, Any]] | None:
+    """The request after (url, params) as it is sent: moved back by `overlap`, and for a
+    limited pull cut at offset `end`; None when its new rows would start at or past `end`."""
+    start = _starts_at(following)
+    if end is not None and start is not None and start >= end:
+        return None
+    if overlap:
+        following = _overlapping(following, url, params, overlap)
+    return following if end is None else _cut(following, end)
+
+
+def _starts_at(request: tuple[str, Mapping[str, Any]]) -> int | None:
+    """The offset a request names (None when it names none: a first page, a cursor)."""
+    query = _query(*request)
+    return _limit_offset(*request)[1] if "offset" in query else None
+
+
+def _cut(
+    request: tuple[str, dict[str, Any]], end: int, *, first: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """A limit/offset request asking for no rows at or past offset `end` (the first page of
+    a list, which names no offset yet, counts as offset 0); others unchanged."""
+    limit, offset = _limit_offset(*request)
+    if limit is None or offset + limit <= end or (_starts_at(request) is None and not first):
+        return request
+    url, params = request
+    if "limit" in params:  # keep the caller's parameters where they were
+        return url, {**params, "limit": end - offset}
+    return _at(url, params, offset, end - offset)
 
 
 def _at(url: str, params: Mapping[str, Any], offset: int, limit: int) -> tuple[str, dict[str, Any]]:

@@ -26,6 +26,8 @@ __all__ = ["RESOURCES", "Resource", "resource_named"]
 # 5,000 stays under the row cap of the HogQL query behind both endpoints (10,000 in older
 # PostHog, 50,000 now): above it PostHog would return a short page and no `next`.
 PERSONS_PAGE_GROWTH = 5000
+# PostHog's default page for limit/offset lists (REST_FRAMEWORK["PAGE_SIZE"], settings/web.py).
+DRF_PAGE_SIZE = 100
 _NO_FLAGS: Mapping[str, str] = MappingProxyType({})
 
 
@@ -44,11 +46,15 @@ class Resource:
     params: the accessor's filters (keyword arguments named in `filters`) to query
         parameters, checked; None values are left out of the request.
     schema: the frames.SCHEMAS entry that types the columns (the name, by default).
+    page_size: the rows of a page PostHog serves when no `limit` is sent (DRF's PAGE_SIZE,
+        100, unless the endpoint sets its own); a `limit=N` pull sends `limit` so that small
+        pulls get small pages. None: the list is paged by cursor and takes no `limit`.
     grow_to: limit/offset pages may grow to this many rows (see _pagination).
     live_key: the list changes while it is read; its pages overlap by a row and are joined
         on this key without repeats or gaps (see _live).
     id_argument: the accessor's positional argument (`%posthog <name> ID` fills it).
-    magic_flags: `%posthog` flags this resource takes -> the accessor argument they fill.
+    magic_flags: `%posthog` flags this resource takes -> the accessor argument they fill
+        (besides --limit, which every resource takes: see `takes_limit`).
     call_options: whether the accessor takes the common options (cache, refresh, ...).
     """
 
@@ -59,6 +65,7 @@ class Resource:
     params: Callable[..., dict[str, Any]] = _no_params
     filters: tuple[str, ...] = ()
     schema: str | None = None
+    page_size: int | None = DRF_PAGE_SIZE
     grow_to: int | None = None
     live_key: str | None = None
     id_argument: str | None = None
@@ -69,6 +76,12 @@ class Resource:
     @property
     def frame_schema(self) -> str:
         return self.schema or self.name
+
+    @property
+    def takes_limit(self) -> bool:
+        """`limit=N` is an accessor argument that stops paging after N rows (lists, events);
+        `%posthog <name> --limit N` passes it."""
+        return self.kind in ("list", "events")
 
     @property
     def arguments(self) -> tuple[str, ...]:
@@ -164,9 +177,7 @@ RESOURCES: tuple[Resource, ...] = (
         "events in [after, before), oldest first",
         kind="events",
         filters=_EVENT_FILTERS,
-        magic_flags=MappingProxyType(
-            {"after": "after", "before": "before", "event": "event", "limit": "limit"}
-        ),
+        magic_flags=MappingProxyType({"after": "after", "before": "before", "event": "event"}),
     ),
     Resource("cohorts", "all cohorts", path="cohorts"),
     Resource(
@@ -205,6 +216,7 @@ RESOURCES: tuple[Resource, ...] = (
         "all annotations",
         path="annotations",
         params=_search_only,
+        page_size=1000,
         filters=("search",),
     ),
     Resource("actions", "all actions", path="actions"),
@@ -229,6 +241,7 @@ RESOURCES: tuple[Resource, ...] = (
         "groups of one group type",
         path="groups",
         params=_groups,
+        page_size=None,
         id_argument="group_type_index",
         filters=("search",),
     ),

@@ -25,7 +25,13 @@ from posthog_pandas.exceptions import ConfigurationError, CredentialsError
 from posthog_pandas.export import Exporter, ExportSummary
 from posthog_pandas.frames import FrameOptions
 from posthog_pandas.query import QueryRunner
-from posthog_pandas.resources import CallOptions, Lists, check_options, suggest_resource
+from posthog_pandas.resources import (
+    CallOptions,
+    ListOptions,
+    Lists,
+    check_options,
+    suggest_resource,
+)
 
 
 def connect(
@@ -80,7 +86,8 @@ def connect(
         timeout: seconds, or (connect, read).
         retry: retry policy for reads (`RetrySettings`: attempts, backoff, longest wait).
         pacing: request pacing under PostHog's rate limits (`PacingSettings`).
-        verify: TLS verification (default on); False warns, a path names a CA bundle.
+        verify: TLS verification (default on); a path names a CA bundle (a PostHog whose
+            certificate a private CA signed: verify="/path/ca.pem"); False warns.
         legacy: force (True) or forbid (False) the old /api/person/ and /api/user/ API; by
             default it is used with HTTP Basic or when the server lacks /api/users/@me/.
         dotenv: read a .env file (True: the nearest one upward from the working directory; a
@@ -304,7 +311,7 @@ class PostHog:
         email: str | None = None,
         distinct_id: str | None = None,
         properties: Sequence[Mapping[str, Any]] | None = None,
-        **options: Unpack[CallOptions],
+        **options: Unpack[ListOptions],
     ) -> pd.DataFrame:
         """All persons, newest first (PostHog's order), one row per person.
 
@@ -315,16 +322,19 @@ class PostHog:
         limit); a grown page PostHog fails to serve is asked for again at 1,000. Persons
         created, deleted or merged during the pull shift PostHog's offset pages: each person
         that exists throughout comes exactly once all the same (see _live).
+
+        `limit=N` (on every list accessor) gives the first N rows and requests no page past
+        them: `persons(limit=3)` is one request for three persons.
         """
         filters = {"search": search, "email": email, "distinct_id": distinct_id}
         return self._lists.read("persons", {**filters, "properties": properties, **options})
 
-    def cohort_persons(self, cohort_id: int, **options: Unpack[CallOptions]) -> pd.DataFrame:
+    def cohort_persons(self, cohort_id: int, **options: Unpack[ListOptions]) -> pd.DataFrame:
         """The persons in one cohort (same columns and paging as `persons()`)."""
         return self._lists.read("cohort_persons", {"cohort_id": cohort_id, **options})
 
     def groups(
-        self, group_type_index: int, *, search: str | None = None, **options: Unpack[CallOptions]
+        self, group_type_index: int, *, search: str | None = None, **options: Unpack[ListOptions]
     ) -> pd.DataFrame:
         """Groups of one group type (0-4; see the group types in PostHog's settings)."""
         arguments = {"group_type_index": group_type_index, "search": search}
@@ -332,7 +342,7 @@ class PostHog:
 
     # -- product metadata ---------------------------------------------------------------------
 
-    def cohorts(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+    def cohorts(self, **options: Unpack[ListOptions]) -> pd.DataFrame:
         """All cohorts."""
         return self._lists.read("cohorts", options)
 
@@ -341,33 +351,33 @@ class PostHog:
         *,
         active: bool | None = None,
         search: str | None = None,
-        **options: Unpack[CallOptions],
+        **options: Unpack[ListOptions],
     ) -> pd.DataFrame:
         """All feature flags; `active` keeps only active (True) or inactive (False) flags."""
         return self._lists.read("feature_flags", {"active": active, "search": search, **options})
 
     def insights(
-        self, *, saved: bool | None = None, **options: Unpack[CallOptions]
+        self, *, saved: bool | None = None, **options: Unpack[ListOptions]
     ) -> pd.DataFrame:
         """All insights (their definitions; use `insight(id)` for one insight's results)."""
         return self._lists.read("insights", {"saved": saved, **options})
 
-    def dashboards(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+    def dashboards(self, **options: Unpack[ListOptions]) -> pd.DataFrame:
         """All dashboards."""
         return self._lists.read("dashboards", options)
 
     def annotations(
-        self, *, search: str | None = None, **options: Unpack[CallOptions]
+        self, *, search: str | None = None, **options: Unpack[ListOptions]
     ) -> pd.DataFrame:
         """All annotations."""
         return self._lists.read("annotations", {"search": search, **options})
 
-    def actions(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+    def actions(self, **options: Unpack[ListOptions]) -> pd.DataFrame:
         """All actions."""
         return self._lists.read("actions", options)
 
     def event_definitions(
-        self, *, search: str | None = None, **options: Unpack[CallOptions]
+        self, *, search: str | None = None, **options: Unpack[ListOptions]
     ) -> pd.DataFrame:
         """Every event name PostHog has seen, with volumes and dates."""
         return self._lists.read("event_definitions", {"search": search, **options})
@@ -378,18 +388,18 @@ class PostHog:
         type: str = "event",
         group_type_index: int | None = None,
         search: str | None = None,
-        **options: Unpack[CallOptions],
+        **options: Unpack[ListOptions],
     ) -> pd.DataFrame:
         """Property definitions of one kind: type="event" (default), "person", "session" or
         "group"; groups need `group_type_index` (0-4), PostHog lists one group type at a time."""
         arguments = {"type": type, "group_type_index": group_type_index, "search": search}
         return self._lists.read("property_definitions", {**arguments, **options})
 
-    def experiments(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+    def experiments(self, **options: Unpack[ListOptions]) -> pd.DataFrame:
         """All experiments."""
         return self._lists.read("experiments", options)
 
-    def surveys(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+    def surveys(self, **options: Unpack[ListOptions]) -> pd.DataFrame:
         """All surveys."""
         return self._lists.read("surveys", options)
 
@@ -398,7 +408,7 @@ class PostHog:
         *,
         date_from: DateLike | None = None,
         date_to: DateLike | None = None,
-        **options: Unpack[CallOptions],
+        **options: Unpack[ListOptions],
     ) -> pd.DataFrame:
         """Session recordings (metadata, not the recordings themselves), newest first.
 
@@ -409,7 +419,7 @@ class PostHog:
         arguments = {"date_from": date_from, "date_to": date_to}
         return self._lists.read("session_recordings", {**arguments, **options})
 
-    def projects(self, **options: Unpack[CallOptions]) -> pd.DataFrame:
+    def projects(self, **options: Unpack[ListOptions]) -> pd.DataFrame:
         """The projects of your organization that the key can see."""
         return self._lists.read("projects", options)
 
@@ -457,7 +467,12 @@ class PostHog:
         `properties` are PostHog property filters ({"key", "value", "operator", "type"}),
         compared as PostHog compares them (True matches a JSON true, 10 matches 10 and 10.0).
         When PostHog stops a page at its query time limit, the rest of the range is read in
-        smaller time windows, still in order and each event once.
+        smaller time windows, still in order and each event once. `limit=n` gives the n oldest
+        events: it is the LIMIT of the HogQL, so a small limit is one small query.
+
+        `df.attrs` holds the window read (`after`, `before`, UTC Timestamps) and whether it was
+        the default one (`default_window`: neither after nor before given); an empty default
+        window also warns (EmptyWindowWarning), naming the window.
 
         `incremental=True` keeps one growing table per set of filters: each call reads again
         from `lookback` (default one day; a timedelta or text like "6h", "2d") before the

@@ -48,17 +48,21 @@ from posthog_pandas.resources import ListPlan, Lists
 
 __all__ = [
     "EVENT_COLUMNS",
+    "EmptyWindowWarning",
     "EventCursor",
     "EventFilter",
     "Events",
     "events_query",
     "property_condition",
     "split_events_window",
+    "window_note",
 ]
 
 log = logging.getLogger("posthog_pandas")
 
-DEFAULT_EVENTS_WINDOW = "-30d"
+DEFAULT_EVENTS_DAYS = 30
+DEFAULT_EVENTS_WINDOW = f"-{DEFAULT_EVENTS_DAYS}d"
+DEFAULT_WINDOW_NOTE = f"the default window: the last {DEFAULT_EVENTS_DAYS} days"
 # How far back `incremental=True` reads again, for events that arrived late (PostHog accepts
 # past timestamps, posthog-api.md §12): a day covers mobile SDKs' offline queues and retries.
 DEFAULT_LOOKBACK = timedelta(days=1)
@@ -309,6 +313,52 @@ MIN_EVENTS_WINDOW = timedelta(seconds=1)
 EventCursor = tuple[Any, Any]  # the (timestamp, uuid) of the last row read
 
 
+# -- the window a frame covers ------------------------------------------------------------------
+
+
+class EmptyWindowWarning(UserWarning):
+    """`ph.events()` without after/before found no event in the default window."""
+
+
+def window_text(after: datetime, before: datetime) -> str:
+    """ "between 2026-11-07 06:20 and 2026-12-07 06:20 UTC" (minutes; whole days as dates)."""
+    midnight = all(t.astimezone(UTC).time() == datetime.min.time() for t in (after, before))
+    shape = "%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M"
+    shown = [t.astimezone(UTC).strftime(shape) for t in (after, before)]
+    return f"between {shown[0]} and {shown[1]} UTC"
+
+
+def window_note(frame: pd.DataFrame, how: str) -> str | None:
+    """One line on the window an events frame covers (its `attrs`): which one the default
+    window was, and why an empty frame is empty; None when there is nothing to say. `how`
+    names the arguments that choose another window ("after=/before=", "--after/--before")."""
+    after, before = frame.attrs.get("after"), frame.attrs.get("before")
+    if after is None or before is None:
+        return None
+    default = bool(frame.attrs.get("default_window"))
+    window = window_text(after, before)
+    if len(frame) == 0 and default:
+        return f"no events {window} ({DEFAULT_WINDOW_NOTE}); pass {how} for another range."
+    if len(frame) == 0:
+        return f"no events {window}."
+    if default:
+        return f"events {window} ({DEFAULT_WINDOW_NOTE}; pass {how} for another range)."
+    return None
+
+
+def with_window(frame: pd.DataFrame, flt: EventFilter, *, default: bool) -> pd.DataFrame:
+    """`frame` with the window it covers in `attrs` (after, before, default_window); an
+    empty default window is an EmptyWindowWarning, so that nobody reads "no events" as
+    "PostHog has none"."""
+    frame.attrs.update(
+        after=pd.Timestamp(flt.after), before=pd.Timestamp(flt.before), default_window=default
+    )
+    if default and len(frame) == 0:
+        note = window_note(frame, "after=/before=")
+        warnings.warn(note or "", EmptyWindowWarning, stacklevel=4)
+    return frame
+
+
 def split_events_window(
     flt: EventFilter, last: EventCursor | None
 ) -> tuple[tuple[EventFilter, EventCursor | None], tuple[EventFilter, None]] | None:
@@ -357,7 +407,12 @@ class Events:
         """Every event of the filters as one frame (see PostHog.events)."""
         if lookback is not None and not incremental:
             raise ConfigurationError("lookback= applies to incremental=True pulls only.")
-        list_filters = {
+        if incremental and limit is not None:
+            raise ConfigurationError(
+                "limit= does not apply to incremental=True pulls, which keep the whole table; "
+                "drop one of them."
+            )
+        list_filters: dict[str, Any] = {
             "after": after,
             "before": before,
             "event": event,
@@ -366,7 +421,8 @@ class Events:
             "properties": properties,
         }
         if self._conn.legacy:
-            return self._list_events(self.list_plan("/api/event/", list_filters, options), limit)
+            legacy = {**list_filters, "limit": limit}
+            return self._lists.frame(self.list_plan("/api/event/", legacy, options))
         flt = self.filter(
             after=after,
             before=before,
@@ -385,10 +441,12 @@ class Events:
             )
             return self._incremental(flt, window, options)
         key = self._frames.key("events", _filter_params(flt, cap), options)
+        default = after is None and before is None
         try:
-            return self._frames.frame(
+            frame = self._frames.frame(
                 key, "events", options, lambda: self._frame(flt, cap, options)
             )
+            return with_window(frame, flt, default=default)
         except NotFoundError as exc:
             if "/query" not in exc.url or where is not None or columns is not None:
                 raise
@@ -399,9 +457,9 @@ class Events:
                 UserWarning,
                 stacklevel=3,
             )
-            list_filters.update(after=flt.after, before=flt.before)
+            list_filters.update(after=flt.after, before=flt.before, limit=cap)
             plan = self.list_plan(self._conn.project_path("events"), list_filters, options)
-            return self._list_events(plan, cap)
+            return with_window(self._lists.frame(plan), flt, default=default)
 
     def filter(
         self,
@@ -473,13 +531,16 @@ class Events:
             show=self._conn.progress if show is None else show,
             desc="events",
             rows=lambda page: len(page.results),
+            total=None if cap is None else lambda _page: cap,  # a limit: the most rows to come
         )
 
     def list_plan(
         self, path: str, filters: Mapping[str, Any], options: Mapping[str, Any]
     ) -> ListPlan:
         """The deprecated events list's request for events() filters (where and columns do
-        not apply): old self-hosted PostHog without a query API."""
+        not apply; `limit` stops paging at that many rows): old self-hosted PostHog without
+        a query API. Its `before` cursor skips events that share the timestamp of a page
+        boundary (posthog-api.md §4.2)."""
         event = filters.get("event")
         if event is not None and not isinstance(event, str):
             raise ConfigurationError(
@@ -495,7 +556,9 @@ class Events:
             "limit": 1000,
         }
         clean = {k: v for k, v in params.items() if v is not None}
-        return ListPlan("events", "events", path, clean, options)
+        limit = filters.get("limit")
+        limit = None if limit is None else _checks.positive_int(limit, "limit")
+        return ListPlan("events", "events", path, clean, options, limit)
 
     # -- machinery --
 
@@ -598,15 +661,6 @@ class Events:
         if store is not None and key is not None and options.get("cache", True):
             store.put_frame(key, frame, resource="events", ttl=INCREMENTAL_TTL)
         return frame
-
-    def _list_events(self, plan: ListPlan, limit: int | None) -> pd.DataFrame:
-        """The deprecated events list: 1,000 rows a page, newest first, `before` cursor.
-
-        Used only where the query API is missing (old self-hosted PostHog). Its cursor skips
-        events that share the timestamp of a page boundary (posthog-api.md §4.2).
-        """
-        frame = self._lists.frame(plan)
-        return frame if limit is None else frame.head(limit).reset_index(drop=True)
 
 
 def page_frame(

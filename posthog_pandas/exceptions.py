@@ -20,7 +20,8 @@
     └── CacheError                the cache cannot serve the request (offline miss, unwritable)
 
 Library code raises these plain classes so scripts and tests can catch them; the
-notebook magics turn them into one-line IPython errors at the edge.
+notebook magics turn them into one-line IPython errors at the edge, and IPython shows them
+without the frames inside posthog-pandas (see _tracebacks).
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ __all__ = [
 class PostHogError(Exception):
     """Base class of every error posthog-pandas raises."""
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython's hook: show the user's frames and this message, not our internals."""
+        from posthog_pandas._tracebacks import user_traceback
+
+        return user_traceback(self)
+
 
 class ConfigurationError(PostHogError, ValueError):
     """An argument or setting is invalid; the message names it and the accepted values."""
@@ -79,7 +86,16 @@ class _RequestError(PostHogError):
 
 
 class TransportError(_RequestError):
-    """The request got no HTTP answer: connection refused or reset, DNS failure, timeout."""
+    """The request got no HTTP answer: connection refused or reset, DNS failure, timeout.
+
+    ``retryable`` is False when no retry can help: a certificate that cannot be verified, a
+    host name that does not resolve, a redirect; those fail at the first attempt.
+    ``connecting`` is True when no connection was made (refused, connect timeout): those get
+    the short budget of ``RetrySettings.connect_attempts``, seconds rather than minutes.
+    """
+
+    retryable: bool = True
+    connecting: bool = False
 
 
 class ResponseFormatError(_RequestError):

@@ -15,6 +15,7 @@ import difflib
 import getpass
 import re
 import shlex
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -37,6 +38,7 @@ from posthog_pandas._registry import NAMES, RESOURCES, Resource, resource_named
 from posthog_pandas._session import get_connection, reset, set_connection
 from posthog_pandas.cache import CacheStore, default_cache_dir
 from posthog_pandas.client import PostHog, connect
+from posthog_pandas.events import EmptyWindowWarning, window_note
 from posthog_pandas.exceptions import PostHogError
 from posthog_pandas.export import write_frame
 
@@ -100,7 +102,7 @@ def resource_parser() -> MagicArgumentParser:
     parser.add_argument("--after", help="events from this date (ISO date or '-7d')")
     parser.add_argument("--before", help="events before this date")
     parser.add_argument("--event", action="append", help="only this event name (repeatable)")
-    parser.add_argument("--limit", type=int, metavar="N", help="at most N rows")
+    parser.add_argument("--limit", type=int, metavar="N", help="only the first N rows")
     parser.add_argument("-o", "--out", metavar="VAR", help="store the DataFrame in VAR")
     _add_output_flags(parser)
     return parser
@@ -149,8 +151,8 @@ class PostHogMagics(Magics, Configurable):
     limit = Int(
         None,
         allow_none=True,
-        help="Default row cap when --limit is not given (events: sent to PostHog; other "
-        "resources: the first N rows). None fetches every row.",
+        help="Default --limit: only the first N rows of each resource, and no more pages "
+        "requested than they need. None fetches every row.",
     ).tag(config=True)
     progress = Bool(True, help="Show progress bars while pages download.").tag(config=True)
     display_rows = Int(
@@ -228,12 +230,26 @@ class PostHogMagics(Magics, Configurable):
         if opts.out is not None and not opts.out.isidentifier():
             raise UsageError(f"%posthog: -o {opts.out!r} is not a valid variable name.")
         kwargs = self._resource_kwargs(entry, opts)
-        result = self.connection().read(entry.name, **kwargs)
+        result = self._read(entry, kwargs)
         limit = opts.limit if opts.limit is not None else self.limit
-        capped = "limit" in entry.magic_flags  # else --limit keeps the first rows
-        if isinstance(result, pd.DataFrame) and not capped and limit is not None:
+        # Lists and events stop paging at the limit; one answer (an insight) is cut here.
+        if isinstance(result, pd.DataFrame) and not entry.takes_limit and limit is not None:
             result = result.head(limit).reset_index(drop=True)
         return self._deliver(result, opts.out, opts.csv, opts.parquet)
+
+    def _read(self, entry: Resource, kwargs: Mapping[str, Any]) -> Any:
+        """The accessor's answer; for events, a line on the window read when it was the
+        default one or held nothing (said here with the magic's flags, not as a warning)."""
+        ph = self.connection()
+        if entry.kind != "events":
+            return ph.read(entry.name, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EmptyWindowWarning)
+            result = ph.read(entry.name, **kwargs)
+        note = window_note(result, "--after/--before") if isinstance(result, pd.DataFrame) else None
+        if note is not None:
+            print(note)
+        return result
 
     def _resource_kwargs(self, entry: Resource, opts: argparse.Namespace) -> dict[str, Any]:
         """The accessor's arguments from the flags the registry gives this resource."""
@@ -247,12 +263,11 @@ class PostHogMagics(Magics, Configurable):
             if flag == "event":
                 if opts.event:
                     kwargs[argument] = opts.event[0] if len(opts.event) == 1 else opts.event
-            elif flag == "limit":
-                limit = opts.limit if opts.limit is not None else self.limit
-                if limit is not None:
-                    kwargs[argument] = limit
             else:
                 kwargs[argument] = getattr(opts, flag)
+        limit = opts.limit if opts.limit is not None else self.limit
+        if limit is not None and entry.takes_limit:
+            kwargs["limit"] = limit
         if entry.id_argument is not None:
             kwargs[entry.id_argument] = _id_argument(entry, opts.id)
         elif opts.id is not None:
@@ -465,15 +480,15 @@ def help_text(magics: PostHogMagics) -> str:
         for r in listed
     )
     traits = "\n".join(
-        f"  %config PostHogMagics.{name} = ...   {trait.help.split('.')[0]} "
+        f"  %config PostHogMagics.{name} = ...   {first_sentence(trait.help)} "
         f"(now {getattr(magics, name)!r})"
         for name, trait in sorted(magics.class_traits(config=True).items())
     )
     return f"""\
 %posthog RESOURCE [ID] [--after D] [--before D] [--event E] [--limit N] [-o VAR]
                   [--csv PATH] [--parquet PATH] [--refresh] [--no-cache]
-    Fetch a resource as a DataFrame: df = %posthog persons. Resources, with the flags
-    each takes besides --limit N (which keeps the first N rows):
+    Fetch a resource as a DataFrame: df = %posthog persons. --limit N asks PostHog for
+    the first N rows only. Resources, with the flags each takes besides --limit:
 {resources}
 %posthog query SELECT ...        run one line of HogQL
 %%posthog [VAR] [--csv PATH] [--parquet PATH] [--refresh] [--no-cache]
@@ -486,6 +501,15 @@ def help_text(magics: PostHogMagics) -> str:
 %posthog help                    this text
 Settings:
 {traits}"""
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+
+
+def first_sentence(text: str) -> str:
+    """Text up to its first full stop followed by a space ("display.max_rows" is one word),
+    whitespace collapsed."""
+    return _SENTENCE_END.split(" ".join(text.split()), maxsplit=1)[0]
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -4,7 +4,8 @@ A list accessor (`ph.persons()`, `ph.cohorts()`, ...) names a registry entry (_r
 passes its arguments; `Lists.plan` checks and encodes them into a `ListPlan` (what to fetch,
 how to page, which schema) without fetching anything. `Lists.frame` turns a plan into one
 typed DataFrame (kept in the frame cache beside the raw pages, so a rerun is a file read),
-`Lists.frames` into a stream of frames for the exporter.
+`Lists.frames` into a stream of frames for the exporter. `limit=N` reads the first N rows in
+PostHog's order and requests no page past them (see _pagination).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import difflib
 import logging
 import string
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
 import pandas as pd
@@ -49,9 +50,16 @@ class CallOptions(TypedDict, total=False):
     dtypes: Mapping[str, str] | None
 
 
+class ListOptions(CallOptions, total=False):
+    """Options every list accessor accepts: the common ones, and `limit`."""
+
+    limit: int | None
+
+
 log = logging.getLogger("posthog_pandas")
 
 _OPTION_NAMES = tuple(CallOptions.__annotations__)
+_LIST_OPTION_NAMES = (*_OPTION_NAMES, "limit")
 
 # Lists that grow their pages / change while they are read, by frames schema (indexes of the
 # registry's grow_to and live_key; see _pagination and _live).
@@ -67,25 +75,29 @@ ACCESSORS = NAMES
 @dataclass(frozen=True)
 class ListPlan:
     """What a list accessor reads: the resource, the frames schema, the URL path and query
-    parameters (None values left out), and the call's options. Turned into a DataFrame by
-    `Lists.frame`, into pages by `Lists.pages`, into a file by the exporter."""
+    parameters (None values left out), the call's options, and `limit` (the first rows
+    only; None: every row). Turned into a DataFrame by `Lists.frame`, into pages by
+    `Lists.pages`, into a file by the exporter."""
 
     resource: str
     schema: str
     path: str
     params: Mapping[str, Any]
     options: Mapping[str, Any]
+    limit: int | None = None
 
 
-def check_options(options: Mapping[str, Any], accessor: str) -> None:
+def check_options(
+    options: Mapping[str, Any], accessor: str, known: tuple[str, ...] = _OPTION_NAMES
+) -> None:
     """Unknown keyword arguments fail loudly with a suggestion instead of vanishing."""
     for name in options:
-        if name not in _OPTION_NAMES:
-            close = difflib.get_close_matches(name, _OPTION_NAMES, n=1)
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise TypeError(
                 f"{accessor}() got an unexpected keyword argument {name!r}.{hint} "
-                f"Common options: {', '.join(_OPTION_NAMES)}."
+                f"Common options: {', '.join(known)}."
             )
 
 
@@ -114,24 +126,30 @@ class Lists:
         entry = resource_named(name)
         assert entry is not None and entry.path is not None, name
         filters = {k: v for k, v in arguments.items() if k in entry.arguments}
-        options = {k: v for k, v in arguments.items() if k not in entry.arguments}
+        options = {k: v for k, v in arguments.items() if k not in (*entry.arguments, "limit")}
         if entry.id_argument is not None and entry.id_argument not in filters:
             raise TypeError(f"{name}() missing 1 required argument: {entry.id_argument!r}")
-        check_options(options, name)
+        check_options(options, name, _LIST_OPTION_NAMES)
+        limit = arguments.get("limit")
+        limit = None if limit is None else _checks.positive_int(limit, "limit")
         if self._conn.legacy:
-            legacy = self._legacy_plan(entry, filters, options)
+            legacy = self._legacy_plan(entry, filters, options, limit)
             if legacy is not None:
                 return legacy
         params = entry.params(**filters)
         path = entry.path.format(**{k: params.pop(k) for k in _path_fields(entry.path)})
         path = path if path.startswith("/") else self._conn.project_path(path)
+        if limit is not None and params.get("limit") is None and entry.page_size is not None:
+            params["limit"] = entry.page_size  # a page size to cut (see _pagination)
         clean = {k: v for k, v in params.items() if v is not None}
-        return ListPlan(name, entry.frame_schema, path, clean, options)
+        return ListPlan(name, entry.frame_schema, path, clean, options, limit)
 
     def frame(self, plan: ListPlan) -> pd.DataFrame:
         """Every page of the plan as one typed frame (kept in the frame cache)."""
         schema, options = plan.schema, plan.options
-        key = self._frames.key(schema, {"path": plan.path, **plan.params}, options)
+        # The first N rows are another frame than every row (same key as before otherwise).
+        rows = {} if plan.limit is None else {"first_rows": plan.limit}
+        key = self._frames.key(schema, {"path": plan.path, **plan.params, **rows}, options)
 
         def build() -> pd.DataFrame:
             fopts = self._frames.options(options)
@@ -165,11 +183,11 @@ class Lists:
             yield records_to_frame(page.results, schema, options)
 
     def pages(self, plan: ListPlan, *, progress: bool | None) -> Iterator[Page]:
-        """Every page of a list; a list that changes while it is read (persons) comes with
-        each row once and none skipped (see _live)."""
+        """Every page of a list (up to `plan.limit` rows); a list that changes while it is
+        read (persons) comes with each row once and none skipped (see _live)."""
         schema, options = plan.schema, plan.options
         key = LIVE_LISTS.get(schema)
-        pages = self._conn.iter_pages(
+        pages: Iterator[Page] = self._conn.iter_pages(
             plan.path,
             plan.params,
             resource=schema,
@@ -178,14 +196,15 @@ class Lists:
             progress=progress,
             grow_to=GROWING_PAGES.get(schema),
             overlap=1 if key else 0,
+            rows=plan.limit,
         )
-        if key is None:
-            return pages
+        if key is not None:
 
-        def refetch(url: str) -> Any:
-            return self._conn.fetcher.get(url, None, resource=schema, cache=False)
+            def refetch(url: str) -> Any:
+                return self._conn.fetcher.get(url, None, resource=schema, cache=False)
 
-        return without_repeats_or_gaps(pages, refetch, key=key)
+            pages = without_repeats_or_gaps(pages, refetch, key=key)
+        return pages if plan.limit is None else first_rows(pages, plan.limit)
 
     def fetch_path(
         self,
@@ -236,27 +255,50 @@ class Lists:
     # -- old PostHog --
 
     def _legacy_plan(
-        self, entry: Resource, filters: Mapping[str, Any], options: Mapping[str, Any]
+        self,
+        entry: Resource,
+        filters: Mapping[str, Any],
+        options: Mapping[str, Any],
+        limit: int | None,
     ) -> ListPlan | pd.DataFrame | None:
         """Old PostHog: persons at /api/person/ (filters sent as given), event and property
         names in /api/user/; None where the current API's plan applies."""
         if entry.name == "persons":
             params = {k: v for k, v in filters.items() if v is not None}
-            return ListPlan("persons", "legacy_persons", "/api/person/", params, options)
+            return ListPlan("persons", "legacy_persons", "/api/person/", params, options, limit)
         if entry.name == "event_definitions":
-            return self._legacy_names("event_names", options)
+            return self._legacy_names("event_names", options, limit)
         if entry.name == "property_definitions":
             kind = _checks.definitions_type(filters.get("type", "event"))
             _checks.definitions_group_index(kind, filters.get("group_type_index"))
             key = "event_properties" if kind == "event" else "person_properties"
-            return self._legacy_names(key, options)
+            return self._legacy_names(key, options, limit)
         return None
 
-    def _legacy_names(self, key: str, options: Mapping[str, Any]) -> pd.DataFrame:
+    def _legacy_names(
+        self, key: str, options: Mapping[str, Any], limit: int | None
+    ) -> pd.DataFrame:
         """Old PostHog lists event and property names in /api/user/ (one `name` column)."""
         data = self._conn.fetcher.get("/api/user/", resource="user")
-        names = (data if isinstance(data, dict) else {}).get(key) or []
+        names = ((data if isinstance(data, dict) else {}).get(key) or [])[:limit]
         return records_to_frame([{"name": n} for n in names], None, self._frames.options(options))
+
+
+def first_rows(pages: Iterator[Page], limit: int) -> Iterator[Page]:
+    """The pages up to the one that holds the `limit`-th row, that one cut there; no page is
+    asked for after it (a cursor list, which cannot be cut by offset, stops here)."""
+    left = limit
+    try:
+        for page in pages:
+            if len(page.results) >= left:
+                yield replace(page, results=page.results[:left])
+                return
+            left -= len(page.results)
+            yield page
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()  # now, not when collected: a look-ahead in flight is awaited
 
 
 def _has_insight_result(body: Any) -> bool:

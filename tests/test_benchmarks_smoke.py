@@ -101,10 +101,22 @@ def test_quick_overlap_runs_every_measure_against_the_raw_transfer() -> None:
     assert "round 1/1" in done.stderr
 
 
-def _run_quick(script: str) -> subprocess.CompletedProcess[str]:
+@pytest.mark.integration
+def test_quick_ab_pulls_with_both_versions_and_reports_their_waits() -> None:
+    # ab.py exits non-zero when a pull loses rows or imports another posthog_pandas than the
+    # tree it was given; here both trees are this checkout.
+    done = _run_quick("ab.py", "--old", str(ROOT))
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].split()[:3] == ["version", "median", "wall"]
+    assert [line.split()[0] for line in lines[1:3]] == ["old", "new"]
+    assert lines[3].startswith("new/old wall, per round: median ")
+    assert "round 1/1: old " in done.stderr
+
+
+def _run_quick(script: str, *extra: str) -> subprocess.CompletedProcess[str]:
     """benchmarks/<script> --quick, which must exit 0 (each script checks its own results)."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", *extra],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -21,6 +21,8 @@ keys       cache keys (SHA-256 over scope, method, normalised URL and body), the
 codec      page bodies as zstd frames (older zlib entries still read), length-checked.
 frames     Parquet files of DataFrames with their exact dtypes (dtype codes in the file's
            metadata), and the background frame writer.
+writer     the background page writer: a page is compressed as soon as it arrives and
+           written once the cache policy keeps it, never if it is dropped.
 files      the directory and its files: default location, modes 0700/0600, atomic writes
            (temp file + fsync + ``os.replace``), the per-directory salt.
 info       :class:`CacheInfo` and :class:`ResourceInfo`: what the cache holds, as text, HTML

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import functools
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["compress_body", "decompress_body"]
+__all__ = ["CompressedBody", "compress_body", "decompress_body"]
 
-#: zstd level 1: a page is compressed between its answer and the next request (events pages
-#: wait for it, so a pull killed midway resumes where it was), so speed beats ratio.
+#: zstd level 1: an events page must be in the cache before the next page is requested (so a
+#: pull killed midway resumes where it was), so speed beats ratio.
 COMPRESS_LEVEL = 1
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # every zstd frame starts with it; zlib streams never do
 
@@ -22,6 +23,18 @@ def _zstd() -> Any:
     import pyarrow as pa  # imported on first use: `import posthog_pandas.cache` stays light
 
     return pa.Codec("zstd", COMPRESS_LEVEL)
+
+
+@dataclass(frozen=True)
+class CompressedBody:
+    """A body compressed as the cache stores it, with its length before compression."""
+
+    stored: bytes
+    raw_size: int
+
+    @classmethod
+    def of(cls, body: bytes) -> CompressedBody:
+        return cls(compress_body(body), len(body))
 
 
 def compress_body(body: bytes) -> bytes:

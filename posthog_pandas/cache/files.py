@@ -64,7 +64,12 @@ def prepare_dir(path: Path, own_names: Collection[str] = (SALT_NAME,)) -> None:
         if not existed or _looks_like_ours(path, own_names):
             os.chmod(path, 0o700)
             if existed:
-                logger.warning("Cache directory %s had mode %o; set it to 0700.", path, mode)
+                logger.warning(
+                    "Cache directory %s had mode %o, so other users could read it; "
+                    "posthog-pandas changed it to 0700.",
+                    path,
+                    mode,
+                )
         else:
             logger.warning(
                 "Cache directory %s has mode %o, so other users may read cached data; "

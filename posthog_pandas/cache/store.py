@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import posthog_pandas.cache.keys as keys
-from posthog_pandas.cache.codec import compress_body, decompress_body
+from posthog_pandas.cache.codec import CompressedBody, decompress_body
 from posthog_pandas.cache.files import (
     SALT_NAME,
     cache_error,
@@ -112,9 +112,18 @@ class CacheStore:
         when the stored row cannot be read (logged)."""
         return self._get("page", key, allow_stale=allow_stale)
 
-    def put(self, key: str, body: bytes, *, resource: str, url: str, ttl: float) -> None:
-        """Store ``body`` for ``ttl`` seconds (``math.inf`` for ever) in one transaction."""
+    def put(
+        self, key: str, body: bytes | CompressedBody, *, resource: str, url: str, ttl: float
+    ) -> None:
+        """Store ``body`` for ``ttl`` seconds (``math.inf`` for ever) in one transaction;
+        a body from :meth:`compress` is stored as it is."""
         self._put("page", key, body, resource=resource, url=url, ttl=ttl)
+
+    @staticmethod
+    def compress(body: bytes) -> CompressedBody:
+        """``body`` as :meth:`put` stores it. Compressing is most of a write's cost: done
+        apart, it can run before the caller knows whether the body is worth keeping."""
+        return CompressedBody.of(body)
 
     def delete(self, key: str) -> None:
         """Forget everything stored under ``key``: page, JSON record and frame."""
@@ -259,11 +268,18 @@ class CacheStore:
         return Entry(body, row.created, row.expires, row.resource, row.url)
 
     def _put(
-        self, kind: str, key: str, body: bytes, *, resource: str, url: str, ttl: float
+        self,
+        kind: str,
+        key: str,
+        body: bytes | CompressedBody,
+        *,
+        resource: str,
+        url: str,
+        ttl: float,
     ) -> None:
-        compressed = compress_body(body)
+        packed = body if isinstance(body, CompressedBody) else CompressedBody.of(body)
         self._write_row(
-            kind, key, compressed, resource=resource, url=url, ttl=ttl, raw_size=len(body)
+            kind, key, packed.stored, resource=resource, url=url, ttl=ttl, raw_size=packed.raw_size
         )
 
     def _write_row(

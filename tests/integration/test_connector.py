@@ -119,7 +119,9 @@ def test_a_key_without_user_read_connects_when_the_project_is_given() -> None:
         with pytest.raises(php.PermissionDeniedError) as info:
             php.connect(key.key, host=srv.url, **options)
     message = str(info.value)
-    assert "→ 403: API key missing required scope 'user:read'" in message
+    assert message.startswith(
+        f"API key missing required scope 'user:read' (PostHog answered 403 to GET {srv.url}"
+    )
     assert "connect(project_id=...) or set POSTHOG_PROJECT_ID" in message
     assert info.value.scope == "user:read" and info.value.status == 403
 

@@ -129,3 +129,16 @@ def test_an_export_of_persons_repeats_no_one(
     target = tmp_path / "persons.csv"
     ph.export("persons", target)
     assert_each_once(pd.read_csv(target, usecols=["uuid"]), before)
+
+
+def test_a_limited_pull_while_persons_are_created_is_short_never_holed(
+    srv: LocalPostHog, ph: php.PostHog
+) -> None:
+    order = srv.dataset().persons.sort_values(["created_at", "id"], ascending=False)
+    first = order["id"].astype(str).tolist()
+    after_page(srv, "/persons/", 1, lambda: srv.create_persons(7))
+    frame = ph.persons(limit=1_200)
+    # The 7 new persons push the second page 7 rows down; it still ends at row 1,200 of the
+    # list as it is now, so the pull holds the first 1,193 persons of the list it started on.
+    assert frame["uuid"].astype(str).tolist() == first[:1_193]
+    assert persons_requests(srv) == [(0, 1000), (999, 201)]

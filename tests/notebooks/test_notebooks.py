@@ -1,14 +1,18 @@
-"""Every notebook in notebooks/ runs top to bottom (no key: against the local server), and the
-committed files carry no outputs and no key."""
+"""Every notebook in notebooks/ runs top to bottom (no key: against the local server), the
+executed file shows no widget whose model is gone, and the committed files carry no outputs and
+no key."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
+from nbclient import NotebookClient
 
 from tests.kernels import install_python3_kernel
 
@@ -61,13 +65,38 @@ def test_committed_notebook_is_clean(path: Path) -> None:
     assert default_key(42) not in text and "phx_" not in text
 
 
+class FrontendLikeClient(NotebookClient):  # type: ignore[misc]
+    """Saves widget state as JupyterLab does: without the models the kernel closed.
+
+    nbclient keeps every model it ever saw, so a view of a closed widget (the kind a reopened
+    notebook shows as "Error displaying widget: model not found") would pass unnoticed.
+    """
+
+    def handle_comm_msg(self, outs: Any, msg: dict[str, Any], cell_index: int) -> None:
+        super().handle_comm_msg(outs, msg, cell_index)
+        if msg["msg_type"] == "comm_close":
+            self.widget_state.pop(msg["content"]["comm_id"], None)
+
+
+def orphan_widget_views(nb: Any) -> list[str]:
+    """Model ids of widget views in the outputs that the saved widget state lacks."""
+    saved = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    models = saved.get("state", {})
+    views = [
+        out["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if "application/vnd.jupyter.widget-view+json" in out.get("data", {})
+    ]
+    return [model_id for model_id in views if model_id not in models]
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_runs(path: Path, kernel_env: Path) -> None:
-    from nbclient import NotebookClient
-
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
+    client = FrontendLikeClient(
         nb,
         timeout=TIMEOUT,
         kernel_name="python3",
@@ -78,9 +107,13 @@ def test_notebook_runs(path: Path, kernel_env: Path) -> None:
     outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]
     text = json.dumps(outputs)
+    assert orphan_widget_views(nb) == []
     if path.stem == "quickstart":
         assert any("image/png" in out.get("data", {}) for out in outputs), "no plot rendered"
         assert (kernel_env / "events_per_day.csv").is_file()
         assert "PostHog connection" in text  # PostHog._repr_html_ rendered
+        # The pull's progress bar became one line of text when it ended.
+        assert re.search(r"persons: 500 rows in \d+\.\d s", text), "no summary of the pull"
     if path.stem == "pushdown":
         assert "Same answer: True" in text
+        assert re.search(r"events: [\d,]+ rows in \d+\.\d s", text), "no summary of the pull"

@@ -186,6 +186,13 @@ ME = "GET {url}/api/users/@me/"
 PERSONS = "GET {url}/api/projects/1/persons/?limit=1000"
 COHORTS = "GET {url}/api/projects/1/cohorts/"
 QUERY = "POST {url}/api/projects/1/query/"
+
+
+def answered(status: int, request: str) -> str:
+    """How an API error names the status and the request, after PostHog's own words."""
+    return f" (PostHog answered {status} to {request})"
+
+
 HOST_ADVICE = (
     "Use https://us.posthog.com (US Cloud), https://eu.posthog.com (EU Cloud) or your "
     "self-hosted address, e.g. https://posthog.example.com."
@@ -230,16 +237,18 @@ CASES: list[Case] = [
         "unknown-key", "key", "a well-formed key PostHog does not know (typo, deleted)",
         lambda env: env.connect("phx_" + "z" * 40),
         php.AuthenticationError,
-        ME + " → 401: Personal API key found in request Authorization header is invalid.\n"
-        "The personal API key phx_…zzzz (from argument) was not accepted. " + REGION,
+        "Personal API key found in request Authorization header is invalid."
+        + answered(401, ME) + "\nThe personal API key phx_…zzzz (from argument) was not "
+        "accepted. " + REGION,
     ),
     Case(
         "eu-key-on-us-host", "key", "an EU key on the US host (two servers: the key is valid "
         "on the other one)",
         lambda env: env.connect(env.eu.api_key),
         php.AuthenticationError,
-        ME + " → 401: Personal API key found in request Authorization header is invalid.\n"
-        "The personal API key phx_…6029 (from argument) was not accepted. " + REGION,
+        "Personal API key found in request Authorization header is invalid."
+        + answered(401, ME) + "\nThe personal API key phx_…6029 (from argument) was not "
+        "accepted. " + REGION,
     ),
     Case(
         "key-in-query", "key", "`key_in='query'` (keys in URLs are refused)",
@@ -259,9 +268,9 @@ CASES: list[Case] = [
         "basic-on-current-posthog", "key", "username and password against current PostHog",
         lambda env: env.connect(None, username="ann@example.com", password="pw-example"),
         php.AuthenticationError,
-        ME + " → 401: Authentication credentials were not provided.\nThis PostHog did not "
-        "accept a username and password (HTTP Basic). Current PostHog versions accept only "
-        "personal API keys for the API. " + KEY_HELP,
+        "Authentication credentials were not provided." + answered(401, ME) + "\nThis "
+        "PostHog did not accept a username and password (HTTP Basic). Current PostHog "
+        "versions accept only personal API keys for the API. " + KEY_HELP,
     ),
     # -- host ---------------------------------------------------------------------------------
     Case(
@@ -287,11 +296,18 @@ CASES: list[Case] = [
         "host-unreachable", "host", "a host nobody listens on (`http://127.0.0.1:9`)",
         lambda env: env.connect(host="http://127.0.0.1:9"),
         php.TransportError,
-        "GET http://127.0.0.1:9/api/users/@me/ failed before PostHog answered: ConnectionError: "
-        "HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: "
-        "/api/users/@me/ (Caused by NewConnectionError(\"HTTPConnection(host='127.0.0.1', "
-        "port=9): Failed to establish a new connection: [Errno 111] Connection refused\")). "
-        "Check your network and POSTHOG_HOST. (gave up after 3 attempts)",
+        "http://127.0.0.1:9 refused the connection: nothing listens at that address and port. "
+        "Check POSTHOG_HOST (and its port), or start the server. "
+        "(GET http://127.0.0.1:9/api/users/@me/) (gave up after 3 attempts)",
+    ),
+    Case(
+        "host-mistyped", "host", "a host name that does not resolve "
+        "(`host='https://posthog.example.invalid'`)",
+        lambda env: env.connect(host="https://posthog.example.invalid"),
+        php.TransportError,
+        "The host name posthog.example.invalid could not be resolved. Check POSTHOG_HOST (now "
+        "https://posthog.example.invalid) for a typo, and that this machine is online; not "
+        "retried. (GET https://posthog.example.invalid/api/users/@me/)",
     ),
     Case(
         "host-serves-html", "host", "a host that answers with an HTML login page",
@@ -323,16 +339,16 @@ CASES: list[Case] = [
         "unknown-project", "project", "`project_id=999` (no such project)",
         lambda env: env.connect(project_id=999).persons(),
         php.NotFoundError,
-        "GET {url}/api/projects/999/persons/?limit=1000 → 404: Project not found.\nCheck "
-        "POSTHOG_PROJECT_ID (the number in your PostHog URL, /project/<id>/); ph.projects() "
-        "lists the projects your key can see.\n(raised by ph.persons())",
+        "Project not found." + answered(404, "GET {url}/api/projects/999/persons/?limit=1000")
+        + "\nCheck POSTHOG_PROJECT_ID (the number in your PostHog URL, /project/<id>/); "
+        "ph.projects() lists the projects your key can see.\n(raised by ph.persons())",
     ),
     Case(
         "project-not-allowed", "project", "a key limited to project 2, reading project 1",
         lambda env: env.connect(OTHER_PROJECT.key, project_id=1).persons(),
         php.PermissionDeniedError,
-        PERSONS + " → 403: API key does not have access to the requested project: ID 1.\nThe "
-        "key is limited to other projects; set POSTHOG_PROJECT_ID to one it may read.\n"
+        "API key does not have access to the requested project: ID 1." + answered(403, PERSONS)
+        + "\nThe key is limited to other projects; set POSTHOG_PROJECT_ID to one it may read.\n"
         "(raised by ph.persons())",
     ),
     Case(
@@ -352,17 +368,17 @@ CASES: list[Case] = [
         "missing-scope-persons", "scope", "a key without `person:read` calling `ph.persons()`",
         lambda env: env.connect(LIMITED.key).persons(),
         php.PermissionDeniedError,
-        PERSONS + " → 403: API key missing required scope 'person:read'\nAdd the 'person:read' "
-        "scope to this key in PostHog (Settings → Personal API keys → edit the key), or create "
-        "a key with it.\n(raised by ph.persons())",
+        "API key missing required scope 'person:read'" + answered(403, PERSONS)
+        + "\nAdd the 'person:read' scope to this key in PostHog (Settings → Personal API "
+        "keys → edit the key), or create a key with it.\n(raised by ph.persons())",
     ),
     Case(
         "missing-scope-query", "scope", "a key without `query:read` calling `ph.events()`",
         lambda env: env.connect(LIMITED.key).events(**EVENTS_WINDOW),
         php.PermissionDeniedError,
-        QUERY + " → 403: API key missing required scope 'query:read'\nAdd the 'query:read' "
-        "scope to this key in PostHog (Settings → Personal API keys → edit the key), or create "
-        "a key with it.",
+        "API key missing required scope 'query:read'" + answered(403, QUERY)
+        + "\nAdd the 'query:read' scope to this key in PostHog (Settings → Personal API "
+        "keys → edit the key), or create a key with it.",
     ),
     # -- filters --------------------------------------------------------------------------------
     Case(
@@ -376,7 +392,7 @@ CASES: list[Case] = [
         lambda env: env.connect().persons(serach="ann"),
         TypeError,
         "persons() got an unexpected keyword argument 'serach'. Common options: cache, refresh, "
-        "progress, flatten, max_depth, dtype_backend, dtypes.",
+        "progress, flatten, max_depth, dtype_backend, dtypes, limit.",
     ),
     Case(
         "properties-not-a-list", "filters", "`ph.persons(properties='plan=pro')`",
@@ -389,8 +405,10 @@ CASES: list[Case] = [
         "rejects it)",
         lambda env: env.connect().persons(properties=[{"nokey": 1}]),
         php.BadRequestError,
-        "GET {url}/api/projects/1/persons/?properties=%5B%7B%22nokey%22%3A1%7D%5D&limit=1000 "
-        "→ 400: Property filter needs a 'key'.\nCheck the filters and arguments you passed.",
+        "Property filter needs a 'key'." + answered(
+            400,
+            "GET {url}/api/projects/1/persons/?properties=%5B%7B%22nokey%22%3A1%7D%5D&limit=1000",
+        ) + "\nCheck the filters and arguments you passed.",
     ),
     Case(
         "bad-date", "filters", "`ph.events(after='not a date')`",
@@ -454,15 +472,15 @@ CASES: list[Case] = [
         "hogql-unknown-column", "HogQL", "`ph.query('select nope_column from events limit 1')`",
         lambda env: env.connect().query("select nope_column from events limit 1"),
         php.QueryError,
-        QUERY + " → 400: Unable to resolve field: nope_column\nFix the HogQL query and run it "
-        "again.",
+        "Unable to resolve field: nope_column" + answered(400, QUERY)
+        + "\nFix the HogQL query and run it again.",
     ),
     Case(
         "hogql-syntax", "HogQL", "`ph.query('selec 1')`",
         lambda env: env.connect().query("selec 1"),
         php.QueryError,
-        QUERY + " → 400: mismatched input 'selec' expecting {SELECT, WITH, '{', '(', '<'}\n"
-        "Fix the HogQL query and run it again.",
+        "mismatched input 'selec' expecting {SELECT, WITH, '{', '(', '<'}"
+        + answered(400, QUERY) + "\nFix the HogQL query and run it again.",
     ),
     Case(
         "hogql-empty", "HogQL", "`ph.query('')`",
@@ -578,8 +596,8 @@ CASES: list[Case] = [
             lambda env: env.connect().cohorts(cache=False),
         ),
         php.ServerError,
-        COHORTS + " → 502: an HTML page (502 Bad Gateway), not PostHog's JSON\nPostHog had a "
-        "server-side problem; try again in a minute. (gave up after 3 attempts)",
+        "an HTML page (502 Bad Gateway), not PostHog's JSON" + answered(502, COHORTS)
+        + "\nPostHog had a server-side problem; try again in a minute. (gave up after 3 attempts)",
     ),
     Case(
         "retry-after-too-long", "bodies", "429 asking to wait 900 s (more than `max_wait`)",
@@ -588,9 +606,10 @@ CASES: list[Case] = [
             lambda env: env.connect().cohorts(cache=False),
         ),
         php.RateLimitError,
-        COHORTS + " → 429: Request was throttled. Expected available in 900 seconds.\nPostHog "
-        "is rate limiting this key; wait and retry. PostHog asked to wait 900 s, longer than "
-        "the configured maximum of 120 s; try again later or raise RetrySettings.max_wait.",
+        "Request was throttled. Expected available in 900 seconds." + answered(429, COHORTS)
+        + "\nPostHog is rate limiting this key; wait and retry. PostHog asked to wait 900 s, "
+        "longer than the configured maximum of 120 s; try again later or raise "
+        "RetrySettings.max_wait.",
     ),
     Case(
         "server-hangs", "bodies", "the server stops answering (`timeout=(2, 0.3)`)",
@@ -643,7 +662,8 @@ CASES: list[Case] = [
         "a key without `user:read` and no project id (`connect()` cannot find the project)",
         lambda env: env.connect(NO_USER_READ.key),
         php.PermissionDeniedError,
-        ME + " → 403: API key missing required scope 'user:read'\nposthog-pandas reads "
+        "API key missing required scope 'user:read'" + answered(403, ME)
+        + "\nposthog-pandas reads "
         "/api/users/@me/ to find your project, and this key lacks the 'user:read' scope. Name "
         "the project instead: connect(project_id=...) or set POSTHOG_PROJECT_ID (the number in "
         "your PostHog URL, /project/<id>/); or add 'user:read' to the key (Settings → Personal "

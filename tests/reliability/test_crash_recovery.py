@@ -75,6 +75,36 @@ def _slow_put(self, *args, **kwargs):
 _cache.CacheStore.put = _slow_put
 """
 
+# A write that never ends: the child's Nth events page gets stuck in one step of its cache write
+# (compressing, which starts as the body arrives, or the SQLite commit) and says so in a file.
+STUCK_WRITE = """
+import pathlib, time
+from posthog_pandas import cache as _cache
+_steps = []
+def _stuck_here(is_page):
+    if is_page:
+        _steps.append(1)
+        if len(_steps) == {stuck_at}:
+            pathlib.Path({flag!r}).touch()
+            time.sleep(600)
+"""
+STUCK_STEPS = {
+    "compress": """
+_compress = _cache.CacheStore.compress
+def _stuck_compress(body):
+    _stuck_here(b'"columns"' in body)
+    return _compress(body)
+_cache.CacheStore.compress = staticmethod(_stuck_compress)
+""",
+    "commit": """
+_put = _cache.CacheStore.put
+def _stuck_put(self, key, body, **kwargs):
+    _stuck_here(kwargs["resource"] == "query")
+    _put(self, key, body, **kwargs)
+_cache.CacheStore.put = _stuck_put
+""",
+}
+
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[LocalPostHog]:
@@ -241,6 +271,42 @@ def test_kill_9_mid_events_fetch_requests_each_page_exactly_once_in_all(
     rerun = api_requests(server, "/query/")
     assert [r.status for r in first_run] == [200] * answered_before_kill + [0]
     assert [r.status for r in rerun] == [200] * (pages - answered_before_kill)
+    assert all("(timestamp, uuid) >" in (r.hogql or "") for r in rerun)
+    expected = expected_ids(server, "events")
+    assert result == {"rows": EVENTS, "unique": EVENTS, "digest": digest(expected)}
+
+
+@pytest.mark.parametrize("step", list(STUCK_STEPS))
+def test_kill_9_between_a_page_arriving_and_its_write_committing(
+    server: LocalPostHog, scripts: Path, pull_script: Path, tmp_path: Path, step: str
+) -> None:
+    # A page's cache write starts as its body arrives, before the answer is parsed and judged,
+    # and commits after. A kill in between must leave no entry for that page, must find no
+    # request for the next page sent, and the rerun asks again for that page and those after.
+    cache, flag = tmp_path / "cache", tmp_path / "stuck"
+    stuck_at = 3
+    script = write_script(
+        scripts,
+        f"stuck_{step}_pull.py",
+        STUCK_WRITE.format(stuck_at=stuck_at, flag=str(flag))
+        + STUCK_STEPS[step]
+        + PULL.format(page=EVENT_PAGE, persons_page=PERSONS_PAGE, after=AFTER, before=BEFORE),
+    )
+    pages = EVENTS // EVENT_PAGE + 1
+    child = start_child(script, server.url, server.api_key, str(cache), "events", "-")
+    kill_after(child, flag.exists)
+    settle(server)
+    first_run = api_requests(server, "/query/")
+
+    assert [r.status for r in first_run] == [200] * stuck_at  # page 4 waited for page 3
+    kept = [url for resource, url, _ in cached_pages(cache) if resource == "query"]
+    assert len(kept) == stuck_at - 1  # page 3 arrived, but its write never committed
+    assert_cache_holds_only_valid_envelopes(cache)
+    server.clear_log()
+    result = run_child(pull_script, server.url, server.api_key, str(cache), "events", "-")
+
+    rerun = api_requests(server, "/query/")
+    assert [r.status for r in rerun] == [200] * (pages - (stuck_at - 1))  # page 3 onwards
     assert all("(timestamp, uuid) >" in (r.hogql or "") for r in rerun)
     expected = expected_ids(server, "events")
     assert result == {"rows": EVENTS, "unique": EVENTS, "digest": digest(expected)}

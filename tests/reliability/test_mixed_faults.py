@@ -111,12 +111,12 @@ def test_200k_events_under_mixed_faults_are_exactly_the_servers(
         (
             Faults(rate_429=1.0, retry_after=1, paths=("/persons",)),
             php.RateLimitError,
-            "→ 429: Request was throttled. Expected available in 1 second.",
+            "Request was throttled. Expected available in 1 second. (PostHog answered 429 to GET",
         ),
         (
             Faults(rate_503=1.0, paths=("/persons",)),
             php.ServerError,
-            "→ 503: Service temporarily unavailable, try again later.",
+            "Service temporarily unavailable, try again later. (PostHog answered 503 to GET",
         ),
         (
             Faults(reset_mid_body=1.0, paths=("/persons",)),

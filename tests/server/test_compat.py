@@ -931,6 +931,20 @@ def _(env: Env) -> None:
     assert sorted(frame["id"]) == sorted(c["id"] for c in env.srv.dataset().cohorts)
 
 
+@row("lists.limit")
+def _(env: Env) -> None:
+    raw = env.get("/api/projects/1/cohorts/?limit=2").json()
+    assert len(raw["results"]) == 2 and params_of(raw["next"]) == {"limit": "2", "offset": "2"}
+    assert len(env.get("/api/projects/1/event_definitions/").json()["results"]) <= 100
+    ph = env.connect()
+    cohorts = ph.cohorts(limit=2)
+    assert list(cohorts["id"]) == list(ph.cohorts()["id"][:2])
+    assert env.logged("/cohorts")[0].params == {"limit": "2"}  # one request, then the full pull
+    ph = env.connect()
+    assert len(ph.persons(limit=3)) == 3
+    assert [r.params for r in env.logged("/persons")] == [{"limit": "3"}]
+
+
 @row("feature_flags.list")
 def _(env: Env) -> None:
     check_list(env, "feature_flags", "feature_flag", lambda ph: ph.feature_flags())
@@ -1159,7 +1173,7 @@ def _(env: Env) -> None:
     events_part = ph._events
     path = ph._conn.project_path("events")
     plan = events_part.list_plan(path, {"after": start, "before": end}, {"cache": False})
-    frame = events_part._list_events(plan, None)
+    frame = ph._lists.frame(plan)
     assert frame["uuid"].is_unique and set(frame["uuid"]) <= set(env.srv.dataset().events["uuid"])
     first = env.logged("/events")[0].params
     assert first["limit"] == "1000" and {"after", "before"} <= set(first)

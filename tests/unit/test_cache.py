@@ -388,7 +388,10 @@ def test_loose_mode_of_own_directory_is_tightened(
     with caplog.at_level(logging.WARNING, logger="posthog_pandas.cache"):
         CacheStore(tmp_path / "c").close()
     assert stat.S_IMODE(os.stat(tmp_path / "c").st_mode) == 0o700
-    assert "had mode 755" in caplog.text
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Cache directory {tmp_path / 'c'} had mode 755, so other users could read it; "
+        "posthog-pandas changed it to 0700."
+    ]
 
 
 def test_loose_foreign_directory_is_only_warned_about(

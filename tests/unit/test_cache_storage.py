@@ -21,7 +21,6 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from posthog_pandas._fetcher import BackgroundWriter
 from posthog_pandas.cache import (
     CacheStore,
     Entry,
@@ -33,6 +32,7 @@ from posthog_pandas.cache import (
     compress_body,
 )
 from posthog_pandas.cache.files import prepare_dir
+from posthog_pandas.cache.writer import BackgroundWriter
 from posthog_pandas.exceptions import CacheError
 
 T0 = 1_750_000_000.0

@@ -224,6 +224,8 @@ def test_lookback_without_incremental_is_refused_before_anything_is_sent(tmp_pat
         ph.events(after=AFTER, before=BEFORE, lookback="1d")
     with pytest.raises(php.ConfigurationError, match="lookback must be a length of time"):
         ph.events(after=AFTER, before=BEFORE, incremental=True, lookback="soon")
+    with pytest.raises(php.ConfigurationError, match="limit= does not apply to incremental"):
+        ph.events(after=AFTER, before=BEFORE, incremental=True, limit=5)  # not silently all
     assert adapter.call_count == before
 
 

@@ -306,10 +306,32 @@ def test_status_and_code_map_to_exceptions(
     exc = info.value
     assert type(exc) is cls
     assert fragment in str(exc)
+    # PostHog's own words first, then what was asked of whom: the first line is what the
+    # magics show.
+    first_line = str(exc).splitlines()[0]
+    assert first_line == f"{body['detail']} (PostHog answered {status} to GET {HOST}{PATH})"
     assert exc.status == status and exc.method == "GET" and exc.url == HOST + PATH
     assert exc.code == body["code"] and exc.type == body["type"] and exc.detail == body["detail"]
     assert exc.attr == body["attr"] and exc.request_id == "req-42"
     assert KEY not in str(exc) and KEY not in repr(exc)
+
+
+@pytest.mark.parametrize("status", [400, 401, 402, 403, 404, 409, 422])
+def test_4xx_other_than_429_fail_at_the_first_attempt(status: int) -> None:
+    client, adapter, sleeps = make_client(attempts=6)
+    adapter.register_uri("GET", HOST + PATH, status_code=status, json={"detail": "no"})
+    with pytest.raises(APIError) as info:
+        client.send("GET", PATH)
+    assert adapter.call_count == 1 and sleeps == []
+    assert "gave up" not in str(info.value)
+
+
+def test_an_error_without_posthogs_words_still_names_status_and_request() -> None:
+    client, adapter, _ = make_client(attempts=0)
+    adapter.register_uri("GET", HOST + PATH, status_code=418, json={})
+    with pytest.raises(APIError) as info:
+        client.send("GET", PATH)
+    assert str(info.value) == f"PostHog answered 418 to GET {HOST}{PATH}."
 
 
 def test_missing_scope_is_named_on_the_exception() -> None:
@@ -591,6 +613,22 @@ def test_connection_errors_and_resets_are_retried() -> None:
     assert adapter.call_count == 3
 
 
+def test_a_connect_timeout_gets_the_short_connect_budget_a_reset_the_whole_one() -> None:
+    client, adapter, sleeps = make_client(attempts=6)
+    adapter.register_uri("GET", HOST + PATH, exc=requests.exceptions.ConnectTimeout("slow"))
+    with pytest.raises(TransportError) as info:
+        client.send("GET", PATH)
+    assert adapter.call_count == _config.RetrySettings().connect_attempts + 1 == 4
+    assert sleeps == [0.0, 1.0, 2.0] and info.value.connecting is True
+    assert str(info.value).endswith("(gave up after 4 attempts)")
+
+    client, adapter, sleeps = make_client(attempts=6)
+    adapter.register_uri("GET", HOST + PATH, exc=requests.exceptions.ConnectionError("reset"))
+    with pytest.raises(TransportError) as info:
+        client.send("GET", PATH)
+    assert adapter.call_count == 7 and info.value.connecting is False
+
+
 def test_malformed_json_and_html_login_pages_are_retried_then_explained() -> None:
     client, adapter, _ = make_client(attempts=2)
     adapter.register_uri(
@@ -702,3 +740,22 @@ def test_redact_url_masks_credential_params_and_userinfo() -> None:
         "https://ph.test/a?personal_api_key=%2A%2A%2A%2A%2A%2A%2A%2A&limit=5&"
         "token=%2A%2A%2A%2A%2A%2A%2A%2A"
     )
+
+
+def test_on_body_sees_each_2xx_body_before_it_is_parsed_and_no_error_body() -> None:
+    # The cache starts writing a page from here, while the page is parsed (see _fetcher).
+    client, adapter, _ = make_client(attempts=3)
+    good = b'{"results": [1]}'
+    adapter.register_uri(
+        "GET",
+        HOST + PATH,
+        [
+            {"status_code": 503, "json": error_body(503, "error", "Busy.", "server_error")},
+            {"status_code": 200, "content": b'{"results": ['},  # cut short: retried
+            {"status_code": 200, "content": good},
+        ],
+    )
+    seen: list[bytes] = []
+    assert client.send("GET", PATH, on_body=seen.append).data == {"results": [1]}
+    assert seen == [b'{"results": [', good]
+    assert adapter.call_count == 3

@@ -135,11 +135,28 @@ def test_output_variable(ip: RaisingShell, ph: php.PostHog) -> None:
         ip.run_line_magic("posthog", "persons -o 1x")
 
 
-def test_limit_flag_and_trait_cut_non_event_resources(ip: RaisingShell, ph: php.PostHog) -> None:
+def test_limit_flag_and_trait_are_sent_to_posthog(
+    ip: RaisingShell, ph: php.PostHog, adapter: requests_mock.Adapter
+) -> None:
+    adapter.register_uri("GET", PERSONS_URL, json={"results": PERSONS[:1], "next": None})
     assert list(ip.run_line_magic("posthog", "persons --limit 1")["uuid"]) == [PERSONS[0]["uuid"]]
+    sent = calls(adapter, "GET", PERSONS_URL)
+    assert len(sent) == 1 and sent[0].qs["limit"] == ["1"]  # one page of one row
     ip.run_line_magic("config", "PostHogMagics.limit = 1")
-    assert len(ip.run_line_magic("posthog", "persons")) == 1
+    assert len(ip.run_line_magic("posthog", "persons --no-cache")) == 1
+    assert calls(adapter, "GET", PERSONS_URL)[-1].qs["limit"] == ["1"]
+    adapter.register_uri("GET", PERSONS_URL, json={"results": PERSONS, "next": None})
     assert len(ip.run_line_magic("posthog", "persons --limit 2")) == 2
+    assert calls(adapter, "GET", PERSONS_URL)[-1].qs["limit"] == ["2"]
+
+
+def test_limit_cuts_an_insight_which_is_one_answer(
+    ip: RaisingShell, ph: php.PostHog, adapter: requests_mock.Adapter
+) -> None:
+    series = {"label": "s", "days": ["2024-01-01", "2024-01-02", "2024-01-03"], "data": [1, 2, 3]}
+    adapter.register_uri("GET", f"{HOST}/api/projects/5/insights/9/", json={"result": [series]})
+    df = ip.run_line_magic("posthog", "insight 9 --limit 2")
+    assert list(df["value"]) == [1, 2]
 
 
 def test_events_flags_become_bound_values(
@@ -427,6 +444,29 @@ def test_help_lists_everything(ip: RaisingShell, capsys: pytest.CaptureFixture[s
     assert "%config PostHogMagics.auto_connect" in text
     ip.run_line_magic("posthog", "")
     assert capsys.readouterr().out == text
+
+
+def test_help_shows_each_settings_whole_first_sentence(
+    ip: RaisingShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_line_magic("posthog", "help")
+    lines = capsys.readouterr().out.splitlines()
+    obj = next(c for c in ip.configurables if type(c).__name__ == "PostHogMagics")
+    for name, trait in obj.class_traits(config=True).items():
+        help_text = " ".join(trait.help.split())
+        first = help_text[: help_text.index(". ") + 1] if ". " in help_text else help_text
+        (line,) = [x for x in lines if x.startswith(f"  %config PostHogMagics.{name} = ")]
+        assert line.endswith(f"   {first} (now {getattr(obj, name)!r})")
+    (rows_line,) = [x for x in lines if "PostHogMagics.display_rows" in x]
+    assert "(sets pandas' display.max_rows and display.min_rows)." in rows_line
+
+
+def test_first_sentence_keeps_dotted_names_and_stops_at_a_full_stop() -> None:
+    assert magics.first_sentence("Sets display.max_rows. Then more.") == "Sets display.max_rows."
+    assert magics.first_sentence("Uses .env and\n  connect(). None: off.") == (
+        "Uses .env and connect()."
+    )
+    assert magics.first_sentence("No full stop") == "No full stop"
 
 
 def test_connect_subcommand_sets_the_default(

@@ -482,3 +482,66 @@ def test_a_next_link_to_another_host_or_port_is_refused_before_sending(link_orig
 )
 def test_reanchor_changes_only_the_scheme(link: str, expected: str) -> None:
     assert reanchor(link, "https://ph.test/api/") == expected
+
+
+# --- limited pulls (rows=N) ------------------------------------------------------------------
+
+
+def test_a_small_limit_is_one_small_request() -> None:
+    server = OffsetServer(total=100)
+    params = {"limit": 1000}
+    pages = list(iter_pages(server, f"{BASE}/persons/", params, ahead=True, grow_to=5000, rows=3))
+    assert rows(pages) == [{"id": 0}, {"id": 1}, {"id": 2}]
+    assert server.calls == [(0, 3)]  # no look-ahead guess past the three rows
+    assert params == {"limit": 1000}  # the caller's parameters are left alone
+
+
+def test_a_limit_cuts_grown_overlapping_pages_and_their_guesses() -> None:
+    server = OffsetServer(total=100)
+    pages = list(
+        iter_pages(
+            server, f"{BASE}/persons/", {"limit": 2}, ahead=True, grow_to=8, overlap=1, rows=11
+        )
+    )
+    assert sorted({r["id"] for r in rows(pages)}) == list(range(11))
+    # 0:2, then grown to 4 and moved back a row (1:4); the guess for the page after it is
+    # grown to 8 from offset 4 but cut at row 11 (4:7), and nothing is asked past it.
+    assert sorted(server.calls) == [(0, 2), (1, 4), (4, 7)]
+
+
+def test_a_limit_past_the_end_reads_the_list_as_without_one() -> None:
+    limited, full = OffsetServer(total=7), OffsetServer(total=7)
+    got = list(iter_pages(limited, f"{BASE}/persons/", {"limit": 2}, ahead=True, rows=50))
+    assert rows(got) == rows(list(iter_pages(full, f"{BASE}/persons/", {"limit": 2}, ahead=True)))
+    assert sorted(limited.calls) == sorted(full.calls)
+
+
+def test_a_limit_on_has_next_pages_stops_at_its_rows() -> None:
+    calls: list[dict[str, str]] = []
+
+    def fetch(url: str, params: Mapping[str, Any] | None) -> Any:
+        query = {
+            **dict(parse_qsl(urlsplit(url).query)),
+            **{k: str(v) for k, v in (params or {}).items()},
+        }
+        calls.append(query)
+        offset, limit = int(query.get("offset", 0)), int(query["limit"])
+        return {"results": [{"id": i} for i in range(offset, offset + limit)], "has_next": True}
+
+    pages = list(iter_pages(fetch, f"{BASE}/session_recordings/", {"limit": 100}, rows=5))
+    assert rows(pages) == [{"id": i} for i in range(5)]
+    assert calls == [{"limit": "5"}]
+
+
+def test_a_cursor_list_cannot_be_cut_and_is_read_on() -> None:
+    # Its `next` names no offset: iter_pages follows it, and the reader stops (first_rows).
+    server = FakeServer(
+        {
+            f"{BASE}/groups/?group_type_index=0": {
+                "next": f"{BASE}/groups/?cursor=abc", "results": [{"id": 1}, {"id": 2}],
+            },
+            f"{BASE}/groups/?cursor=abc": {"next": None, "results": [{"id": 3}]},
+        }
+    )  # fmt: skip
+    pages = list(iter_pages(server, f"{BASE}/groups/", {"group_type_index": 0}, rows=1))
+    assert rows(pages) == [{"id": 1}, {"id": 2}, {"id": 3}]

@@ -60,6 +60,10 @@ def test_events_fall_back_to_the_list_without_a_query_api(tmp_path: Path) -> Non
     assert frame["properties.a"].tolist() == [1, 2]
     listed = adapter.request_history[-1]
     assert listed.qs["event"] == ["$pageview"] and listed.qs["limit"] == ["1000"]
+    with pytest.warns(UserWarning, match="no query API"):
+        one = ph.events(after="2024-01-01", before="2024-01-03", event="$pageview", limit=1)
+    assert one["uuid"].tolist() == ["u2"]  # the list's order: newest first
+    assert adapter.request_history[-1].qs["limit"] == ["1"]  # asked for one row, not 1,000
 
 
 def test_a_network_failure_returns_the_stale_copy_with_its_age(tmp_path: Path) -> None:

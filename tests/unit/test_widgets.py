@@ -193,3 +193,98 @@ def test_show_login_displays_the_form(ph: PostHog, monkeypatch: pytest.MonkeyPat
     shown.clear()
     form._ipython_display_()
     assert shown == [form.box]
+
+
+def sent_states(widget: Any) -> list[dict[str, Any]]:
+    """The state updates the kernel sends to the browser for `widget` from now on."""
+    sent: list[dict[str, Any]] = []
+    widget.comm.send = lambda data=None, **_kwargs: sent.append(data)
+    return sent
+
+
+def from_browser(widget: Any, **state: Any) -> None:
+    """What ipywidgets does when the browser syncs a value (the comm's update message)."""
+    widget._handle_msg({"content": {"data": {"method": "update", "state": state}}, "buffers": []})
+
+
+def press_enter(widget: Any) -> None:
+    """The Text view's message for Enter (ipywidgets' widget_string.ts handleKeypress)."""
+    data = {"method": "custom", "content": {"event": "submit"}}
+    widget._handle_msg({"content": {"data": data}, "buffers": []})
+
+
+def test_an_unsent_key_leaves_the_field_at_once(ph: PostHog, mock: Any) -> None:
+    form = widgets.LoginForm(ph)
+    assert form.key.continuous_update is False  # synced on Enter or blur, not per keystroke
+    sent = sent_states(form.key)
+    from_browser(form.key, value=KEY)  # typed, then the field lost focus: nothing submitted
+    assert form.key.value == ""
+    assert [s["state"] for s in sent if s["method"] == "update"] == [{"value": ""}]
+    assert KEY not in all_state(form)
+    assert "Key received (hidden): press Enter or Connect." in form.status.value
+    assert mock.call_count == 0  # not submitted
+    form.button.click()
+    assert mock.last_request.headers["Authorization"] == f"Bearer {KEY}"
+    assert magics.get_connection() is ph
+
+
+def test_enter_after_the_key_connects(ph: PostHog, mock: Any) -> None:
+    form = widgets.LoginForm(ph)
+    from_browser(form.key, value=KEY)
+    press_enter(form.key)
+    assert "Connected as ann@example.com" in form.status.value
+    assert KEY not in all_state(form)
+
+
+def test_enter_before_the_key_connects_when_it_arrives(ph: PostHog, mock: Any) -> None:
+    # The browser sends Enter on keypress, and the value on the change event that follows.
+    form = widgets.LoginForm(ph)
+    press_enter(form.key)
+    assert mock.call_count == 0
+    from_browser(form.key, value=f" {KEY} ")
+    assert "Connected as ann@example.com" in form.status.value
+    assert mock.last_request.headers["Authorization"] == f"Bearer {KEY}"
+    assert KEY not in all_state(form)
+
+
+def test_enter_in_an_empty_field_does_not_connect_a_later_key(
+    ph: PostHog, mock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = iter([100.0, 100.0 + widgets.ENTER_WAITS_FOR_KEY])
+    monkeypatch.setattr(widgets, "_clock", lambda: next(clock))
+    form = widgets.LoginForm(ph)
+    press_enter(form.key)  # nothing typed: no value follows
+    from_browser(form.key, value=KEY)  # typed later, then the field lost focus
+    assert mock.call_count == 0
+    assert "Key received (hidden)" in form.status.value
+    form.button.click()
+    assert "Connected as ann@example.com" in form.status.value
+
+
+def test_a_key_is_used_once(ph: PostHog, mock: Any) -> None:
+    form = widgets.LoginForm(ph)
+    form.key.value = KEY
+    assert form.connect() is True
+    assert form.connect() is False  # the key is not kept by the form after a login
+    assert "Enter your personal API key" in form.status.value
+
+
+def test_the_form_says_where_to_create_a_key_and_which_scopes(ph: PostHog) -> None:
+    form = widgets.LoginForm(ph)
+    assert form.hint in form.children
+    page = f"{HOST}/settings/user-api-keys"
+    assert f"<a href='{page}' target='_blank'>{page}</a>" in form.hint.value
+    assert "user:read, query:read (events, HogQL), person:read (persons)" in form.hint.value
+    assert f"<a href='{widgets.SCOPES_DOCS}' target='_blank'>" in form.hint.value
+    form.host.value = "https://eu.posthog.com"
+    assert "https://eu.posthog.com/settings/user-api-keys" in form.hint.value
+    form.host.value, form.custom_host.value = "custom", "javascript:alert(1)"
+    assert "https://us.posthog.com/settings/user-api-keys" in form.hint.value
+
+
+def test_the_scopes_link_points_at_the_scopes_table() -> None:
+    from pathlib import Path
+
+    path, anchor = widgets.SCOPES_DOCS.split("/blob/main/")[1].split("#")
+    doc = (Path(__file__).resolve().parents[2] / path).read_text()
+    assert f"\n## {anchor.capitalize()}\n" in doc and "| `ph.persons()` | `person:read` |" in doc
