@@ -34,6 +34,7 @@ from posthog_pandas._frame_cache import FrameCache
 from posthog_pandas._gc import paused_gc
 from posthog_pandas._pagination import prefetch
 from posthog_pandas._progress import counted
+from posthog_pandas._registry import EVENTS
 from posthog_pandas._windows import in_window_order, plan_windows
 from posthog_pandas.exceptions import ConfigurationError, NotFoundError, QueryTimeoutError
 from posthog_pandas.frames import FrameOptions, concat_frames, hogql_events_to_frame, hogql_to_frame
@@ -514,9 +515,12 @@ class Events:
     ) -> Iterator[pd.DataFrame]:
         """One typed frame per keyset page; `ahead` fetches the next page while the caller
         works on this one (one page ahead, bounded)."""
-        fopts = self._frames.options(options)
+        typed = flt.columns is None or "properties" in flt.columns  # else none to type
         pages = self.pages(flt, cap, options, page_rows=page_rows)
+        fopts: FrameOptions | None = None
         for page in prefetch(pages) if ahead else pages:
+            if fopts is None:  # after the first page: a query PostHog refuses costs nothing more
+                fopts = self._frames.options(options, EVENTS.definitions if typed else None)
             yield page_frame(flt, page.columns, page.types, page.results, fopts)
 
     def pages(

@@ -24,6 +24,7 @@ from posthog_pandas import events as events_module
 from posthog_pandas import export as ex
 from posthog_pandas.exceptions import ConfigurationError
 from posthog_pandas.frames import SCHEMAS, hogql_events_to_frame, records_to_frame
+from tests.conftest import NONE_DEFINED
 
 COLUMNS = ["uuid", "event", "distinct_id", "timestamp", "properties", "elements_chain", "person_id"]
 TYPES = ["UUID", "String", "String", "DateTime64(6, 'UTC')", "String", "String", "UUID"]
@@ -397,6 +398,7 @@ def mocked() -> tuple[requests.Session, requests_mock.Adapter]:
     adapter = requests_mock.Adapter()
     session.mount("https://", adapter)
     adapter.register_uri("GET", f"{HOST}/api/users/@me/", json=ME)
+    adapter.register_uri("GET", f"{HOST}/api/projects/5/property_definitions/", json=NONE_DEFINED)
     return session, adapter
 
 
@@ -460,7 +462,7 @@ def test_export_lists_follows_next_and_uses_the_accessor_filters(mocked, out: Pa
     assert (summary.rows, persons.call_count) == (2, 1)
     back = pd.read_parquet(out / "p.parquet")
     assert list(back.columns) == [
-        "id", "uuid", "name", "distinct_ids", "is_identified", "created_at", "last_seen_at",
+        "id", "distinct_ids", "name", "created_at", "last_seen_at", "is_identified",
         "properties.email", "properties.plan",
     ]  # fmt: skip
     assert back["distinct_ids"].tolist() == ['["a"]', '["b","c"]']
@@ -517,7 +519,7 @@ def test_cli_runner_prints_the_summary(mocked, out: Path, monkeypatch, capsys) -
     assert cli.run_export_command(args) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("Wrote 2 rows (") and printed.rstrip().endswith(" s")
-    sent = adapter.request_history[-1].json()["query"]
+    sent = [r for r in adapter.request_history if r.method == "POST"][-1].json()["query"]
     assert sent["values"]["__events"] == ["$pageview"]
     args = parser.parse_args(
         ["export", "events", str(out / "e.json"), "--api-key", KEY, "--host", HOST]
