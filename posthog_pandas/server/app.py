@@ -421,6 +421,10 @@ class LocalPostHog:
         """The most queries this server has computed at once since start (or reset)."""
         return self._state.queries.peak
 
+    def reset_query_peak(self) -> None:
+        """Start counting `query_peak` again from the queries in flight now."""
+        self._state.queries.reset_peak()
+
     def set_faults(self, faults: Faults | None) -> None:
         """Switch failure modes at run time (resets the fault RNG and the hang counter)."""
         self._state.set_faults(faults)
