@@ -81,6 +81,12 @@ def test_every_event_once_in_timestamp_uuid_order_whatever_the_windows(
     queries = [r.hogql or "" for r in quick.requests if r.path.endswith("/query/")]
     counted = [q for q in queries if "count() AS events" in q]
     assert len(counted) == (1 if workers > 1 and len(sent) >= page else 0)
+    # The progress bar's total: the first page's rows plus the count, ties at its end once.
+    expected_total: list[int] = []
+    flt = ph._events.filter(after=day, before=day + timedelta(days=1))
+    with mock.patch.object(events_module, "MAX_PAGE_ROWS", page):
+        list(ph._events._keyset_pages(flt, None, {"cache": False}, None, expected_total))
+    assert expected_total == ([len(sent)] if counted else [])
 
 
 def test_an_events_pull_and_an_export_never_have_more_than_three_queries_in_flight(
