@@ -200,8 +200,10 @@ def read_hogql(
     """A HogQL query run once per time window, as a Dask DataFrame of one partition each.
 
     The query must use the placeholders `{after}` and `{before}` for its window, e.g.
-    ``select event, count() from events where timestamp >= {after} and timestamp < {before}
-    group by event``; each partition binds them to its window (DateTimes in UTC). Each window's
+    ``select event, count() from events where timestamp >= toDateTime64({after}, 6, 'UTC')
+    and timestamp < toDateTime64({before}, 6, 'UTC') group by event``; each partition binds
+    them to its window's bounds as UTC text. Wrap them in toDateTime64(..., 6, 'UTC'): a bare
+    string compared with a DateTime is read in the project's time zone. Each window's
     result is `ph.query()`'s, so a large one is pageable the same way (ORDER BY ..., uuid).
     The columns and types are read once from the query over an empty window (no rows).
     """
@@ -210,7 +212,8 @@ def read_hogql(
         if name not in hogql:
             raise ConfigurationError(
                 f"read_hogql needs the placeholder {name} in the query, to bind each "
-                "partition's window: ... where timestamp >= {after} and timestamp < {before}"
+                "partition's window (UTC text): ... where timestamp >= toDateTime64({after}, 6, "
+                "'UTC') and timestamp < toDateTime64({before}, 6, 'UTC')"
             )
     ph = ph or _driver_connection()
     windows = time_windows(after, before, partition)

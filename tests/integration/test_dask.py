@@ -106,8 +106,9 @@ def test_workers_share_posthogs_three_query_slots(
 
 def test_read_hogql_binds_each_window(cluster: distributed.Client, ph: php.PostHog) -> None:
     sql = (
-        "select event, count() as n from events where timestamp >= {after} "
-        "and timestamp < {before} group by event order by event"
+        "select event, count() as n from events "
+        "where timestamp >= toDateTime64({after}, 6, 'UTC') "
+        "and timestamp < toDateTime64({before}, 6, 'UTC') group by event order by event"
     )
     frame = read_hogql(sql, after=AFTER, before=BEFORE, partition="2d", ph=ph)
     got = frame.compute().reset_index(drop=True)
@@ -125,7 +126,8 @@ def test_read_hogql_needs_its_window_placeholders(ph: php.PostHog) -> None:
         read_hogql("select count() from events", after=AFTER, before=BEFORE, ph=ph)
     assert str(info.value) == (
         "read_hogql needs the placeholder {after} in the query, to bind each partition's "
-        "window: ... where timestamp >= {after} and timestamp < {before}"
+        "window (UTC text): ... where timestamp >= toDateTime64({after}, 6, 'UTC') and "
+        "timestamp < toDateTime64({before}, 6, 'UTC')"
     )
 
 
