@@ -7,6 +7,9 @@ cached pages without any HTTP: the client's own work (decompress, decode, type, 
 with the server idle.
 `--record FILE` writes every HTTP request this process sent (method, URL, headers, body) so the
 raw-transfer system can replay exactly those requests; recording is a list append per request.
+`--compression gzip|identity|auto` is passed to `connect(compression=...)` (benchmarks/cloud.py
+asks for gzip, as from a remote PostHog); `--max-concurrent-queries N` to
+`connect(max_concurrent_queries=N)`. Left out, connect()'s defaults apply.
 Progress bars are off (they cost time and write to a terminal nobody reads here).
 `--ablate PART` (W2 only, for benchmarks/ablation.py) takes one part of the client's work out
 of the pull to measure what it costs: `half-frames` builds each page's frame from half its rows,
@@ -82,6 +85,8 @@ def main() -> None:
     p.add_argument("--mode", choices=["cold", "warm", "rebuild"], required=True)
     p.add_argument("--record", help="write the requests sent to this JSON file")
     p.add_argument("--ablate", choices=ABLATIONS, default="none", help="W2: see above")
+    p.add_argument("--compression", choices=["auto", "gzip", "identity"])
+    p.add_argument("--max-concurrent-queries", type=int)
     args = p.parse_args()
     import posthog_pandas
 
@@ -92,6 +97,9 @@ def main() -> None:
     if args.mode == "rebuild":
         shutil.rmtree(Path(args.cache_dir) / "frames", ignore_errors=True)
     session = RecordingSession() if args.record else None
+    # Only the options asked for, so this script also runs code that predates them.
+    asked = {"compression": args.compression, "max_concurrent_queries": args.max_concurrent_queries}
+    options = {name: value for name, value in asked.items() if value is not None}
     clock = _common.Clock()
     ph = posthog_pandas.connect(
         args.key,
@@ -102,6 +110,7 @@ def main() -> None:
         progress=False,
         dotenv=False,
         prompt=False,
+        **options,
     )
     if args.workload == "W1":
         df = ph.persons()
