@@ -28,6 +28,7 @@ plugin. This module loads its public names lazily, so `import posthog_pandas` st
 from __future__ import annotations
 
 import importlib
+import sys
 import typing
 
 from posthog_pandas._config import PacingSettings, RetrySettings
@@ -77,6 +78,7 @@ def __getattr__(name: str) -> typing.Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
+        _register_accessor()
         return value
     raise AttributeError(f"module 'posthog_pandas' has no attribute {name!r}")
 
@@ -116,6 +118,16 @@ __all__ = [
     "read_hogql",
     "read_posthog",
 ]
+
+
+def _register_accessor() -> None:
+    """`DataFrame.posthog` (the local twins of insights) once pandas is loaded; importing
+    posthog_pandas never loads pandas for it."""
+    if "pandas" in sys.modules:
+        importlib.import_module("posthog_pandas.analytics")
+
+
+_register_accessor()
 
 
 def load_ipython_extension(ipython: typing.Any) -> None:

@@ -181,6 +181,20 @@ class Fetcher:
             exact_if=exact_if,
         )
 
+    def keep_query_answer(
+        self, url: str, body: Mapping[str, Any], data: Any, *, resource: str = "query"
+    ) -> None:
+        """Cache an answer obtained after the POST (an asynchronous query polled to its end)
+        under the POST's own key, so the next identical query is a cache hit."""
+        absolute = self.http.url_for(url)
+        key = self._key("POST", absolute, None, orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+        if key is None or self.offline:
+            return
+        target = self.writer if self.writer is not None else self.store
+        assert target is not None
+        target.put(key, orjson.dumps(data), resource=resource, url=absolute, ttl=self.ttl.queries)
+        self.stats.writes += 1
+
     def _key(
         self, method: str, url: str, params: Mapping[str, Any] | None, body: bytes | None
     ) -> str | None:

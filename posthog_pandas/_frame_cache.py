@@ -1,4 +1,5 @@
-"""The frame cache part: finished DataFrames kept beside the raw pages, and their keys.
+"""The frame cache part: finished DataFrames kept beside the raw pages, their keys, and the
+frame options of a call (with the property types PostHog defines, see _property_types).
 
 A rerun of the same call with the same options is a file read. The key names the connection's
 scope (host and key fingerprint), the project, what was read and the frame's shape; the
@@ -20,6 +21,7 @@ import pandas as pd
 
 from posthog_pandas._core import Connection
 from posthog_pandas._gc import paused_gc
+from posthog_pandas._property_types import PropertyTypes
 from posthog_pandas.exceptions import CacheError
 from posthog_pandas.frames import FrameOptions
 
@@ -27,7 +29,7 @@ __all__ = ["FRAME_OPTION_NAMES", "FrameCache"]
 
 log = logging.getLogger("posthog_pandas")
 
-FRAME_OPTION_NAMES = ("flatten", "max_depth", "dtype_backend", "dtypes")
+FRAME_OPTION_NAMES = ("flatten", "max_depth", "dtype_backend", "dtypes", "raw")
 
 
 class FrameCache:
@@ -35,6 +37,7 @@ class FrameCache:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._types = PropertyTypes(conn)
 
     def frame(
         self,
@@ -102,8 +105,15 @@ class FrameCache:
         store.put_json(key, {"before": now.isoformat()}, resource="events", ttl=ttl)
         return now
 
-    def options(self, options: Mapping[str, Any]) -> FrameOptions:
-        """The connection's frame options with this call's overrides."""
+    def options(self, options: Mapping[str, Any], definitions: str | None = None) -> FrameOptions:
+        """The connection's frame options with this call's overrides; with `definitions`
+        ("person", "event"), the property types PostHog defines for that kind too."""
         defaults = self._conn.frame_options
         changes = {k: options[k] for k in FRAME_OPTION_NAMES if options.get(k) is not None}
+        if definitions is not None:
+            types = self._types.of(
+                definitions, cache=options.get("cache", True), refresh=options.get("refresh", False)
+            )
+            if types:
+                changes["property_types"] = types
         return replace(defaults, **changes) if changes else defaults

@@ -49,6 +49,8 @@ class Resource:
     page_size: the rows of a page PostHog serves when no `limit` is sent (DRF's PAGE_SIZE,
         100, unless the endpoint sets its own); a `limit=N` pull sends `limit` so that small
         pulls get small pages. None: the list is paged by cursor and takes no `limit`.
+    definitions: the kind of PostHog property definitions ("person", "event") that type its
+        `properties.<key>` columns (see _property_types).
     grow_to: limit/offset pages may grow to this many rows (see _pagination).
     live_key: the list changes while it is read; its pages overlap by a row and are joined
         on this key without repeats or gaps (see _live).
@@ -66,6 +68,7 @@ class Resource:
     filters: tuple[str, ...] = ()
     schema: str | None = None
     page_size: int | None = DRF_PAGE_SIZE
+    definitions: str | None = None
     grow_to: int | None = None
     live_key: str | None = None
     id_argument: str | None = None
@@ -169,6 +172,7 @@ RESOURCES: tuple[Resource, ...] = (
         path="persons",
         params=_persons,
         filters=("search", "email", "distinct_id", "properties"),
+        definitions="person",
         grow_to=PERSONS_PAGE_GROWTH,
         live_key="id",
     ),
@@ -177,7 +181,10 @@ RESOURCES: tuple[Resource, ...] = (
         "events in [after, before), oldest first",
         kind="events",
         filters=_EVENT_FILTERS,
-        magic_flags=MappingProxyType({"after": "after", "before": "before", "event": "event"}),
+        definitions="event",
+        magic_flags=MappingProxyType(
+            {"after": "after", "before": "before", "event": "event", "limit": "limit"}
+        ),
     ),
     Resource("cohorts", "all cohorts", path="cohorts"),
     Resource(
@@ -186,6 +193,7 @@ RESOURCES: tuple[Resource, ...] = (
         path="cohorts/{cohort_id}/persons",
         params=_cohort_persons,
         id_argument="cohort_id",
+        definitions="person",
         grow_to=PERSONS_PAGE_GROWTH,
         live_key="id",
     ),

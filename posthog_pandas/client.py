@@ -19,6 +19,7 @@ from posthog_pandas._fetcher import CacheStats, CacheTTL
 from posthog_pandas._frame_cache import FrameCache
 from posthog_pandas._http import RequestStats
 from posthog_pandas._registry import resource_named
+from posthog_pandas.analytics.runner import InsightOptions, Insights
 from posthog_pandas.cache import CacheStore, default_cache_dir
 from posthog_pandas.events import Events
 from posthog_pandas.exceptions import ConfigurationError, CredentialsError
@@ -188,6 +189,7 @@ class PostHog:
         self._queries = QueryRunner(self._conn)
         self._lists = Lists(self._conn, self._frames)
         self._events = Events(self._conn, self._queries, self._frames, self._lists)
+        self._insights = Insights(self._conn, self._queries)
         self._exporter = Exporter(
             self._conn, self._frames, self._lists, self._events, self._queries
         )
@@ -306,6 +308,165 @@ class PostHog:
             hogql, values, cache=cache, refresh=refresh, name=name, dtype_backend=dtype_backend
         )
 
+    # -- product analytics -----------------------------------------------------------------
+
+    def trends(
+        self,
+        events: str | Sequence[str],
+        *,
+        math: str = "total",
+        interval: str = "day",
+        after: DateLike | None = None,
+        before: DateLike | None = None,
+        breakdown: str | None = None,
+        **options: Unpack[InsightOptions],
+    ) -> pd.DataFrame:
+        """PostHog's trends insight (TrendsQuery) as a tidy frame: one row per series,
+        breakdown value and interval bucket.
+
+        `events`: an event name or a list (one series each). `math`: "total" counts events,
+        "dau" distinct persons in each bucket (per week or month for those intervals).
+        `interval`: "day", "week" (weeks start on Sunday, PostHog's default) or "month".
+        `after` is the first day included, `before` the first day excluded: whole days of
+        the project's time zone, as PostHog counts them. `breakdown`: an event property
+        ("$browser"); PostHog keeps its 25 biggest values and sums the rest as "Other".
+        Columns: `date` (the bucket's start, a UTC instant), `series` (the event),
+        `breakdown_value` (with `breakdown`; missing values are NA), `value` (Int64); every
+        bucket appears, 0 where nothing happened. Options: `cache`, `refresh`, `progress`,
+        `run_async` (see docs/analytics.md).
+        """
+        return self._insights.trends(
+            events,
+            math=math,
+            interval=interval,
+            after=after,
+            before=before,
+            breakdown=breakdown,
+            options=options,
+        )
+
+    def funnel(
+        self,
+        steps: Sequence[str],
+        *,
+        window_days: int = 14,
+        after: DateLike | None = None,
+        before: DateLike | None = None,
+        breakdown: str | None = None,
+        **options: Unpack[InsightOptions],
+    ) -> pd.DataFrame:
+        """PostHog's funnel insight (FunnelsQuery, ordered steps) as one row per step.
+
+        A person reaches step k when they did steps 1..k in that order, every step inside
+        [after, before) and step k at most `window_days` days after step 1; each person
+        counts once per step. `breakdown` splits by an event property's value on the step-1
+        event (PostHog's first-touch attribution). Columns: `step` (1-based), `event`,
+        `breakdown_value` (with `breakdown`), `count` (persons), `conversion_rate` (count /
+        step 1's count), `step_conversion_rate` (count / the previous step's; 1.0 for
+        step 1).
+        """
+        return self._insights.funnel(
+            steps,
+            window_days=window_days,
+            after=after,
+            before=before,
+            breakdown=breakdown,
+            options=options,
+        )
+
+    def retention(
+        self,
+        start_event: str,
+        return_event: str | None = None,
+        *,
+        period: str = "day",
+        periods: int = 7,
+        after: DateLike | None = None,
+        retention_type: str = "first_time",
+        **options: Unpack[InsightOptions],
+    ) -> pd.DataFrame:
+        """PostHog's retention insight (RetentionQuery) as one row per cohort and period.
+
+        Cohorts are the `periods` periods ("day" or "week"; weeks start on Sunday) starting
+        with the one holding `after`. "first_time": a person belongs to the cohort of their
+        first-ever `start_event`; "recurring": to every period in which they did it. Period
+        0 is the cohort itself; period i counts the cohort's persons with a `return_event`
+        (default: `start_event`) i periods later. Cells past the last cohort period are left
+        out. Columns: `cohort` (its start, a UTC instant), `period`, `persons`,
+        `cohort_size`, `rate` (persons / cohort_size).
+        """
+        return self._insights.retention(
+            start_event,
+            return_event,
+            period=period,
+            periods=periods,
+            after=after,
+            retention_type=retention_type,
+            options=options,
+        )
+
+    def stickiness(
+        self,
+        events: str | Sequence[str],
+        *,
+        interval: str = "day",
+        after: DateLike | None = None,
+        before: DateLike | None = None,
+        **options: Unpack[InsightOptions],
+    ) -> pd.DataFrame:
+        """PostHog's stickiness insight (StickinessQuery): for each series, how many persons
+        did the event on exactly 1, 2, ... N of the range's intervals (days, weeks or months,
+        PostHog's buckets). Columns: `series`, `intervals`, `persons` (Int64); every count
+        from 1 to N appears."""
+        return self._insights.stickiness(
+            events, interval=interval, after=after, before=before, options=options
+        )
+
+    def lifecycle(
+        self,
+        event: str,
+        *,
+        interval: str = "day",
+        after: DateLike | None = None,
+        before: DateLike | None = None,
+        **options: Unpack[InsightOptions],
+    ) -> pd.DataFrame:
+        """PostHog's lifecycle insight (LifecycleQuery): per bucket, the persons doing `event`
+        for the first time (`new`: in the bucket of their person's creation), again after
+        the previous bucket (`returning`), again after a gap (`resurrecting`), and those
+        active in the previous bucket but not this one (`dormant`, a negative count, as
+        PostHog reports it). Columns: `date` (bucket start, UTC), `status`, `value`."""
+        return self._insights.lifecycle(
+            event, interval=interval, after=after, before=before, options=options
+        )
+
+    def paths(
+        self,
+        *,
+        event_type: str = "$pageview",
+        start_point: str | None = None,
+        end_point: str | None = None,
+        step_limit: int = 5,
+        after: DateLike | None = None,
+        before: DateLike | None = None,
+        **options: Unpack[InsightOptions],
+    ) -> pd.DataFrame:
+        """PostHog's paths insight (PathsQuery): the edges of persons' paths through page
+        URLs (`event_type="$pageview"`), screens ("$screen") or custom events
+        ("custom_event"), at most `step_limit` steps, optionally from `start_point` or to
+        `end_point`. PostHog keeps its 50 heaviest edges. Columns: `step` (the source's step
+        number), `source`, `target`, `persons` (PostHog's count of paths taking the edge).
+        """
+        return self._insights.paths(
+            event_type=event_type,
+            start_point=start_point,
+            end_point=end_point,
+            step_limit=step_limit,
+            after=after,
+            before=before,
+            options=options,
+        )
+
     # -- people ----------------------------------------------------------------------------
 
     def persons(
@@ -321,7 +482,10 @@ class PostHog:
 
         Filters: `search` (email or distinct id), `email`, `distinct_id`, and `properties`
         (PostHog property filters, e.g. [{"key": "plan", "value": "pro"}]).
-        Columns: the person fields, then `properties.<key>` for every property.
+        Columns: `id` (the person UUID), `distinct_ids`, `name`, `created_at`, `last_seen_at`,
+        `is_identified`, then `properties.<key>` for every property; `raw=True` adds the
+        fields PostHog repeats or fills with one value (`uuid`, `type`, `matched_recordings`,
+        `value_at_data_point`).
         Pages start at 1,000 persons and grow to 5,000 (fewer requests against PostHog's rate
         limit); a grown page PostHog fails to serve is asked for again at 1,000. Persons
         created, deleted or merged during the pull shift PostHog's offset pages: each person
@@ -434,8 +598,11 @@ class PostHog:
         Results that are not time series (funnels, retention) come back one row per item.
         PostHog answers from its own cache while fresh and computes the insight otherwise
         (`refresh=blocking`); `refresh=True` makes it compute now (`force_blocking`).
+        A saved trends, funnel or retention insight comes back as the same tidy frame as
+        `ph.trends()`, `ph.funnel()` or `ph.retention()` (dates as UTC instants of the
+        project's local days).
         """
-        return self._lists.insight(insight_id, options)
+        return self._lists.insight(insight_id, options, tidy=self._insights.saved)
 
     def read(self, name: str, **filters: Any) -> pd.DataFrame:
         """Any accessor by name: read("persons", email=...), as read_posthog does."""

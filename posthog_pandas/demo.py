@@ -73,7 +73,7 @@ def run_demo(
 
             people = _timed(say, "persons", ph.persons)
             say(
-                people[["uuid", "created_at", "properties.email", "properties.plan"]]
+                people[["id", "created_at", "properties.email", "properties.plan"]]
                 .head()
                 .to_string()
             )

@@ -34,6 +34,7 @@ from posthog_pandas._frame_cache import FrameCache
 from posthog_pandas._gc import paused_gc
 from posthog_pandas._pagination import prefetch
 from posthog_pandas._progress import counted
+from posthog_pandas._registry import EVENTS
 from posthog_pandas._windows import in_window_order, plan_windows
 from posthog_pandas.exceptions import ConfigurationError, NotFoundError, QueryTimeoutError
 from posthog_pandas.frames import FrameOptions, concat_frames, hogql_events_to_frame, hogql_to_frame
@@ -57,6 +58,7 @@ __all__ = [
     "events_query",
     "property_condition",
     "split_events_window",
+    "window_count_query",
     "window_note",
 ]
 
@@ -513,9 +515,12 @@ class Events:
     ) -> Iterator[pd.DataFrame]:
         """One typed frame per keyset page; `ahead` fetches the next page while the caller
         works on this one (one page ahead, bounded)."""
-        fopts = self._frames.options(options)
+        typed = flt.columns is None or "properties" in flt.columns  # else none to type
         pages = self.pages(flt, cap, options, page_rows=page_rows)
+        fopts: FrameOptions | None = None
         for page in prefetch(pages) if ahead else pages:
+            if fopts is None:  # after the first page: a query PostHog refuses costs nothing more
+                fopts = self._frames.options(options, EVENTS.definitions if typed else None)
             yield page_frame(flt, page.columns, page.types, page.results, fopts)
 
     def pages(
@@ -617,13 +622,7 @@ class Events:
         windows of fewer than `rows` events (one page each). The count is cached like a page,
         so a rerun plans the same windows and finds their pages in the cache."""
         start = result_timestamp(cursor[0])
-        rest = replace(flt, after=start, columns=None)
-        clauses, values = rest.conditions()
-        bucket = _count_bucket(flt.before - start)
-        sql = (
-            f"SELECT {bucket}(timestamp) AS bucket, count() AS events FROM events "
-            f"WHERE {' AND '.join(clauses)} GROUP BY bucket ORDER BY bucket LIMIT {MAX_PAGE_ROWS}"
-        )
+        sql, values = window_count_query(replace(flt, after=start))
         counted_page = self._queries.run(
             sql,
             values,
@@ -755,14 +754,25 @@ def _cursor_after(page: QueryPage, rows: int) -> EventCursor | None:
     return page.results[-1][ts], page.results[-1][uuid]
 
 
-# The count that plans windows groups events by minute for a range of up to three days, by
-# hour up to 90 days, else by day: fine enough to cut one-page windows, few enough rows.
-def _count_bucket(span: timedelta) -> str:
-    if span <= timedelta(days=3):
-        return "toStartOfMinute"
-    if span <= timedelta(days=90):
-        return "toStartOfHour"
-    return "toStartOfDay"
+def window_count_query(flt: EventFilter) -> tuple[str, dict[str, Any]]:
+    """The HogQL that counts the filter's events per bucket, to plan one-page windows.
+
+    Buckets are minutes for a range of up to three days, hours up to 90 days, else days: fine
+    enough to cut windows of one page, few enough rows (at most 50,000 days is 136 years)."""
+    clauses, values = flt.conditions()
+    span = flt.before - flt.after
+    bucket = (
+        "toStartOfMinute"
+        if span <= timedelta(days=3)
+        else "toStartOfHour"
+        if span <= timedelta(days=90)
+        else "toStartOfDay"
+    )
+    sql = (
+        f"SELECT {bucket}(timestamp) AS bucket, count() AS events FROM events "
+        f"WHERE {' AND '.join(clauses)} GROUP BY bucket ORDER BY bucket LIMIT {MAX_PAGE_ROWS}"
+    )
+    return sql, values
 
 
 def _halves(

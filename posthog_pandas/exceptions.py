@@ -157,7 +157,7 @@ class TruncationError(PostHogError):
 
 class QueryStillRunningError(PostHogError):
     """PostHog was still running an asynchronous query when posthog-pandas stopped polling
-    it (after query.QUERY_TIMEOUT seconds). Narrow the range or aggregate more."""
+    it (after _polling.QUERY_TIMEOUT seconds). Narrow the range or aggregate more."""
 
 
 class AuthenticationError(APIError):

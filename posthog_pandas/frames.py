@@ -5,7 +5,11 @@ This module imports no HTTP code; everything here is a pure function of its inpu
 Column order
     1. The schema's columns, in schema order, each with its schema dtype (a column no record
        has is still present, all missing). A ``json-flatten`` column is replaced by its
-       flattened columns (step 3) when ``flatten=True``.
+       flattened columns (step 3) when ``flatten=True``. A column the schema marks
+       ``raw_only`` (it repeats another, or PostHog fills it with one value by construction:
+       the persons' ``uuid``, ``type``, ``matched_recordings``, ``value_at_data_point``) is
+       left out, and so is the key it names, unless ``FrameOptions.raw=True``; the schema
+       decides, never the rows, so a full frame and an empty one have the same columns.
     2. Top-level keys the schema does not name, in order of first appearance, dtype inferred
        by the mixed-type rule below.
     3. Flattened columns: one group per flattened column (schema order, then extra keys),
@@ -30,12 +34,23 @@ Mixed-type rule (property columns and extra keys)
     ``True`` -> ``"true"``, strings are not re-quoted). None and missing keys are ``<NA>``.
     A schema column whose values do not fit its dtype falls back to this rule (never a crash).
 
+Property definitions (``FrameOptions.property_types``: name -> PostHog ``property_type``)
+    A top-level ``properties.<key>`` column whose key PostHog defines is typed by the
+    definition rather than by its values: ``DateTime`` -> ``datetime64[ns, UTC]`` (ISO 8601
+    text; naive text is UTC); ``Numeric`` and ``Duration`` -> ``Int64`` when every value is an
+    integer, else ``Float64`` (numbers, and text spelling a number); ``Boolean`` -> ``boolean``
+    (booleans, and the text ``true``/``false`` in any case); ``String`` -> ``string`` (other
+    values as JSON text). A column whose values do not fit its definition (a unix timestamp
+    under ``DateTime``, a word under ``Numeric``), or that holds objects, follows the rules
+    below instead; a key without a definition, too.
+
 Datetimes
     ISO strings (``Z`` or offset, with or without microseconds) -> ``datetime64[ns, UTC]``;
     None -> NaT. A column that does not parse stays ``string``.
 
 Empty results
-    Exactly the schema's columns with their dtypes (no flattened columns).
+    Exactly the schema's columns with their dtypes (no flattened columns; raw-only columns
+    only with ``raw=True``).
 
 HogQL (``hogql_to_frame``) maps ClickHouse types (``clickhouse_dtype``):
     DateTime/DateTime64(...)/DateTime('tz') -> ``datetime64[ns, UTC]``;
@@ -74,6 +89,7 @@ from .exceptions import ConfigurationError, ResponseFormatError
 
 __all__ = [
     "SCHEMAS",
+    "PROPERTY_TYPES",
     "Column",
     "FrameOptions",
     "Schema",
@@ -112,11 +128,14 @@ _NESTED: Final = frozenset({dict, list, tuple})
 
 @dataclass(frozen=True)
 class Column:
-    """One schema column: its name, its dtype, and other keys that carry the same value."""
+    """One schema column: its name, its dtype, other keys that carry the same value, and
+    whether it is shown only with ``raw=True`` (it repeats another column, or PostHog fills
+    it with one value by construction)."""
 
     name: str
     dtype: str
     aliases: tuple[str, ...] = ()  # events list says `id` where HogQL says `uuid`
+    raw_only: bool = False
 
     def __post_init__(self) -> None:
         if self.dtype not in _DTYPE_NAMES:
@@ -131,13 +150,16 @@ Schema = tuple[Column, ...]
 
 @dataclass(frozen=True)
 class FrameOptions:
-    """How records become a frame: flattening, separator, dtype backend, user dtypes."""
+    """How records become a frame: flattening, separator, dtype backend, user dtypes, and
+    `raw` (keep the schema's raw-only columns: every field as PostHog sent it)."""
 
     flatten: bool = True
     max_depth: int = 1
     sep: str = "."
     dtype_backend: str | None = None
     dtypes: Mapping[str, str] | None = None
+    raw: bool = False
+    property_types: Mapping[str, str] | None = None  # PostHog's property definitions
 
     def __post_init__(self) -> None:
         if self.dtype_backend not in (None, "numpy_nullable", "pyarrow"):
@@ -153,31 +175,56 @@ class FrameOptions:
 _DEFAULT_OPTIONS: Final = FrameOptions()
 
 
-def _schema(*spec: str, aliases: Mapping[str, tuple[str, ...]] | None = None) -> Schema:
+def _schema(
+    *spec: str,
+    aliases: Mapping[str, tuple[str, ...]] | None = None,
+    raw_only: Iterable[str] = (),
+) -> Schema:
     """Build a Schema from "name:dtype" strings (keeps the table below readable)."""
     aliases = aliases or {}
+    hidden = frozenset(raw_only)
     columns = []
     for item in spec:
         name, dtype = item.rsplit(":", 1)
-        columns.append(Column(name, dtype, aliases.get(name, ())))
+        columns.append(Column(name, dtype, aliases.get(name, ()), name in hidden))
     return tuple(columns)
 
 
+# The persons lists (`persons/`, `cohorts/{id}/persons/`) serialize each person with
+# `get_serialized_people` (posthog/queries/actor_base_query.py): `uuid` is `id` again, and
+# `type` ("person"), `matched_recordings` ([]) and `value_at_data_point` (None) are constant
+# there by construction. They are kept only with raw=True.
 _PERSONS = _schema(
     "id:string",  # the person UUID on lists, a number on retrieve: string holds both
-    "uuid:string",
-    "name:string",
     "distinct_ids:json",
-    "is_identified:boolean",
+    "name:string",
     "created_at:datetime",
     "last_seen_at:datetime",
+    "is_identified:boolean",
+    "uuid:string",
+    "type:string",
+    "matched_recordings:json",
+    "value_at_data_point:Float64",
+    "properties:json-flatten",
+    raw_only=("uuid", "type", "matched_recordings", "value_at_data_point"),
+)
+
+# Old `/api/person/` (PersonSerializer): `id` is the numeric primary key there, so `uuid`
+# carries the person UUID and is a column of its own; no `last_seen_at`.
+_LEGACY_PERSONS = _schema(
+    "id:string",
+    "uuid:string",
+    "distinct_ids:json",
+    "name:string",
+    "created_at:datetime",
+    "is_identified:boolean",
     "properties:json-flatten",
 )
 
 SCHEMAS: Final[dict[str, Schema]] = {
     "persons": _PERSONS,
     "cohort_persons": _PERSONS,
-    "legacy_persons": _PERSONS,
+    "legacy_persons": _LEGACY_PERSONS,
     "events": _schema(
         "uuid:string",
         "event:string",
@@ -606,6 +653,58 @@ def _typed_array(values: Sequence[Any], dtype: str, flatten: bool) -> Any:
     return array if array is not None else _infer_array(values, flatten, types)
 
 
+# --- property definitions ----------------------------------------------------------------
+
+# PostHog's PropertyType (posthog/models/property_definition.py) -> how values are read.
+PROPERTY_TYPES: Final[dict[str, str]] = {
+    "DateTime": "datetime",
+    "Numeric": "number",
+    "Duration": "number",
+    "Boolean": "boolean",
+    "String": "string",
+}
+_NUMBER_TEXT: Final = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?", re.ASCII)
+_BOOLEAN_TEXT: Final = {"true": True, "false": False}
+
+
+def _number(value: Any) -> Any:
+    """A number, or text spelling one, as int or float; anything else raises ValueError."""
+    kind = type(value)
+    if value is None or kind is int or kind is float:
+        return value
+    if kind is str and _NUMBER_TEXT.fullmatch(value):
+        return int(value) if value.lstrip("-").isdigit() else float(value)
+    raise ValueError(value)
+
+
+def _boolean(value: Any) -> Any:
+    if value is None or type(value) is bool:
+        return value
+    if type(value) is str and value.lower() in _BOOLEAN_TEXT:
+        return _BOOLEAN_TEXT[value.lower()]
+    raise ValueError(value)
+
+
+def _defined_array(values: Sequence[Any], property_type: str) -> Any:
+    """Values typed by their property definition; None when they do not fit it."""
+    kind = PROPERTY_TYPES.get(property_type)
+    types = _types(values)
+    if kind is None or any(issubclass(t, Mapping) for t in types):
+        return None  # no usable definition, or objects to flatten
+    if kind == "string":
+        return _string_array(values, types)
+    if kind == "datetime":
+        return _datetime_array(values, types, utc=True) if types <= {str, _NONE} else None
+    try:
+        converted = [(_number if kind == "number" else _boolean)(v) for v in values]
+    except ValueError:
+        return None
+    if kind == "boolean":
+        return _bool_array(converted)
+    present = _types(converted) - {_NONE}
+    return _int_array(converted) if present <= {int} else _float_array(converted)
+
+
 # --- flattening ------------------------------------------------------------------------------
 
 
@@ -661,8 +760,14 @@ def _collect(
             rest[i] = value
     if rest is not None:
         out[options.sep.join(path)] = _infer_array(rest, True)
+    defined = (options.property_types or {}) if path == ("properties",) else {}
     for key, column in keyed.items():
         child = (*path, str(key))
+        if key in defined:
+            array = _defined_array(column, defined[key])
+            if array is not None:
+                out[options.sep.join(child)] = array
+                continue
         text = _some_strings(column)  # the common case: no dicts below, no type to infer
         if text is not None:
             out[options.sep.join(child)] = text
@@ -761,12 +866,16 @@ def _frame(arrays: Iterable[tuple[str, Any]], n: int, options: FrameOptions) -> 
 # --- records ------------------------------------------------------------------------------------
 
 
+def _shown(column: Column, options: FrameOptions) -> bool:
+    return options.raw or not column.raw_only
+
+
 def empty_frame(schema: Schema, options: FrameOptions = _DEFAULT_OPTIONS) -> pd.DataFrame:
     """A zero-row frame with exactly the schema's columns and dtypes."""
     arrays = [
         (column.name, _typed_array([], column.dtype, options.flatten))
         for column in schema
-        if not (options.flatten and column.dtype == "json-flatten")
+        if _shown(column, options) and not (options.flatten and column.dtype == "json-flatten")
     ]
     return _frame(arrays, 0, options)
 
@@ -796,6 +905,8 @@ def _assemble(
     claimed: set[str] = set()
     for column in schema:
         claimed.update((column.name, *column.aliases))
+        if not _shown(column, options):
+            continue  # a raw-only column: neither a column nor an extra key
         values = _schema_values(raw, column, n)
         if flatten and column.dtype == "json-flatten":
             groups.append((column.name, values))

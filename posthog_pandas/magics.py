@@ -17,6 +17,7 @@ import re
 import shlex
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any, NoReturn
 
 import pandas as pd
@@ -25,7 +26,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from traitlets import Bool, Int
 from traitlets.config import Configurable
 
-from posthog_pandas import _credentials
+from posthog_pandas import _credentials, _insight_magics
 from posthog_pandas._dates import hogql_literal
 from posthog_pandas._display import (
     connected_message,
@@ -55,7 +56,7 @@ __all__ = [
 
 # -- argument parsing ----------------------------------------------------------------------------
 
-SUBCOMMANDS = ("cache", "connect", "help", "login", "use", "whoami")
+SUBCOMMANDS = ("cache", "connect", "help", "login", "use", "whoami", *_insight_magics.INSIGHTS)
 _PLACEHOLDER = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
 
 
@@ -180,6 +181,7 @@ class PostHogMagics(Magics, Configurable):
             "login": self._cmd_login,
             "use": self._cmd_use,
             "whoami": self._cmd_whoami,
+            **{kind: partial(self._cmd_insight, kind) for kind in _insight_magics.INSIGHTS},
         }
 
     # -- entry points --
@@ -403,6 +405,17 @@ class PostHogMagics(Magics, Configurable):
         frame = info.to_frame()
         return frame[frame["resource"] == opts.resource].reset_index(drop=True)
 
+    def _cmd_insight(self, kind: str, args: list[str]) -> Any:
+        """%posthog trends|funnel|retention ... (see _insight_magics)."""
+        parser = MagicArgumentParser(f"%posthog {kind}")
+        _add_output_flags(parser)
+        _insight_magics.add_arguments(kind, parser)
+        opts = parser.parse_line(args)
+        if opts.out is not None and not opts.out.isidentifier():
+            raise UsageError(f"%posthog: -o {opts.out!r} is not a valid variable name.")
+        frame = _insight_magics.run(self.connection(), kind, opts, self._call_options(opts))
+        return self._deliver(frame, opts.out, opts.csv, opts.parquet)
+
     def _cmd_help(self, args: list[str]) -> None:
         print(help_text(self))
 
@@ -490,6 +503,7 @@ def help_text(magics: PostHogMagics) -> str:
     Fetch a resource as a DataFrame: df = %posthog persons. --limit N asks PostHog for
     the first N rows only. Resources, with the flags each takes besides --limit:
 {resources}
+{_insight_magics.USAGE}
 %posthog query SELECT ...        run one line of HogQL
 %%posthog [VAR] [--csv PATH] [--parquet PATH] [--refresh] [--no-cache]
     The cell is HogQL; {{name}} placeholders are bound from your variables.

@@ -13,8 +13,8 @@ without LIMIT. So:
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Iterator, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -24,10 +24,9 @@ import pandas as pd
 from posthog_pandas._core import Connection
 from posthog_pandas._dates import hogql_literal
 from posthog_pandas._gc import paused_gc
+from posthog_pandas._polling import await_completion, cancelled_on_interrupt, incomplete_status
 from posthog_pandas.exceptions import (
     ConfigurationError,
-    QueryError,
-    QueryStillRunningError,
     ResponseFormatError,
     TruncationError,
 )
@@ -35,8 +34,8 @@ from posthog_pandas.frames import FrameOptions, hogql_to_frame
 
 MAX_PAGE_ROWS = 50_000  # PostHog's MAX_SELECT_RETURNED_ROWS: any LIMIT above is lowered to it
 FORCE_BLOCKING = "force_blocking"  # QueryRequest.refresh: compute even if PostHog has it cached
-POLL_INTERVAL = 0.5
-QUERY_TIMEOUT = 600.0  # how long to poll an asynchronous query before giving up
+ASYNC = "async"  # run in the background unless PostHog has a fresh answer cached
+FORCE_ASYNC = "force_async"  # run in the background even if PostHog has it cached
 _LIMIT = re.compile(r"\blimit\s+(\d+)\s*(?:,\s*\d+\s*)?;?\s*$", re.I)
 _ORDER_BY = re.compile(r"\border\s+by\s+(.+?)\s*(?:\blimit\s+\d+\s*)?;?\s*$", re.I | re.S)
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -171,31 +170,55 @@ class QueryRunner:
         return parse_query_response(data, url)
 
     def _await_completion(self, url: str, data: Any) -> Any:
-        """Poll an asynchronous answer until PostHog says it is complete (or time runs out)."""
-        status = data.get("query_status") if isinstance(data, dict) else None
-        deadline = time.monotonic() + QUERY_TIMEOUT
-        while isinstance(status, dict) and status.get("complete") is False:
-            query_id = status.get("id")
-            if not query_id:
-                raise ResponseFormatError(
-                    f"The query API at {url} answered with an incomplete query_status that has "
-                    "no id to poll."
-                )
-            if time.monotonic() > deadline:
-                raise QueryStillRunningError(
-                    f"Query {query_id} was still running on PostHog after {QUERY_TIMEOUT:.0f} s; "
-                    "narrow the time range or aggregate more, then run it again."
-                )
-            time.sleep(POLL_INTERVAL)
-            polled = self._conn.fetcher.get(f"{url}{query_id}/", resource="query", cache=False)
-            status = polled.get("query_status") if isinstance(polled, dict) else None
-            if isinstance(status, dict) and status.get("error"):
-                raise QueryError(
-                    f"The query failed on PostHog: {status.get('error_message') or 'unknown'}",
-                    status=400,
-                )
-            if isinstance(status, dict) and status.get("complete"):
-                data = status.get("results") or polled
+        """Poll an asynchronous answer until PostHog says it is complete (see _polling)."""
+        return await_completion(self._conn, url, data, progress=self._conn.progress)
+
+    def run_node(
+        self,
+        node: Mapping[str, Any],
+        *,
+        validate: Callable[[Any], object],
+        cache: bool = True,
+        refresh: bool = False,
+        run_async: bool = False,
+        progress: bool | None = None,
+        desc: str = "query",
+    ) -> Any:
+        """POST one query node of any kind (TrendsQuery, ...) and return PostHog's complete
+        answer, from our cache when we have it.
+
+        Every request carries a fresh `client_query_id`, so Ctrl-C can cancel the query on
+        PostHog (DELETE query/{id}/) even before PostHog has answered. `run_async` asks
+        PostHog to run it in the background (`refresh: "async"`, `"force_async"` with
+        `refresh`) and polls it with a progress bar. `validate(answer)` raises on a malformed
+        answer, which is then never cached; an answer still running is never cached either,
+        and the one polled to completion is stored in its place."""
+        url = self._conn.project_path("query")
+        body: dict[str, Any] = {"query": dict(node)}
+        query_id = uuid.uuid4().hex
+        unkeyed: dict[str, Any] = {"client_query_id": query_id}
+        if run_async:
+            unkeyed["refresh"] = FORCE_ASYNC if refresh else ASYNC
+        elif refresh:
+            unkeyed["refresh"] = FORCE_BLOCKING
+        fetcher = self._conn.fetcher
+
+        def complete(data: Any) -> bool:
+            if incomplete_status(data) is not None:
+                return False
+            validate(data)
+            return True
+
+        with cancelled_on_interrupt(self._conn, url, query_id):
+            data = fetcher.post_query(
+                url, body, cache=cache, refresh=refresh, validate=complete, unkeyed=unkeyed
+            )
+        if incomplete_status(data) is None:
+            return data
+        data = await_completion(self._conn, url, data, progress=progress, desc=desc)
+        validate(data)
+        if cache:
+            fetcher.keep_query_answer(url, body, data)
         return data
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import logging
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
@@ -48,6 +48,7 @@ class CallOptions(TypedDict, total=False):
     max_depth: int
     dtype_backend: str | None
     dtypes: Mapping[str, str] | None
+    raw: bool
 
 
 class ListOptions(CallOptions, total=False):
@@ -152,12 +153,10 @@ class Lists:
         key = self._frames.key(schema, {"path": plan.path, **plan.params, **rows}, options)
 
         def build() -> pd.DataFrame:
-            fopts = self._frames.options(options)
             pages = self.pages(plan, progress=options.get("progress"))
             # A typed frame per page while the next page is on its way (see events).
-            frames = [
-                records_to_frame(p.results, SCHEMAS.get(schema), fopts) for p in prefetch(pages)
-            ]
+            frames = list(self._typed_frames(plan, prefetch(pages)))
+            fopts = self._frames.options(options)
             return (
                 concat_frames(frames, fopts.sep)
                 if frames
@@ -177,9 +176,16 @@ class Lists:
 
     def frames(self, plan: ListPlan) -> Iterator[pd.DataFrame]:
         """One typed frame per page, the next page fetched while this one is used."""
-        options = self._frames.options(plan.options)
+        return self._typed_frames(plan, prefetch(self.pages(plan, progress=False)))
+
+    def _typed_frames(self, plan: ListPlan, pages: Iterator[Page]) -> Iterator[pd.DataFrame]:
+        """Each page as a frame; the property definitions are read after the first page, so
+        a list PostHog refuses fails on its own request."""
         schema = SCHEMAS.get(plan.schema)
-        for page in prefetch(self.pages(plan, progress=False)):
+        options: FrameOptions | None = None
+        for page in pages:
+            if options is None:
+                options = self._frames.options(plan.options, _definitions(plan))
             yield records_to_frame(page.results, schema, options)
 
     def pages(self, plan: ListPlan, *, progress: bool | None) -> Iterator[Page]:
@@ -227,8 +233,15 @@ class Lists:
             conn.fetcher.flush()
         return records_to_frame(records, None, conn.frame_options)
 
-    def insight(self, insight_id: int | str, options: Mapping[str, Any]) -> pd.DataFrame:
-        """One insight's result as a tidy table (see PostHog.insight)."""
+    def insight(
+        self,
+        insight_id: int | str,
+        options: Mapping[str, Any],
+        *,
+        tidy: Callable[[Mapping[str, Any]], pd.DataFrame | None] | None = None,
+    ) -> pd.DataFrame:
+        """One insight's result as a tidy table (see PostHog.insight); `tidy(insight)` gives
+        the analytics frame for the query kinds it knows (None for the others)."""
         check_options(options, "insight")
         fetcher = self._conn.fetcher
         path = self._conn.project_path(f"insights/{insight_id}")
@@ -250,6 +263,9 @@ class Lists:
             )
         if data.get("result") is None:
             raise ResponseFormatError(_no_insight_result(insight_id, data))
+        frame = tidy(data) if tidy is not None else None
+        if frame is not None:
+            return frame
         return insight_result_frame(data["result"], self._frames.options(options))
 
     # -- old PostHog --
@@ -299,6 +315,12 @@ def first_rows(pages: Iterator[Page], limit: int) -> Iterator[Page]:
         close = getattr(pages, "close", None)
         if close is not None:
             close()  # now, not when collected: a look-ahead in flight is awaited
+
+
+def _definitions(plan: ListPlan) -> str | None:
+    """The property definitions that type a list's `properties.*` columns, if any."""
+    entry = resource_named(plan.resource)
+    return entry.definitions if entry is not None else None
 
 
 def _has_insight_result(body: Any) -> bool:

@@ -29,6 +29,7 @@ PROJECT_TIMEZONE = os.environ.get("POSTHOG_PANDAS_TEST_TIMEZONE") or "UTC"
 
 MOCK_HOST = "https://ph.test"
 MOCK_ME = {"email": "a@b.c", "team": {"id": 3, "project_id": 3, "name": "P"}}
+NONE_DEFINED = {"count": 0, "next": None, "previous": None, "results": []}  # property_definitions
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -94,7 +95,8 @@ def local_connection(server: LocalPostHog, cache_dir: Path | None, **overrides: 
 def mocked_connection(
     tmp_path: Path, **overrides: Any
 ) -> tuple[php.PostHog, requests_mock.Adapter]:
-    """connect() to MOCK_HOST through a requests-mock adapter that already answers @me.
+    """connect() to MOCK_HOST through a requests-mock adapter that already answers @me, and
+    property_definitions with none (so properties are typed by value).
 
     No retries unless `retry=` says otherwise; the cache lives in tmp_path/c.
     """
@@ -107,6 +109,9 @@ def mocked_connection(
     adapter = requests_mock.Adapter()
     session.mount("https://", adapter)
     adapter.register_uri("GET", f"{MOCK_HOST}/api/users/@me/", json=MOCK_ME)
+    adapter.register_uri(
+        "GET", f"{MOCK_HOST}/api/projects/3/property_definitions/", json=NONE_DEFINED
+    )
     options: dict[str, Any] = {
         "host": MOCK_HOST,
         "session": session,

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from posthog_pandas.server.auth import ApiKey
 from posthog_pandas.server.data import Dataset, ingested_events, new_persons
 from posthog_pandas.server.faults import Faults
+from posthog_pandas.server.insights.saved import saved_insight_result
 from posthog_pandas.server.latency import Latency, latency_named
 from posthog_pandas.server.query import DEFAULT_MAX_SCAN_ROWS
 from posthog_pandas.server.routes import dispatch
@@ -370,6 +371,12 @@ class LocalPostHog:
         if store is None:
             raise KeyError(f"no project {project_id}; projects: {sorted(self._state.projects)}")
         return store.dataset
+
+    def insight_result(self, insight_id: int, project_id: int = 1) -> Any:
+        """What computing a saved insight gives now (its `result`), for exact-row tests."""
+        store = self._state.projects[project_id]
+        row = next(r for r in store.dataset.insights if int(r["id"]) == insight_id)
+        return saved_insight_result(store, row)
 
     def time_range(self, project_id: int = 1) -> tuple[datetime, datetime]:
         """[start, end) of the generated events (UTC), i.e. `start` and `start + days`."""

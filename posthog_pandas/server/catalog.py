@@ -143,81 +143,92 @@ def _flags(ds: Dataset, rng: np.random.Generator) -> None:
         )
 
 
-def _trend(ds: Dataset, event: str) -> dict[str, Any]:
-    """One TrendsQuery series: daily totals of `event` from `date_from` on, computed from the
-    events. PostHog counts the project's local days (an event at 02:00 UTC is on the previous
-    day in Los Angeles); events before local midnight of `date_from` are outside the range."""
-    ts = ds.events.loc[ds.events["event"] == event, "timestamp"]
-    local_days = ts.dt.tz_convert(ds.timezone).dt.tz_localize(None).dt.normalize()
-    first = pd.Timestamp(ds.start.date())
-    day = ((local_days - first) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
-    data = np.bincount(day[(day >= 0) & (day < ds.days)], minlength=ds.days).tolist()
-    dates = [ds.start.date() + timedelta(days=d) for d in range(ds.days)]
-    return {
-        "action": {"id": event, "type": "events", "order": 0, "name": event, "math": "total"},
-        "label": event,
-        "count": int(sum(data)),
-        "data": data,
-        "labels": [f"{d.day}-{d:%b-%Y}" for d in dates],
-        "days": [f"{d:%Y-%m-%d}" for d in dates],
-    }
-
-
 def _insights(ds: Dataset) -> None:
+    """Twelve daily trends (the last an old insight with legacy `filters` only), then a saved
+    funnel and a saved retention, each computed from its query on request."""
     events = ("$pageview", "signed_up", "purchase", "$autocapture", "$pageleave", "$identify")
+    first, last = f"{ds.start:%Y-%m-%d}", f"{ds.start + timedelta(days=ds.days - 1):%Y-%m-%d}"
+    span = {"date_from": first, "date_to": last}
     for i in range(1, 13):
         ev = events[i % len(events)]
-        legacy = i == 12  # an old insight: legacy `filters`, no `query`
-        query = {
-            "kind": "InsightVizNode",
-            "source": {
-                "kind": "TrendsQuery",
-                "series": [{"kind": "EventsNode", "event": ev, "name": ev, "math": "total"}],
-                "interval": "day",
-                "dateRange": {"date_from": f"{ds.start:%Y-%m-%d}"},
-            },
-        }
-        ds.insight_results[i] = [_trend(ds, ev)]
-        ds.insights.append(
-            {
-                "id": i,
-                "short_id": f"ins{i:05d}",
-                "name": f"Daily {ev}" if i % 4 else "",
-                "derived_name": f"{ev} count",
-                "query": None if legacy else query,
-                "filters": {"events": [{"id": ev, "type": "events"}]} if legacy else {},
-                "order": None,
-                "deleted": False,
-                "dashboards": [1 + i % 5],
-                "dashboard_tiles": [{"id": i, "dashboard_id": 1 + i % 5, "deleted": None}],
-                # Never computed: no result until a request asks PostHog to compute it
-                # (resources.insight_view fills these fields per request).
-                "last_refresh": None,
-                "cache_target_age": None,
-                "next_allowed_client_refresh": None,
-                "result": None,
-                "columns": None,
-                "created_at": _at(ds, -20 + i),
-                "created_by": DEMO_USER,
-                "description": "Generated insight" if i % 2 else None,
-                "updated_at": _at(ds, i),
-                "tags": [],
-                "favorited": i == 1,
-                "last_modified_at": _at(ds, i),
-                "last_modified_by": DEMO_USER,
-                "is_sample": False,
-                "effective_restriction_level": 21,
-                "effective_privilege_level": 37,
-                "user_access_level": "editor",
-                "timezone": ds.timezone,
-                "is_cached": False,
-                "query_status": None,
-                "hogql": None,
-                "types": None,
-                "alerts": [],
-                "last_viewed_at": None,
-            }
-        )
+        series = [{"kind": "EventsNode", "event": ev, "name": ev, "math": "total"}]
+        trends = {"kind": "TrendsQuery", "series": series, "interval": "day", "dateRange": span}
+        legacy = {"events": [{"id": ev, "type": "events"}], **span}
+        name = f"Daily {ev}" if i % 4 else ""
+        if i == 12:  # an old insight: legacy `filters`, no `query`
+            ds.insights.append(_insight_row(ds, i, name, f"{ev} count", None, legacy))
+        else:
+            ds.insights.append(_insight_row(ds, i, name, f"{ev} count", trends, {}))
+    steps = [{"kind": "EventsNode", "event": e, "name": e} for e in events[:3]]
+    funnel = {
+        "kind": "FunnelsQuery",
+        "series": steps,
+        "funnelsFilter": {"funnelWindowInterval": 14, "funnelWindowIntervalUnit": "day"},
+        "dateRange": span,
+    }
+    ds.insights.append(_insight_row(ds, 13, "Signup funnel", "Funnel", funnel, {}))
+    week = f"{ds.start + timedelta(days=6):%Y-%m-%d}"
+    retention = {
+        "kind": "RetentionQuery",
+        "retentionFilter": {
+            "targetEntity": {"id": "signed_up", "type": "events"},
+            "returningEntity": {"id": "$pageview", "type": "events"},
+            "period": "Day",
+            "totalIntervals": 7,
+            "retentionType": "retention_first_time",
+        },
+        "dateRange": {"date_from": first, "date_to": week},
+    }
+    ds.insights.append(_insight_row(ds, 14, "Signup retention", "Retention", retention, {}))
+
+
+def _insight_row(
+    ds: Dataset,
+    i: int,
+    name: str,
+    derived_name: str,
+    source: dict[str, Any] | None,
+    filters: dict[str, Any],
+) -> dict[str, Any]:
+    query = None if source is None else {"kind": "InsightVizNode", "source": source}
+    return {
+        "id": i,
+        "short_id": f"ins{i:05d}",
+        "name": name,
+        "derived_name": derived_name,
+        "query": query,
+        "filters": filters,
+        "order": None,
+        "deleted": False,
+        "dashboards": [1 + i % 5],
+        "dashboard_tiles": [{"id": i, "dashboard_id": 1 + i % 5, "deleted": None}],
+        # Never computed: no result until a request asks PostHog to compute it
+        # (resources.insight_view fills these fields per request).
+        "last_refresh": None,
+        "cache_target_age": None,
+        "next_allowed_client_refresh": None,
+        "result": None,
+        "columns": None,
+        "created_at": _at(ds, -20 + i),
+        "created_by": DEMO_USER,
+        "description": "Generated insight" if i % 2 else None,
+        "updated_at": _at(ds, i),
+        "tags": [],
+        "favorited": i == 1,
+        "last_modified_at": _at(ds, i),
+        "last_modified_by": DEMO_USER,
+        "is_sample": False,
+        "effective_restriction_level": 21,
+        "effective_privilege_level": 37,
+        "user_access_level": "editor",
+        "timezone": ds.timezone,
+        "is_cached": False,
+        "query_status": None,
+        "hogql": None,
+        "types": None,
+        "alerts": [],
+        "last_viewed_at": None,
+    }
 
 
 def _dashboards(ds: Dataset) -> None:
@@ -435,7 +446,8 @@ def _recordings(ds: Dataset, rng: np.random.Generator) -> None:
     rows = []
     for i in range(n):
         person = ds.persons.iloc[int(who[i])]
-        st = ds.start + timedelta(seconds=int(starts[i]))
+        # no recording of a person before the person existed
+        st = max(ds.start + timedelta(seconds=int(starts[i])), person["created_at"])
         dur = int(durations[i])
         rows.append(
             {

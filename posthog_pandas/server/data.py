@@ -87,9 +87,10 @@ class Dataset:
     experiments: list[dict[str, Any]] = field(default_factory=list)
     surveys: list[dict[str, Any]] = field(default_factory=list)
     session_recordings: list[dict[str, Any]] = field(default_factory=list)
-    # What computing each insight gives (its `result`); served only once computed (see
-    # resources.insight_view): PostHog keeps no result for an insight nobody computed.
-    insight_results: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    # Results to serve for an insight instead of computing its query (a test's stand-in, e.g.
+    # None for "computes to nothing"); others are computed (insights/saved.py) when a request
+    # asks, since PostHog keeps no result for an insight nobody computed.
+    insight_results: dict[int, Any] = field(default_factory=dict)
 
 
 def _dumps(value: Any) -> str:
@@ -220,6 +221,24 @@ def _event_properties(
     ]
 
 
+def _created_by_first_event(persons: pd.DataFrame, person_idx: np.ndarray, ts: np.ndarray) -> None:
+    """Make the persons consistent with their events, in place: a person is created no later
+    than its first event (so `last_seen_at`, the last one, never precedes `created_at`), and
+    its `first_seen` property is no later than its creation. Only the values that broke these
+    rules change; no random draw is added, so every other generated value stays the same."""
+    if not len(person_idx):
+        return
+    first = np.full(len(persons), np.iinfo(np.int64).max)
+    np.minimum.at(first, person_idx, ts)
+    created = persons["created_at"].astype("int64").to_numpy() // 1_000_000_000  # ns -> s
+    created = np.minimum(created, first)
+    persons["created_at"] = _to_utc(created)
+    for props, at in zip(persons["properties"], created.tolist(), strict=True):
+        seen = datetime.fromisoformat(props["first_seen"])
+        if seen.timestamp() > at:
+            props["first_seen"] = datetime.fromtimestamp(at, UTC).isoformat()
+
+
 def _events(
     rng: np.random.Generator,
     n: int,
@@ -240,6 +259,7 @@ def _events(
     counts = np.array([len(d) for d in persons["distinct_ids"]])
     did_idx = offsets[person_idx] + (rng.random(n) * counts[person_idx]).astype(np.int64)
     names = rng.choice(len(EVENT_NAMES), n, p=_EVENT_WEIGHTS)
+    _created_by_first_event(persons, person_idx, ts)  # before `$set` copies the properties
     props = _event_properties(rng, names, person_idx, ts, list(persons["properties"]))
     created = ts + rng.integers(0, 5, n)
     hi = raw[:, :8].copy().view(">u8").ravel()

@@ -1,16 +1,20 @@
-"""The `/query/` endpoint: HogQLQuery requests, PostHog's refresh modes over its result cache,
-asynchronous queries and their status, 3 concurrent queries per project, PostHog's JSON."""
+"""The `/query/` endpoint: HogQLQuery requests and the insight kinds (server/insights),
+PostHog's refresh modes over its result cache, asynchronous queries and their status, 3
+concurrent queries per project, PostHog's JSON."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import duckdb
 import orjson
 
+from posthog_pandas.server.insights import INSIGHT_KINDS, InsightError, compute_insight
 from posthog_pandas.server.query_cache import CachedAnswer, ResultCache
 from posthog_pandas.server.state import Context
 from posthog_pandas.server.web import ApiError, Response, json_response
@@ -125,9 +129,12 @@ def _validate(body: dict[str, Any]) -> tuple[dict[str, Any], str, dict[str, Any]
     if not isinstance(node, dict):
         raise ApiError.validation("This field is required.", attr="query", code="required")
     kind = node.get("kind")
+    if kind in INSIGHT_KINDS:
+        return node, "", None
     if kind != "HogQLQuery":
+        answered = ", ".join(("HogQLQuery", *INSIGHT_KINDS))
         raise ApiError.validation(
-            f"Unsupported query kind: {kind!r}. This local server answers HogQLQuery only.",
+            f"Unsupported query kind: {kind!r}. This local server answers {answered} only.",
             attr="query",
         )
     text = node.get("query")
@@ -198,18 +205,10 @@ class _Query:
 
     def compute(self) -> dict[str, Any]:
         """Run the query now, and keep the answer in the cache."""
-        result = self._run()
+        fields = self._insight() if self.node.get("kind") in INSIGHT_KINDS else self._hogql()
         now = self.cache.clock()
-        paged = result.paginated  # only PostHog's paginator (no LIMIT) says hasMore and limit
         answer = {
-            "results": result.results,
-            "columns": result.columns,
-            "types": result.types,
-            "hasMore": result.has_more if paged else None,
-            "limit": result.limit if paged else None,
-            "offset": 0 if paged else None,
-            "hogql": result.hogql,
-            "clickhouse": result.clickhouse,
+            **fields,
             "timings": [],
             "modifiers": {},
             "query": self.node,
@@ -225,32 +224,64 @@ class _Query:
         self.cache.put(self.key, CachedAnswer(answer, now))
         return answer
 
-    def _run(self) -> _Result:
+    def _hogql(self) -> dict[str, Any]:
+        result = self._run()
+        paged = result.paginated  # only PostHog's paginator (no LIMIT) says hasMore and limit
+        return {
+            "results": result.results,
+            "columns": result.columns,
+            "types": result.types,
+            "hasMore": result.has_more if paged else None,
+            "limit": result.limit if paged else None,
+            "offset": 0 if paged else None,
+            "hogql": result.hogql,
+            "clickhouse": result.clickhouse,
+        }
+
+    def _insight(self) -> dict[str, Any]:
+        """An insight kind (TrendsQuery, ...), computed by server/insights in a query slot."""
+        with self._slot():
+            cur = self.ctx.store.cursor()
+            try:
+                return compute_insight(cur, self.node, self.ctx.store.timezone)
+            except InsightError as exc:
+                raise ApiError.validation(exc.detail, attr=exc.attr) from None
+            finally:
+                cur.close()
+
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        """One of the project's 3 query slots, or PostHog's 429 when none frees up in time.
+        The gauge counts a query from its arrival, so a 4th sent at once shows in the peak."""
         slot = self.ctx.state.query_slots[self.project_id]
-        if not slot.acquire(timeout=SLOT_WAIT_SECONDS):
-            detail = (
-                "Exceeded maximum concurrency limit: 3 for key: "
-                f"api-query-per-team:{self.project_id}"
-            )
-            raise ApiError(429, "throttled_error", "throttled", detail)
+        with self.ctx.state.queries:
+            if not slot.acquire(timeout=SLOT_WAIT_SECONDS):
+                detail = (
+                    "Exceeded maximum concurrency limit: 3 for key: "
+                    f"api-query-per-team:{self.project_id}"
+                )
+                raise ApiError(429, "throttled_error", "throttled", detail)
+            try:
+                yield
+            finally:
+                slot.release()
+
+    def _run(self) -> _Result:
         from posthog_pandas.server.hogql import HogQLError  # lazy: sqlglot is slow to import
 
         state = self.ctx.state
-        try:
+        with self._slot():
             cur = self.ctx.store.cursor()
             try:
-                with state.queries:
-                    result = create_engine(cur, self.ctx.store.timezone).run(self.text, self.values)
-                    _enforce_scan_budget(cur, result.clickhouse, self.ctx)
-                    # A remote PostHog's ClickHouse time, spent holding the slot (see latency.py).
-                    state.stopping.wait(state.latency.query_delay(len(result.results)))
+                result = create_engine(cur, self.ctx.store.timezone).run(self.text, self.values)
+                _enforce_scan_budget(cur, result.clickhouse, self.ctx)
+                # A remote PostHog's ClickHouse time, spent holding the slot (see latency.py).
+                state.stopping.wait(state.latency.query_delay(len(result.results)))
                 return result
             except HogQLError as exc:
                 raise ApiError(400, "validation_error", exc.code, exc.detail) from None
             finally:
                 cur.close()
-        finally:
-            slot.release()
 
     def enqueue(self) -> dict[str, Any]:
         """Start an asynchronous calculation: the status PostHog answers at once (incomplete).
@@ -332,3 +363,22 @@ def query_status_endpoint(ctx: Context, query_id: str) -> Response:
         raise ApiError.not_found(f"Query {query_id} not found for team {ctx.store.project_id}")
     code = 400 if status["error"] else 200 if status["complete"] else 202
     return json_response({"query_status": status}, code)
+
+
+def query_id_endpoint(ctx: Context, query_id: str) -> Response:
+    """GET (the status, above) or DELETE (cancel) /api/projects/{id}/query/{query_id}/."""
+    if ctx.request.method == "DELETE":
+        return query_cancel_endpoint(ctx, query_id)
+    return query_status_endpoint(ctx, query_id)
+
+
+def query_cancel_endpoint(ctx: Context, query_id: str) -> Response:
+    """DELETE /api/projects/{id}/query/{query_id}/: 200 {"message"} (posthog/api/query.py
+    `destroy`; posthog/clickhouse/client/execute_async.py `cancel_query`). A complete query is
+    left alone; any other id, known or not, is cancelled and its status forgotten."""
+    cache = ctx.state.query_cache[ctx.store.project_id]
+    status = cache.status(query_id)
+    if status is not None and status["complete"]:
+        return json_response({"message": "Query already complete"})
+    cache.drop_status(query_id)
+    return json_response({"message": "Cancelled query on clickhouse"})

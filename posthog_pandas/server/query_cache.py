@@ -76,6 +76,10 @@ class ResultCache:
         with self._lock:
             return self._statuses.get(query_id)
 
+    def drop_status(self, query_id: str) -> None:
+        with self._lock:
+            self._statuses.pop(query_id, None)
+
     def set_status(self, query_id: str, status: dict[str, Any]) -> None:
         with self._lock:
             self._statuses.pop(query_id, None)

@@ -13,6 +13,7 @@ from posthog_pandas.server.auth import check_scope
 from posthog_pandas.server.catalog import iso_z
 from posthog_pandas.server.data import ProjectStore
 from posthog_pandas.server.filters import compile_properties
+from posthog_pandas.server.insights.saved import saved_insight_result
 from posthog_pandas.server.pagination import int_param
 from posthog_pandas.server.state import Context
 from posthog_pandas.server.web import ApiError, Response, json_response, page_url
@@ -85,6 +86,18 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
+# get_serialized_people's distinct_id_limit: 1,000 on the persons list, 10 on cohort persons
+# (posthog/queries/actor_base_query.py, posthog/api/cohort.py).
+PERSONS_DISTINCT_IDS = 1000
+COHORT_PERSONS_DISTINCT_IDS = 10
+
+
+def _listed(row: dict[str, Any], distinct_ids: int) -> dict[str, Any]:
+    listed = _public(row)
+    listed["distinct_ids"] = listed["distinct_ids"][:distinct_ids]
+    return listed
+
+
 def _person_where(ctx: Context) -> tuple[str, list[Any]]:
     params = ctx.request.params
     where, args = ["true"], []
@@ -123,6 +136,7 @@ def persons_list(ctx: Context, cohort_id: int | None = None) -> Response:
     finally:
         cur.close()
     rows = _person_rows(ctx.store)
+    cut = PERSONS_DISTINCT_IDS if cohort_id is None else COHORT_PERSONS_DISTINCT_IDS
     nxt = None
     if short and more:
         # Like ph#24787: a short page that still has a `next` (here: nothing is lost).
@@ -134,7 +148,7 @@ def persons_list(ctx: Context, cohort_id: int | None = None) -> Response:
         back = offset - limit
         prev = page_url(ctx.request, limit=limit, offset=back if back > 0 else None)
     body = {
-        "results": [_public(rows[i]) for i in ids],
+        "results": [_listed(rows[i], cut) for i in ids],
         "next": ctx.pager.shape_next(nxt),
         "previous": prev,
     }
@@ -492,14 +506,14 @@ def insight_view(store: ProjectStore, row: dict[str, Any], mode: str) -> dict[st
     stale_after = LAZY_STALE_AFTER if mode == "lazy_async" else INSIGHT_STALE_AFTER
     fresh = cached is not None and now - cached[1] < stale_after
     if mode == "force_blocking" or (mode == "blocking" and not fresh):
-        computed = (store.dataset.insight_results.get(insight_id), now)
+        computed = (saved_insight_result(store, row), now)
         store.insight_cache[insight_id] = computed
         return _with_result(row, computed, is_cached=False)
     if cached is not None and (fresh or mode == "force_cache"):
         return _with_result(row, cached, is_cached=True)
     if mode in ("async", "lazy_async", "force_async"):
         # The calculation "runs in the background": this answer has no result, the next has.
-        store.insight_cache[insight_id] = (store.dataset.insight_results.get(insight_id), now)
+        store.insight_cache[insight_id] = (saved_insight_result(store, row), now)
         pending = {"id": f"insight-{insight_id}", "complete": False, "error": False}
         return {**row, "query_status": pending}
     return row  # force_cache and nothing cached: result null, last_refresh null

@@ -19,7 +19,7 @@ from posthog_pandas.server.auth import (
     find_credentials,
 )
 from posthog_pandas.server.pagination import Pager
-from posthog_pandas.server.query import query_endpoint, query_status_endpoint
+from posthog_pandas.server.query import query_endpoint, query_id_endpoint
 from posthog_pandas.server.state import Context, ServerState
 from posthog_pandas.server.web import ApiError, Request, Response, json_response
 
@@ -90,7 +90,16 @@ def _project_routes() -> list[Route]:
             env=True,
             read_action=True,
         ),
-        _r("query/(?P<query_id>[^/]+)", query_status_endpoint, "query", sharing=True, env=True),
+        # posthog/api/query.py: `retrieve` and `destroy` are read actions (query:read)
+        _r(
+            "query/(?P<query_id>[^/]+)",
+            query_id_endpoint,
+            "query",
+            methods=("GET", "DELETE"),
+            sharing=True,
+            env=True,
+            read_action=True,
+        ),
         # posthog/api/cohort.py: @action(required_scopes=["cohort:read", "person:read"])
         _r("cohorts/(?P<cohort_id>[^/]+)/persons", res.cohort_persons, "cohort", also=("person",)),
         _r("event_definitions", partial(res.definitions_list, kind="event"), "event_definition"),

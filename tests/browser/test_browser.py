@@ -62,7 +62,7 @@ ph = php.connect(host=server.url, cache=False)  # no key: shows the login form""
 PERSONS_CELL = """\
 persons = ph.persons()
 print(f"{len(persons)} persons")
-persons[["uuid", "created_at"]].head(3)"""
+persons[["id", "created_at"]].head(3)"""
 PLOT_CELL = """\
 import matplotlib.pyplot as plt
 
@@ -114,7 +114,7 @@ def _expected() -> tuple[str, str]:
 
     with LocalPostHog(persons=PERSONS, events=EVENTS, seed=SEED) as srv:
         ph = php.connect(srv.api_key, host=srv.url, cache=False, progress=False)
-        return srv.api_key, str(ph.persons()["uuid"].iloc[0])
+        return srv.api_key, str(ph.persons()["id"].iloc[0])
 
 
 @pytest.fixture()

@@ -23,13 +23,13 @@ def test_cohort_persons_are_the_static_cohorts_members(
     cohort_id = int(data.cohort_people["cohort_id"].iloc[0])
     members = connect().cohort_persons(cohort_id)
     expected = data.cohort_people.loc[data.cohort_people["cohort_id"] == cohort_id, "person_id"]
-    assert set(members["uuid"]) == set(expected)
+    assert set(members["id"]) == set(expected)
 
 
 def test_insight_returns_its_series_by_day(server: LocalPostHog, connect: Connect) -> None:
     insight = server.dataset().insights[0]
     frame = connect().insight(insight["id"])
-    first = server.dataset().insight_results[insight["id"]][0]
+    first = server.insight_result(insight["id"])[0]
     rows = frame[frame["series"] == first["label"]]
     assert rows["value"].tolist() == [float(v) for v in first["data"]]
     assert rows["date"].dt.strftime("%Y-%m-%d").tolist() == first["days"]
@@ -67,7 +67,7 @@ def test_pandas_style_readers(server: LocalPostHog, connect: Connect, monkeypatc
     monkeypatch.setenv("POSTHOG_PERSONAL_API_KEY", server.api_key)
     monkeypatch.setenv("POSTHOG_HOST", server.url)
     persons = php.read_posthog("persons", progress=False)
-    assert set(persons["uuid"]) == set(server.dataset().persons["id"])
+    assert set(persons["id"]) == set(server.dataset().persons["id"])
     counts = php.read_hogql("select count() as n from events")
     assert counts["n"].tolist() == [len(server.dataset().events)]
     with pytest.raises(php.ConfigurationError, match="Did you mean 'cohorts'"):

@@ -149,9 +149,9 @@ def test_two_keys_two_projects_never_share_data_or_cache(tmp_path) -> None:
             prompt=False,
         )
         a, b = one.persons(), two.persons()
-        assert set(a["uuid"]) == set(srv.dataset(1).persons["id"])
-        assert set(b["uuid"]) == set(srv.dataset(2).persons["id"])
-        assert not set(a["uuid"]) & set(b["uuid"])
+        assert set(a["id"]) == set(srv.dataset(1).persons["id"])
+        assert set(b["id"]) == set(srv.dataset(2).persons["id"])
+        assert not set(a["id"]) & set(b["id"])
         with pytest.raises(php.PermissionDeniedError, match="ID 1"):
             php.connect(
                 other.key,
@@ -172,8 +172,8 @@ def test_persons_are_exactly_the_servers(server: LocalPostHog, connect: Connect)
     frame = ph.persons()
     expected = server.dataset().persons
     assert len(frame) == len(expected)
-    assert frame["uuid"].is_unique
-    assert set(frame["uuid"]) == set(expected["id"])
+    assert frame["id"].is_unique
+    assert set(frame["id"]) == set(expected["id"])
     assert str(frame["created_at"].dtype) == "datetime64[ns, UTC]"
     assert str(frame["is_identified"].dtype) == "boolean"
     # newest first, as PostHog orders persons
@@ -189,8 +189,8 @@ def test_persons_are_exactly_the_servers(server: LocalPostHog, connect: Connect)
 def test_persons_short_pages_with_next_lose_nothing(server: LocalPostHog, connect: Connect) -> None:
     server.set_faults(Faults(short_pages=True))
     frame = connect().persons()
-    assert set(frame["uuid"]) == set(server.dataset().persons["id"])
-    assert frame["uuid"].is_unique
+    assert set(frame["id"]) == set(server.dataset().persons["id"])
+    assert frame["id"].is_unique
 
 
 def test_events_through_the_query_api_keep_every_tie(
@@ -339,8 +339,8 @@ def test_throttling_and_server_errors_are_retried_to_exact_rows(
     )
     ph = connect(retry=php.RetrySettings(attempts=12, backoff_factor=0.01, jitter=0.0))
     frame = ph.persons()
-    assert set(frame["uuid"]) == set(server.dataset().persons["id"])
-    assert frame["uuid"].is_unique
+    assert set(frame["id"]) == set(server.dataset().persons["id"])
+    assert frame["id"].is_unique
     assert ph.request_stats.retries > 0
 
 
@@ -417,8 +417,8 @@ def test_a_resumed_events_pull_reads_its_cached_pages_then_stops_looking(
     queries = [r for r in server.requests if r.path.endswith("/query/")]
     assert len(queries) == pages - 2  # the two stored pages are not asked for again
     # Two hits, then the miss PostHog answers; every page after it is keyed by a row the
-    # cache has not seen, so it is not looked up.
-    assert len(lookups) == 3
+    # cache has not seen, so it is not looked up. And the event property definitions.
+    assert len(lookups) == 3 + 1
 
 
 # -- cache ---------------------------------------------------------------------------------------
@@ -471,6 +471,6 @@ def test_interrupted_pull_resumes_from_stored_pages(
     monkeypatch.setattr(fetcher, "get", real_get)
     server.clear_log()
     frame = connect().persons()
-    assert set(frame["uuid"]) == set(server.dataset().persons["id"])
+    assert set(frame["id"]) == set(server.dataset().persons["id"])
     fetched = [r for r in server.requests if r.path.endswith("/persons/")]
     assert [r.params.get("offset") for r in fetched] == ["999"]

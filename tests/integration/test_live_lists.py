@@ -51,8 +51,8 @@ def ids_at_start(srv: LocalPostHog) -> set[str]:
 
 
 def assert_each_once(frame: pd.DataFrame, expected: set[str]) -> None:
-    assert frame["uuid"].is_unique, frame["uuid"][frame["uuid"].duplicated()].tolist()
-    assert not expected - set(frame["uuid"]), f"lost {len(expected - set(frame['uuid']))}"
+    assert frame["id"].is_unique, frame["id"][frame["id"].duplicated()].tolist()
+    assert not expected - set(frame["id"]), f"lost {len(expected - set(frame['id']))}"
 
 
 def persons_requests(srv: LocalPostHog) -> list[tuple[int, int]]:
@@ -67,7 +67,7 @@ def test_persons_created_during_the_pull_repeat_no_one(srv: LocalPostHog, ph: ph
     frame = ph.persons()
     assert len(created) == 7
     assert_each_once(frame, before)
-    assert set(frame["uuid"]) <= before | set(created)
+    assert set(frame["id"]) <= before | set(created)
 
 
 def test_persons_deleted_during_the_pull_hide_no_one(srv: LocalPostHog, ph: php.PostHog) -> None:
@@ -99,7 +99,7 @@ def test_persons_changing_at_every_page_lose_no_one(srv: LocalPostHog, ph: php.P
 
 def test_a_pull_nobody_writes_to_costs_no_extra_request(srv: LocalPostHog, ph: php.PostHog) -> None:
     frame = ph.persons()
-    assert len(frame) == PERSONS and frame["uuid"].is_unique
+    assert len(frame) == PERSONS and frame["id"].is_unique
     assert frame["created_at"].is_monotonic_decreasing
     # as many requests as without overlap: growing pages, each one row early, and the
     # look-ahead request past the end
@@ -128,7 +128,7 @@ def test_an_export_of_persons_repeats_no_one(
     after_page(srv, "/persons/", 1, lambda: srv.create_persons(5))
     target = tmp_path / "persons.csv"
     ph.export("persons", target)
-    assert_each_once(pd.read_csv(target, usecols=["uuid"]), before)
+    assert_each_once(pd.read_csv(target, usecols=["id"]), before)
 
 
 def test_a_limited_pull_while_persons_are_created_is_short_never_holed(
@@ -140,5 +140,5 @@ def test_a_limited_pull_while_persons_are_created_is_short_never_holed(
     frame = ph.persons(limit=1_200)
     # The 7 new persons push the second page 7 rows down; it still ends at row 1,200 of the
     # list as it is now, so the pull holds the first 1,193 persons of the list it started on.
-    assert frame["uuid"].astype(str).tolist() == first[:1_193]
+    assert frame["id"].astype(str).tolist() == first[:1_193]
     assert persons_requests(srv) == [(0, 1000), (999, 201)]

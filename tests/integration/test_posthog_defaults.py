@@ -50,7 +50,7 @@ def test_group_property_definitions_of_one_group_type(
 def test_an_insight_nobody_viewed_is_computed(server: LocalPostHog, connect: Connect) -> None:
     ph = connect()
     frame = ph.insight(5)
-    expected = server.dataset().insight_results[5][0]
+    expected = server.insight_result(5)[0]
     assert frame["value"].tolist() == [float(v) for v in expected["data"]]
     sent = [r.params for r in server.requests if r.path.endswith("/insights/5/")]
     assert sent == [{"refresh": "blocking"}]

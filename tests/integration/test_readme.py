@@ -24,7 +24,8 @@ DOCUMENTS = [README, *sorted(DOCS.rglob("*.md"))]
 # Pages that teach by example: each must keep at least one runnable snippet.
 PAGES_WITH_SNIPPETS = {
     "README.md", "index.md", "connecting.md", "reading.md", "hogql.md", "events.md",
-    "cache.md", "export.md", "jupyter.md", "local-server.md", "errors.md",
+    "cache.md", "export.md", "jupyter.md", "local-server.md", "errors.md", "analytics.md",
+    "twins.md",
 }  # fmt: skip
 # Files a document's snippets write into the working directory.
 WRITES = {"export.md": ["events.parquet", "events", "persons.csv.gz", "q.parquet"]}

@@ -135,7 +135,7 @@ def cache_disk_full(env: Env) -> list[str]:
             ph.cache.flush_frames()  # the frame's copy is written in the background
     finally:
         logger.removeHandler(handler)
-    assert sorted(frame["uuid"]) == sorted(env.srv.dataset().persons["id"])
+    assert sorted(frame["id"]) == sorted(env.srv.dataset().persons["id"])
     return logged
 
 
@@ -392,7 +392,7 @@ CASES: list[Case] = [
         lambda env: env.connect().persons(serach="ann"),
         TypeError,
         "persons() got an unexpected keyword argument 'serach'. Common options: cache, refresh, "
-        "progress, flatten, max_depth, dtype_backend, dtypes, limit.",
+        "progress, flatten, max_depth, dtype_backend, dtypes, raw, limit.",
     ),
     Case(
         "properties-not-a-list", "filters", "`ph.persons(properties='plan=pro')`",

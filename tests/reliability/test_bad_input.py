@@ -69,8 +69,9 @@ def test_disk_full_while_caching_still_returns_every_row(env: Env) -> None:
     assert any("not keeping the persons frame in the cache" in line for line in logged)
     assert cached_pages(env.tmp / "full-cache") == []
     frame = env.connect(cache_dir=env.tmp / "full-cache").persons()  # disk space again
-    assert sorted(frame["uuid"]) == sorted(env.srv.dataset().persons["id"])
-    assert len(cached_pages(env.tmp / "full-cache")) == 2  # @me and the one persons page
+    assert sorted(frame["id"]) == sorted(env.srv.dataset().persons["id"])
+    # @me, the one persons page and the one page of person property definitions
+    assert len(cached_pages(env.tmp / "full-cache")) == 3
 
 
 def test_disk_full_during_export_leaves_no_partial_file_and_a_rerun_succeeds(env: Env) -> None:

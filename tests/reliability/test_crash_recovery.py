@@ -56,7 +56,7 @@ if what == "export":
     sys.exit(0)
 ids = []
 if what in ("persons", "both"):
-    ids += ph.persons()["uuid"].tolist()
+    ids += ph.persons()["id"].tolist()
 if what in ("events", "both"):
     ids += ph.events(after="{after}", before="{before}")["uuid"].tolist()
 digest = hashlib.sha256("\\n".join(sorted(ids)).encode()).hexdigest()
@@ -334,7 +334,7 @@ def test_kill_9_mid_export_leaves_no_file_and_the_rerun_completes(
     assert result == {"rows": PERSONS}
     # the pages not cached yet, plus the look-ahead request past the last page
     assert len(api_requests(server, "/persons/")) == len(persons_offsets_requested()) - len(kept)
-    written = pd.read_csv(target, usecols=["uuid"], dtype="string")["uuid"]
+    written = pd.read_csv(target, usecols=["id"], dtype="string")["id"]
     assert written.is_unique
     assert sorted(written) == sorted(expected_ids(server, "persons"))
     assert sorted(p.name for p in out.iterdir()) == ["persons.csv"]  # the rerun cleaned up

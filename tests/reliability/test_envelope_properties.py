@@ -8,6 +8,7 @@ page is never cached, and an asynchronous query that never completes does not po
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import posthog_pandas as php
+from tests.conftest import NONE_DEFINED
 
 HOST = "https://us.posthog.com"
 ME = {"email": "a@example.com", "team": {"id": 1, "project_id": 1, "name": "p"}}
@@ -37,9 +39,10 @@ def mocked(
     session.mount("https://", adapter)
     # The stdlib encoder: it writes integers beyond 64 bits, as PostHog (Python) does.
     answer: Any = responses if responses is not None else [{"text": json.dumps(body)}]
-    for method in ("GET", "POST"):
+    for method in ("GET", "POST", "DELETE"):  # DELETE: a query given up on is cancelled
         adapter.register_uri(method, requests_mock.ANY, answer)
     adapter.register_uri("GET", f"{HOST}/api/users/@me/", json=ME)
+    adapter.register_uri("GET", re.compile(r".*/property_definitions/"), json=NONE_DEFINED)
     options: dict[str, Any] = {"cache": False} if cache_dir is None else {"cache_dir": cache_dir}
     retry = php.RetrySettings(attempts=1, backoff_factor=0.0, jitter=0.0)
     ph = php.connect("phx_" + "q" * 40, session=session, progress=False, dotenv=False,
@@ -140,7 +143,7 @@ def test_any_query_envelope_gives_a_frame_or_a_posthog_error(body: Any, name: st
 @given(
     page=st.lists(
         st.fixed_dictionaries(
-            {"id": st.integers(1, 10**6), "uuid": st.uuids().map(str), "properties": json_values},
+            {"id": st.uuids().map(str), "properties": json_values},
             optional={"created_at": json_values, "distinct_ids": json_values},
         ),
         max_size=5,
@@ -151,7 +154,7 @@ def test_any_person_property_values_give_a_frame(page: list[dict[str, Any]]) -> 
     ph, _ = mocked({"results": page, "next": None})
     frame = ph.persons()
     assert len(frame) == len(page)
-    assert frame["uuid"].tolist() == [p["uuid"] for p in page]
+    assert frame["id"].tolist() == [p["id"] for p in page]
 
 
 @settings(max_examples=120, deadline=None, derandomize=True,
@@ -232,7 +235,7 @@ def test_a_200_that_is_not_a_page_is_never_cached(
 
 
 class FakeTime:
-    """Stands in for the `time` module in query.py: sleeping advances the clock, instantly."""
+    """Stands in for the `time` module in _polling.py: sleeping advances the clock, instantly."""
 
     def __init__(self) -> None:
         self.now = 1_000_000.0
@@ -255,9 +258,9 @@ class FakeTime:
 def test_an_async_query_that_never_completes_does_not_poll_for_ever(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import posthog_pandas.query as query
+    import posthog_pandas._polling as polling
 
-    monkeypatch.setattr(query, "time", FakeTime())
+    monkeypatch.setattr(polling, "time", FakeTime())
     ph, _ = mocked({"results": [], "query_status": {"id": "q1", "complete": False}})
     with pytest.raises(php.PostHogError):
         ph.query("select a from t limit 1")

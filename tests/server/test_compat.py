@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +36,7 @@ from posthog_pandas._checks import RECORDINGS_KEPT_DAYS
 from posthog_pandas._credentials import Credentials
 from posthog_pandas.server import ApiKey, Faults, LocalPostHog
 from posthog_pandas.server import query as query_module
+from posthog_pandas.server import resources as server_resources
 from posthog_pandas.server.hogql_parse import parse_error
 from tests.conftest import local_connection
 from tests.integration import test_events_fidelity as fidelity
@@ -775,10 +777,42 @@ def _(env: Env) -> None:
     assert [p["id"] for p in by_did] == [persons["id"].iloc[0]]
     ph = env.connect()
     frame = ph.persons()
-    assert sorted(frame["uuid"]) == sorted(persons["id"])
+    assert sorted(frame["id"]) == sorted(persons["id"])
     assert env.logged("/persons")[0].params == {"limit": "1000"}
     assert len(ph.persons(email=email)) == 1
     assert env.logged("/persons")[-1].params == {"email": email, "limit": "1000"}
+
+
+@row("persons.fields")
+def _(env: Env) -> None:
+    listed = env.get("/api/projects/1/persons/?limit=20").json()["results"]
+    members = env.get("/api/projects/1/cohorts/2/persons/?limit=20").json()["results"]
+    for person in listed + members:
+        assert person["id"] == person["uuid"] and person["type"] == "person"
+        assert (person["matched_recordings"], person["value_at_data_point"]) == ([], None)
+    ph = env.connect()
+    shown = ["id", "distinct_ids", "name", "created_at", "last_seen_at", "is_identified"]
+    for frame in (ph.persons(), ph.cohort_persons(2), ph.persons(email="nobody@nowhere")):
+        assert [c for c in frame.columns if not c.startswith("properties.")] == shown
+    raw = ph.persons(raw=True)
+    assert raw.columns[6:10].tolist() == [
+        "uuid",
+        "type",
+        "matched_recordings",
+        "value_at_data_point",
+    ]
+    assert (raw["uuid"] == raw["id"]).all() and set(raw["type"]) == {"person"}
+    # distinct_ids cut as get_serialized_people cuts them (the demo persons have at most 3
+    # ids, so the cohort limit is lowered to show the cut)
+    assert server_resources.PERSONS_DISTINCT_IDS == 1000
+    assert server_resources.COHORT_PERSONS_DISTINCT_IDS == 10
+    env.monkeypatch.setattr(server_resources, "COHORT_PERSONS_DISTINCT_IDS", 1)
+    listed = env.get("/api/projects/1/persons/?limit=300").json()["results"]
+    members = env.get("/api/projects/1/cohorts/2/persons/?limit=300").json()["results"]
+    assert max(len(p["distinct_ids"]) for p in listed) > 1
+    assert max(len(p["distinct_ids"]) for p in members) == 1
+    everyone = env.srv.dataset().persons.set_index("id")["distinct_ids"]
+    assert max(len(everyone[p["id"]]) for p in members) > 1  # so something was cut
 
 
 @row("persons.next_full_page")
@@ -789,7 +823,7 @@ def _(env: Env) -> None:
     short = env.get("/api/projects/1/persons/?limit=200&offset=200").json()
     assert len(short["results"]) == 100 and short["next"] is None
     frame = env.connect().persons()
-    assert len(frame) == frame["uuid"].nunique() == 300
+    assert len(frame) == frame["id"].nunique() == 300
 
 
 @row("persons.offset_shift")
@@ -809,9 +843,9 @@ def _(env: Env) -> None:
     env.sessions[-1].after = create_once
     frame = ph.persons()
     everyone = env.get("/api/projects/1/persons/?limit=5000").json()["results"]
-    assert created and frame["uuid"].is_unique
+    assert created and frame["id"].is_unique
     # everyone but the person created after the first page (at offset 0, already read)
-    assert sorted(frame["uuid"]) == sorted(p["id"] for p in everyone[1:])
+    assert sorted(frame["id"]) == sorted(p["id"] for p in everyone[1:])
 
 
 @row("persons.order_stable")
@@ -842,7 +876,7 @@ def _(env: Env) -> None:
     members = env.srv.dataset().cohort_people
     expected = set(members[members["cohort_id"] == 2]["person_id"])
     frame = env.connect().cohort_persons(2)
-    assert set(frame["uuid"]) == expected and len(frame) == len(expected)
+    assert set(frame["id"]) == expected and len(frame) == len(expected)
     assert env.logged("/cohorts/2/persons")[0].params == {"limit": "1000"}
 
 
@@ -1010,6 +1044,44 @@ def _(env: Env) -> None:
         env.connect().property_definitions(type="cohort")
 
 
+@row("property_definitions.types")
+def _(env: Env) -> None:
+    page = env.get("/api/projects/1/property_definitions/?type=person&limit=1000").json()
+    assert page["count"] == len(page["results"]) and page["next"] is None
+    types = {r["name"]: r["property_type"] for r in page["results"]}
+    assert types["first_seen"] == "DateTime" and types["is_beta"] == "Boolean"
+    assert set(types.values()) <= {"DateTime", "String", "Numeric", "Boolean", "Duration", None}
+    assert params_of(
+        env.get("/api/projects/1/property_definitions/?type=person&limit=2").json()["next"]
+    ) == {"type": "person", "limit": "2", "offset": "2"}
+    ph = env.connect()
+    persons = ph.persons()
+    ph.cohort_persons(2)
+    asked = env.logged("/property_definitions")
+    assert [r.params for r in asked] == [{"type": "person", "limit": "1000"}]
+    dtypes = {c: str(t) for c, t in persons.dtypes.items()}
+    assert dtypes["properties.first_seen"] == "datetime64[ns, UTC]"  # the definition's type
+    assert dtypes["properties.signup_count"] == "Int64"
+    assert dtypes["properties.is_beta"] == "boolean"
+    assert dtypes["properties.ab_score"] == "string"  # Numeric, but mixed values: by value
+    start, end = env.srv.time_range()
+    events = ph.events(after=start, before=end)
+    assert str(events["properties.revenue"].dtype) == "Float64"
+    assert env.logged("/property_definitions")[-1].params == {"type": "event", "limit": "1000"}
+
+
+@row("property_definitions.denied")
+def _(env: Env) -> None:
+    answer = env.get("/api/projects/1/property_definitions/?type=person", key=PERSON_ONLY.key)
+    assert answer.status_code == 403
+    assert answer.json() == missing_scope("property_definition:read")
+    ph = env.connect(PERSON_ONLY.key, project_id=1)
+    frame = ph.persons()
+    ph.persons(email="nobody@nowhere")
+    assert str(frame["properties.first_seen"].dtype) == "string"  # typed by value
+    assert [r.status for r in env.logged("/property_definitions")] == [403]
+
+
 @row("property_definitions.group")
 def _(env: Env) -> None:
     missing = env.get("/api/projects/1/property_definitions/?type=group")
@@ -1061,8 +1133,11 @@ def _(env: Env) -> None:
     body = env.get(f"/api/projects/1/insights/{insight_id}/?refresh=blocking").json()
     series = body["result"]
     assert series and all({"days", "data"} <= set(s) for s in series)
-    frame = env.connect().insight(insight_id)
-    assert list(frame.columns) == ["series", "breakdown_value", "date", "value"]
+    frame = env.connect().insight(insight_id)  # a saved TrendsQuery: ph.trends()'s frame
+    assert list(frame.columns) == ["date", "series", "value"]
+    assert (
+        str(frame["date"].dtype) == "datetime64[ns, UTC]" and str(frame["value"].dtype) == "Int64"
+    )
     assert len(frame) == sum(len(s["days"]) for s in series)
     assert frame["value"].sum() == sum(sum(s["data"]) for s in series)
     assert [r.path for r in env.logged("/insights")] == [f"/api/projects/1/insights/{insight_id}/"]
@@ -1099,6 +1174,270 @@ def _(env: Env) -> None:
         server.dataset().insight_results[empty] = None  # computes to nothing
         with pytest.raises(php.ResponseFormatError, match=f"Insight {empty}"):
             ph.insight(empty)
+
+
+# == insight query kinds ==========================================================================
+
+
+def post_node(server: LocalPostHog, node: dict[str, Any]) -> requests.Response:
+    """POST /query/ with an insight query node."""
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    return requests.post(
+        f"{server.url}/api/projects/1/query/", json={"query": node}, headers=headers, timeout=120
+    )
+
+
+@contextmanager
+def crafted_server() -> Iterator[LocalPostHog]:
+    """A project whose only events are these (each distinct id its own person), in UTC."""
+    with LocalPostHog(persons=1, events=0, seed=3, start="2023-01-01", days=1) as server:
+        day = datetime(2024, 1, 1, tzinfo=UTC)  # a Monday
+        made = [
+            ("$pageview", "u1", day + timedelta(days=-1), {"$browser": "Chrome"}),  # Sun Dec 31
+            ("$pageview", "u1", day + timedelta(days=2), {"$browser": "Chrome"}),  # Wed Jan 3
+            ("$pageview", "u2", day + timedelta(days=2), {}),
+            ("$pageview", "u2", day + timedelta(days=7), {"$browser": "Safari"}),  # Mon Jan 8
+            ("signed_up", "u1", day + timedelta(days=2, hours=1), {}),
+            ("signed_up", "u2", day + timedelta(days=16), {}),  # 14 days after u2's Jan 3 step
+            ("$pageview", "u3", day + timedelta(days=1), {}),
+            ("signed_up", "u3", day + timedelta(days=15, seconds=1), {}),  # 14 days + 1 s
+        ]
+        server.ingest_events(
+            [
+                {"event": e, "distinct_id": d, "timestamp": t.isoformat(), "properties": p}
+                for e, d, t, p in made
+            ]
+        )
+        yield server
+
+
+@row("insight_kind.trends")
+def _(env: Env) -> None:
+    with crafted_server() as server:
+        check_trends(server)
+
+
+def check_trends(server: LocalPostHog) -> None:
+    series = [{"kind": "EventsNode", "event": "$pageview", "math": "dau"}]
+    node = {
+        "kind": "TrendsQuery",
+        "series": series,
+        "interval": "week",
+        "dateRange": {"date_from": "2024-01-03", "date_to": "2024-01-09"},
+        "breakdownFilter": {"breakdown": "$browser", "breakdown_type": "event"},
+    }
+    answer = post_node(server, node)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["is_cached"] is False and body["timezone"] == "UTC"
+    rows = [(r["breakdown_value"], r["days"], r["data"], r["count"]) for r in body["results"]]
+    weeks = ["2023-12-31", "2024-01-07"]  # Sundays; the first week counts Dec 31 too
+    assert rows == [
+        ("Chrome", weeks, [1, 0], 1.0),
+        ("Safari", weeks, [0, 1], 1.0),
+        ("$$_posthog_breakdown_null_$$", weeks, [2, 0], 2.0),  # u2 on Jan 3, u3 on Jan 2
+    ]
+    daily = post_node(server, {**node, "interval": None, "breakdownFilter": None}).json()
+    (one,) = daily["results"]
+    assert one["days"][0] == "2024-01-03" and one["data"] == [2, 0, 0, 0, 0, 1, 0]
+    assert one["label"] == "$pageview" and one["action"]["math"] == "dau"
+
+
+@row("insight_kind.funnels")
+def _(env: Env) -> None:
+    with crafted_server() as server:
+        check_funnels(server)
+
+
+def check_funnels(server: LocalPostHog) -> None:
+    steps = [{"kind": "EventsNode", "event": e} for e in ("$pageview", "signed_up")]
+    node = {
+        "kind": "FunnelsQuery",
+        "series": steps,
+        "funnelsFilter": {"funnelOrderType": "ordered", "funnelVizType": "steps"},
+        "dateRange": {"date_from": "2024-01-01", "date_to": "2024-01-31"},
+    }
+    body = post_node(server, node).json()
+    assert [(s["order"], s["name"], s["count"]) for s in body["results"]] == [
+        (0, "$pageview", 3),
+        (1, "signed_up", 2),  # u1 within an hour, u2 at exactly 14 days; u3 1 s too late
+    ]
+    # u2's time is from its latest start reaching the step (Jan 8), as PostHog's UDF keeps it
+    assert body["results"][1]["average_conversion_time"] == (3600 + 9 * 86400) / 2
+    hour = {"funnelWindowInterval": 2, "funnelWindowIntervalUnit": "hour"}
+    short = post_node(server, {**node, "funnelsFilter": hour}).json()
+    assert [s["count"] for s in short["results"]] == [3, 1]
+    split = {"breakdown": "$browser", "breakdown_type": "event"}
+    grouped = post_node(server, {**node, "breakdownFilter": split}).json()["results"]
+    # first touch: the first funnel event with a value (u2's Jan 3 pageview has none, its
+    # Jan 8 one says Safari); ordered by the last step's persons, then the first's
+    assert [[(s["breakdown_value"], s["count"]) for s in g] for g in grouped] == [
+        [(["Chrome"], 1), (["Chrome"], 1)],
+        [(["Safari"], 1), (["Safari"], 1)],
+        [([""], 1), ([""], 0)],
+    ]
+    nobody = {**node, "dateRange": {"date_from": "2024-03-01", "date_to": "2024-03-02"}}
+    assert post_node(server, nobody).json()["results"] == []
+
+
+@row("insight_kind.retention")
+def _(env: Env) -> None:
+    with crafted_server() as server:
+        check_retention(server)
+
+
+def check_retention(server: LocalPostHog) -> None:
+    pageview = {"id": "$pageview", "type": "events"}
+    node = {
+        "kind": "RetentionQuery",
+        "retentionFilter": {
+            "targetEntity": pageview,
+            "returningEntity": pageview,
+            "period": "Day",
+            "totalIntervals": 3,
+            "retentionType": "retention_first_time",
+        },
+        "dateRange": {"date_from": "2023-12-01", "date_to": "2024-01-02"},  # date_from unread
+    }
+    body = post_node(server, node).json()
+    cohorts = body["results"]
+    assert [c["date"] for c in cohorts] == [
+        "2023-12-31T00:00:00Z",
+        "2024-01-01T00:00:00Z",
+        "2024-01-02T00:00:00Z",
+    ]
+    assert [c["label"] for c in cohorts] == ["Day 0", "Day 1", "Day 2"]
+    assert [[v["count"] for v in c["values"]] for c in cohorts] == [
+        [1, 0.0, 0.0],  # u1 (first seen Dec 31) came back Jan 3: past the last period
+        [0.0, 0.0, 0.0],
+        [1, 0.0, 0.0],  # u3
+    ]
+    assert cohorts[0]["values"][1]["label"] == "Day 1" and cohorts[0]["breakdown_value"] is None
+
+
+@row("insight_kind.stickiness")
+def _(env: Env) -> None:
+    with crafted_server() as server:
+        series = [{"kind": "EventsNode", "event": "$pageview"}]
+        node = {"kind": "StickinessQuery", "series": series}
+        body = post_node(
+            server, {**node, "dateRange": {"date_from": "2024-01-01", "date_to": "2024-01-08"}}
+        )
+        (one,) = body.json()["results"]
+        # u1 on Jan 3; u2 on Jan 3 and Jan 8; u3 on Jan 2 (u1's Dec 31 is outside)
+        assert one["days"] == list(range(1, 9)) and one["data"] == [2, 1, 0, 0, 0, 0, 0, 0]
+        assert (one["count"], one["labels"][:2]) == (3, ["1 day", "2 days"])
+        weekly = {
+            **node,
+            "interval": "week",
+            "dateRange": {"date_from": "2024-01-03", "date_to": "2024-01-08"},
+        }
+        # weeks from Dec 31: u1 (Dec 31, Jan 3) once, u2 both weeks, u3 once
+        assert post_node(server, weekly).json()["results"][0]["data"] == [2, 1]
+
+
+@row("insight_kind.lifecycle")
+def _(env: Env) -> None:
+    with crafted_server() as server:
+        series = [{"kind": "EventsNode", "event": "$pageview"}]
+        node = {
+            "kind": "LifecycleQuery",
+            "series": series,
+            "dateRange": {"date_from": "2024-01-01", "date_to": "2024-01-04"},
+        }
+        body = post_node(server, node).json()
+        assert [r["status"] for r in body["results"]] == [
+            "new",
+            "returning",
+            "resurrecting",
+            "dormant",
+        ]
+        data = {r["status"]: r["data"] for r in body["results"]}
+        # ingested persons have no person row, so nobody is "new"; u1 Dec 31 (read, not shown)
+        # and Jan 3, u2 Jan 3, u3 Jan 2
+        assert data == {
+            "new": [0.0, 0.0, 0.0, 0.0],
+            "returning": [0.0, 0.0, 0.0, 0.0],
+            "resurrecting": [0.0, 1.0, 2.0, 0.0],
+            "dormant": [-1.0, 0.0, -1.0, -2.0],
+        }
+        assert body["results"][3]["label"] == "$pageview - dormant"
+
+
+@row("insight_kind.paths")
+def _(env: Env) -> None:
+    with crafted_server() as server:
+        visit = datetime(2024, 1, 5, 12, tzinfo=UTC)
+        server.ingest_events(
+            [
+                {
+                    "event": e,
+                    "distinct_id": "u4",
+                    "timestamp": (visit + gap).isoformat(),
+                    "properties": p,
+                }
+                for e, gap, p in (
+                    ("$pageview", timedelta(0), {"$current_url": "https://example.com/"}),
+                    ("signed_up", timedelta(minutes=5), {}),
+                    ("$pageview", timedelta(minutes=40), {"$current_url": "https://example.com/"}),
+                )
+            ]
+        )
+        node = {
+            "kind": "PathsQuery",
+            "dateRange": {"date_from": "2024-01-01", "date_to": "2024-01-31"},
+        }
+        results = post_node(server, node).json()["results"]
+        # u4's last pageview is 35 minutes later: a session of its own; the crafted events of
+        # u1-u3 are hours apart, each a session of one item
+        assert results == [
+            {
+                "source": "1_https://example.com",
+                "target": "2_signed_up",
+                "value": 1,
+                "average_conversion_time": 300_000.0,
+            }
+        ]
+        answer = post_node(server, {**node, "pathsFilter": {"startPoint": "/"}})
+        assert answer.status_code == 400
+        assert (
+            answer.json()["detail"]
+            == "pathsFilter.startPoint is not supported by this local server."
+        )
+
+
+@row("insight_kind.unsupported")
+def _(env: Env) -> None:
+    answer = post_node(env.srv, {"kind": "FunnelCorrelationQuery", "source": {}})
+    assert answer.status_code == 400
+    body = answer.json()
+    assert (body["type"], body["code"], body["attr"]) == (
+        "validation_error",
+        "invalid_input",
+        "query",
+    )
+    assert body["detail"].startswith("Unsupported query kind: 'FunnelCorrelationQuery'.")
+    assert "TrendsQuery" in body["detail"]
+    weekly = {"kind": "EventsNode", "event": "$pageview", "math": "weekly_active"}
+    answer = post_node(env.srv, {"kind": "TrendsQuery", "series": [weekly]})
+    assert answer.status_code == 400 and "math 'weekly_active'" in answer.json()["detail"]
+
+
+@row("insight_kind.saved")
+def _(env: Env) -> None:
+    kinds = {}
+    for insight in (i for i in env.srv.dataset().insights if i["query"]):
+        source = insight["query"]["source"]
+        path = f"/api/projects/1/insights/{insight['id']}/?refresh=force_blocking"
+        result = env.get(path).json()["result"]
+        assert result == post_node(env.srv, source).json()["results"], insight["id"]
+        kinds[source["kind"]] = bool(result)
+    assert kinds == {"TrendsQuery": True, "FunnelsQuery": True, "RetentionQuery": True}
+    legacy = next(i for i in env.srv.dataset().insights if not i["query"])
+    computed = env.get(f"/api/projects/1/insights/{legacy['id']}/?refresh=force_blocking").json()
+    (series,) = computed["result"]
+    assert series["action"]["id"] == legacy["filters"]["events"][0]["id"]
+    assert len(series["days"]) == env.srv.dataset().days
 
 
 # == session recordings ===========================================================================

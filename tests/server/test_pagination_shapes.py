@@ -160,7 +160,7 @@ def test_event_row_shape(srv: LocalPostHog, session: requests.Session) -> None:
     [
         ("feature_flags", 30),
         ("annotations", 25),
-        ("insights", 12),
+        ("insights", 14),  # twelve daily trends, a funnel, a retention
         ("cohorts", 4),
         ("actions", 8),
         ("dashboards", 5),

@@ -174,6 +174,53 @@ def test_generated_data_has_the_awkward_cases() -> None:
     assert (ev["distinct_id"].map(lookup) == ev["person_id"]).all()
 
 
+def test_generated_persons_agree_with_their_events(srv: LocalPostHog) -> None:
+    """Created before anything they did: no event, last_seen_at, first_seen or recording
+    before created_at; the $identify events' $set carries the same first_seen."""
+    ds = srv.dataset()
+    created = ds.persons.set_index("id")["created_at"]
+    first_event = ds.events.groupby("person_id")["timestamp"].min()
+    assert (first_event >= created[first_event.index]).all()
+    first_seen = pd.to_datetime(ds.persons["properties"].map(lambda p: p["first_seen"]), utc=True)
+    assert (first_seen.to_numpy() <= ds.persons["created_at"].to_numpy()).all()
+    page = requests.get(
+        f"{srv.url}/api/projects/1/persons/?limit=1000",
+        headers={"Authorization": f"Bearer {srv.api_key}"},
+    ).json()["results"]
+    seen = [(p["created_at"], p["last_seen_at"]) for p in page if p["last_seen_at"]]
+    assert seen and all(last >= made for made, last in seen)  # ISO Z text sorts as time
+    by_id = ds.persons.set_index("id")["properties"]
+    sets = ds.events.loc[ds.events["event"] == "$identify", ["person_id", "properties"]]
+    for pid, text in sets.itertuples(index=False):
+        assert orjson.loads(text)["$set"]["first_seen"] == by_id[pid]["first_seen"]
+    for recording in ds.session_recordings:
+        assert recording["start_time"] >= recording["person"]["created_at"]
+
+
+def test_property_definitions_agree_with_the_data(srv: LocalPostHog) -> None:
+    """Each defined type fits every value of its property (ab_score mixes on purpose: its
+    definition is the type of a first value, as PostHog's is)."""
+    ds = srv.dataset()
+    fits = {
+        "DateTime": lambda v: isinstance(v, str) and bool(datetime.fromisoformat(v)),
+        "Numeric": lambda v: type(v) in (int, float),
+        "Boolean": lambda v: type(v) is bool,
+        "String": lambda v: isinstance(v, str),
+    }
+    values = {
+        "person": [dict(p) for p in ds.persons["properties"]],
+        "event": [orjson.loads(p) for p in ds.events["properties"]],
+    }
+    for definition in ds.property_definitions:
+        kind, name, ptype = definition["type"], definition["name"], definition["property_type"]
+        if kind not in values or ptype is None:
+            continue
+        seen = [p[name] for p in values[kind] if p.get(name) is not None]
+        assert seen, name
+        fitting = [fits[ptype](v) for v in seen]
+        assert all(fitting) or (name == "ab_score" and any(fitting)), (kind, name, ptype)
+
+
 def test_duckdb_tables_have_the_agreed_schema() -> None:
     start = datetime(2024, 1, 1, tzinfo=UTC)
     ds = generate_dataset(1, seed=2, persons=100, events=500, start=start, days=5)

@@ -45,7 +45,7 @@ def test_an_insight_nobody_computed_has_no_result_until_asked(
         assert never["result"] is None and never["last_refresh"] is None
         assert never["is_cached"] is False and never["cache_target_age"] is None
     computed = insight(srv, session, "blocking")
-    assert computed["result"] == srv.dataset().insight_results[2]
+    assert computed["result"] == srv.insight_result(2)
     assert computed["is_cached"] is False
     refreshed = datetime.fromisoformat(computed["last_refresh"])
     assert abs(datetime.now(UTC) - refreshed) < timedelta(seconds=30)
@@ -60,7 +60,7 @@ def test_an_insight_nobody_computed_has_no_result_until_asked(
 
 
 def test_legacy_refresh_true_computes(srv: LocalPostHog, session: requests.Session) -> None:
-    assert insight(srv, session, "true")["result"] == srv.dataset().insight_results[2]
+    assert insight(srv, session, "true")["result"] == srv.insight_result(2)
 
 
 def test_async_refresh_answers_without_a_result_then_has_one(
@@ -68,7 +68,7 @@ def test_async_refresh_answers_without_a_result_then_has_one(
 ) -> None:
     pending = insight(srv, session, "async")
     assert pending["result"] is None and pending["query_status"]["complete"] is False
-    assert insight(srv, session, "force_cache")["result"] == srv.dataset().insight_results[2]
+    assert insight(srv, session, "force_cache")["result"] == srv.insight_result(2)
 
 
 def definitions(session: requests.Session, srv: LocalPostHog, query: str) -> requests.Response:

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 import posthog_pandas as php
-from posthog_pandas import query
+from posthog_pandas import _polling
 from posthog_pandas.cache import DB_NAME, CacheStore
 from posthog_pandas.cache.writer import BackgroundWriter, StagedPage
 from tests.conftest import MOCK_HOST, MockConnect
@@ -168,7 +168,7 @@ def test_a_still_running_answer_is_staged_then_dropped_and_leaves_no_entry(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(query, "POLL_INTERVAL", 0.0)
+    monkeypatch.setattr(_polling, "POLL_INTERVAL", 0.0)
     ph, adapter = mock_connect()
     running = {"results": None, "query_status": {"id": "q1", "complete": False}}
     adapter.register_uri("POST", QUERY_URL, json=running)

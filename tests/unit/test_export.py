@@ -24,6 +24,7 @@ from posthog_pandas import events as events_module
 from posthog_pandas import export as ex
 from posthog_pandas.exceptions import ConfigurationError
 from posthog_pandas.frames import SCHEMAS, hogql_events_to_frame, records_to_frame
+from tests.conftest import NONE_DEFINED
 
 COLUMNS = ["uuid", "event", "distinct_id", "timestamp", "properties", "elements_chain", "person_id"]
 TYPES = ["UUID", "String", "String", "DateTime64(6, 'UTC')", "String", "String", "UUID"]
@@ -397,6 +398,7 @@ def mocked() -> tuple[requests.Session, requests_mock.Adapter]:
     adapter = requests_mock.Adapter()
     session.mount("https://", adapter)
     adapter.register_uri("GET", f"{HOST}/api/users/@me/", json=ME)
+    adapter.register_uri("GET", f"{HOST}/api/projects/5/property_definitions/", json=NONE_DEFINED)
     return session, adapter
 
 
@@ -413,20 +415,26 @@ def test_export_events_pages_by_keyset_and_keeps_the_late_column(
 ) -> None:
     session, adapter = mocked
     monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", 2)
+    # A full first page, then the count that plans the rest's windows (one here), then its page.
+    count = {"json": {"columns": ["bucket", "events"], "types": ["DateTime", "UInt64"],
+                      "results": [["2024-01-02T11:00:00Z", 1]], "hasMore": False}}  # fmt: skip
     query = adapter.register_uri(
-        "POST", f"{HOST}/api/projects/5/query/", [query_answer(PAGE_1), query_answer(PAGE_2)]
+        "POST",
+        f"{HOST}/api/projects/5/query/",
+        [query_answer(PAGE_1), count, query_answer(PAGE_2)],
     )
     ph = connect(session, out)
     summary = ph.export("events", out / "e.csv", after="2024-01-01", before="2024-02-01")
     assert summary.rows == 3
     assert (out / "e.csv").read_text().splitlines() == [HEADER, *CSV_ROWS]
-    assert query.call_count == 2
-    second = query.request_history[1].json()["query"]
-    assert "(timestamp, uuid) > " in second["query"] and "LIMIT 2" in second["query"]
-    assert second["values"]["__last_uuid"] == "u2"
-    # a rerun reads every page from the cache
+    assert query.call_count == 3
+    assert "count() AS events" in query.request_history[1].json()["query"]["query"]
+    third = query.request_history[2].json()["query"]
+    assert "(timestamp, uuid) > " in third["query"] and "LIMIT 2" in third["query"]
+    assert third["values"]["__last_uuid"] == "u2"
+    # a rerun reads every page, and the count, from the cache
     ph.export("events", out / "e.parquet", after="2024-01-01", before="2024-02-01")
-    assert query.call_count == 2
+    assert query.call_count == 3
 
 
 def test_export_lists_follows_next_and_uses_the_accessor_filters(mocked, out: Path) -> None:
@@ -454,7 +462,7 @@ def test_export_lists_follows_next_and_uses_the_accessor_filters(mocked, out: Pa
     assert (summary.rows, persons.call_count) == (2, 1)
     back = pd.read_parquet(out / "p.parquet")
     assert list(back.columns) == [
-        "id", "uuid", "name", "distinct_ids", "is_identified", "created_at", "last_seen_at",
+        "id", "distinct_ids", "name", "created_at", "last_seen_at", "is_identified",
         "properties.email", "properties.plan",
     ]  # fmt: skip
     assert back["distinct_ids"].tolist() == ['["a"]', '["b","c"]']
@@ -511,7 +519,7 @@ def test_cli_runner_prints_the_summary(mocked, out: Path, monkeypatch, capsys) -
     assert cli.run_export_command(args) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("Wrote 2 rows (") and printed.rstrip().endswith(" s")
-    sent = adapter.request_history[-1].json()["query"]
+    sent = [r for r in adapter.request_history if r.method == "POST"][-1].json()["query"]
     assert sent["values"]["__events"] == ["$pageview"]
     args = parser.parse_args(
         ["export", "events", str(out / "e.json"), "--api-key", KEY, "--host", HOST]

@@ -68,6 +68,8 @@ PERSONS_PAGE: list[dict[str, Any]] = [
         "is_identified": True,
         "name": "ada@example.com",
         "distinct_ids": ["ada", "0190c7c4-anon"],
+        "matched_recordings": [],
+        "value_at_data_point": None,
     },
     {
         "type": "person",
@@ -79,6 +81,8 @@ PERSONS_PAGE: list[dict[str, Any]] = [
         "is_identified": False,
         "name": "anon-2",
         "distinct_ids": [],
+        "matched_recordings": [],
+        "value_at_data_point": None,
     },
 ]
 
@@ -87,13 +91,11 @@ def test_persons_page_exact() -> None:
     df = frame(PERSONS_PAGE, "persons")
     assert dtypes(df) == {
         "id": "string",
-        "uuid": "string",
-        "name": "string",
         "distinct_ids": "string",
-        "is_identified": "boolean",
+        "name": "string",
         "created_at": UTC,
         "last_seen_at": UTC,
-        "type": "string",
+        "is_identified": "boolean",
         "properties.$initial_os": "string",
         "properties.age": "Int64",
         "properties.email": "string",
@@ -102,13 +104,11 @@ def test_persons_page_exact() -> None:
     assert rows(df) == [
         [
             "0190c7c4-1111-7000-8000-000000000001",
-            "0190c7c4-1111-7000-8000-000000000001",
-            "ada@example.com",
             '["ada","0190c7c4-anon"]',
-            True,
+            "ada@example.com",
             ts("2024-03-01T09:30:00.123456Z"),
             None,
-            "person",
+            True,
             "Mac OS X",
             None,
             "ada@example.com",
@@ -116,13 +116,11 @@ def test_persons_page_exact() -> None:
         ],
         [
             "0190c7c4-2222-7000-8000-000000000002",
-            "0190c7c4-2222-7000-8000-000000000002",
-            "anon-2",
             "[]",
-            False,
+            "anon-2",
             ts("2024-03-02T08:00:00Z"),
             ts("2024-03-05T00:00:00Z"),
-            "person",
+            False,
             "Windows",
             41,
             None,
@@ -130,6 +128,47 @@ def test_persons_page_exact() -> None:
         ],
     ]
     assert list(df.index) == [0, 1]
+
+
+def test_persons_raw_keeps_every_field_as_sent() -> None:
+    df = frame(PERSONS_PAGE[:1], "persons", raw=True)
+    assert dtypes(df) == {
+        "id": "string",
+        "distinct_ids": "string",
+        "name": "string",
+        "created_at": UTC,
+        "last_seen_at": UTC,
+        "is_identified": "boolean",
+        "uuid": "string",
+        "type": "string",
+        "matched_recordings": "string",
+        "value_at_data_point": "Float64",
+        "properties.$initial_os": "string",
+        "properties.email": "string",
+        "properties.plan": "string",
+    }
+    uuid = "0190c7c4-1111-7000-8000-000000000001"
+    assert rows(df)[0][6:10] == [uuid, "person", "[]", None]
+
+
+@pytest.mark.parametrize("raw", [False, True])
+@pytest.mark.parametrize("resource", ["persons", "cohort_persons"])
+def test_persons_columns_come_from_the_schema_not_the_rows(resource: str, raw: bool) -> None:
+    full = frame(PERSONS_PAGE, resource, raw=raw)
+    empty = frame([], resource, raw=raw)
+    plain = [c for c in full.columns if not c.startswith("properties.")]
+    assert plain == list(empty.columns)
+    assert dtypes(full[plain]) == dtypes(empty)
+
+
+def test_legacy_persons_keep_uuid_beside_the_numeric_id() -> None:
+    record = {"id": 17, "uuid": "0190c7c4-1111", "name": "a", "distinct_ids": ["a"]}
+    df = frame([record], "legacy_persons")
+    assert list(df.columns) == [
+        "id", "uuid", "distinct_ids", "name", "created_at", "is_identified"
+    ]  # fmt: skip
+    assert rows(df) == [["17", "0190c7c4-1111", '["a"]', "a", None, None]]
+    assert list(df.columns) == list(frame([], "legacy_persons").columns)
 
 
 def test_person_retrieve_numeric_id_is_text() -> None:
@@ -386,6 +425,9 @@ def test_every_schema_exact_with_literal_record(resource: str) -> None:
     expected_dtypes: dict[str, str] = {}
     flattened: dict[str, Any] = {}
     for column in schema:
+        if column.raw_only:  # sent, and left out of the frame
+            record[column.name] = _sample_value(column.dtype)[0]
+            continue
         if column.dtype == "json-flatten":
             record[column.name] = {"k": "v", "n": 1}
             flattened[f"{column.name}.k"] = "v"
@@ -424,7 +466,7 @@ def test_empty_result_has_schema_columns_and_dtypes(resource: str) -> None:
     expected = {
         c.name: {"datetime": UTC, "json": "string"}.get(c.dtype, c.dtype)
         for c in schema
-        if c.dtype != "json-flatten"
+        if c.dtype != "json-flatten" and not c.raw_only
     }
     assert dtypes(df) == expected
     assert len(df) == 0
@@ -433,7 +475,7 @@ def test_empty_result_has_schema_columns_and_dtypes(resource: str) -> None:
 
 def test_empty_result_without_flattening_keeps_properties_object() -> None:
     df = records_to_frame([], SCHEMAS["persons"], FrameOptions(flatten=False))
-    assert list(df.columns) == [c.name for c in SCHEMAS["persons"]]
+    assert list(df.columns) == [c.name for c in SCHEMAS["persons"] if not c.raw_only]
     assert str(df["properties"].dtype) == "object"
     assert str(df["distinct_ids"].dtype) == "object"
 
@@ -513,7 +555,7 @@ def test_custom_separator() -> None:
 
 def test_flatten_false_keeps_python_objects() -> None:
     df = frame(PERSONS_PAGE, "persons", flatten=False)
-    assert list(df.columns) == [*[c.name for c in SCHEMAS["persons"]], "type"]
+    assert list(df.columns) == [c.name for c in SCHEMAS["persons"] if not c.raw_only]
     assert str(df["properties"].dtype) == "object"
     assert df.loc[0, "properties"] == PERSONS_PAGE[0]["properties"]
     assert df.loc[0, "distinct_ids"] == ["ada", "0190c7c4-anon"]
@@ -674,6 +716,101 @@ def test_unparseable_datetime_stays_string(bad: Any) -> None:
     assert df["timestamp"].tolist() == ["2024-01-15T10:00:00Z", str(bad)]
 
 
+# --- property definitions ------------------------------------------------------------------
+
+DEFINED = {
+    "seen": "DateTime",
+    "n": "Numeric",
+    "secs": "Duration",
+    "price": "Numeric",
+    "beta": "Boolean",
+    "code": "String",
+    "none_yet": "Numeric",
+}
+
+
+def test_properties_typed_by_their_definitions() -> None:
+    records = [
+        {
+            "properties": {
+                "seen": "2024-01-02T03:04:05Z",
+                "n": "42",
+                "secs": 5,
+                "price": 1.5,
+                "beta": "TRUE",
+                "code": 7,
+                "none_yet": None,
+            }
+        },
+        {"properties": {"seen": "2024-01-03 04:05:06", "n": 3, "price": 2, "beta": False}},
+    ]
+    df = frame(records, property_types=DEFINED)
+    assert dtypes(df) == {
+        "properties.beta": "boolean",
+        "properties.code": "string",
+        "properties.n": "Int64",
+        "properties.none_yet": "Int64",
+        "properties.price": "Float64",
+        "properties.secs": "Int64",
+        "properties.seen": UTC,
+    }
+    assert rows(df) == [
+        [True, "7", 42, None, 1.5, 5, ts("2024-01-02T03:04:05Z")],
+        [False, None, 3, None, 2.0, None, ts("2024-01-03T04:05:06Z")],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "dtype"),
+    [
+        ("seen", [1704164645, 1704164646], "Int64"),  # a unix timestamp under DateTime
+        ("seen", ["yesterday", "2024-01-02T03:04:05Z"], "string"),
+        ("n", ["variant-1", 3], "string"),
+        ("n", [True, 1], "string"),
+        ("beta", ["yes", True], "string"),
+        ("n", [2**70, 1], "string"),  # beyond Int64
+    ],
+)
+def test_values_that_do_not_fit_their_definition_follow_the_mixed_rule(
+    name: str, values: list[Any], dtype: str
+) -> None:
+    records = [{"properties": {name: v}} for v in values]
+    typed = frame(records, property_types=DEFINED)
+    assert dtypes(typed) == dtypes(frame(records)) == {f"properties.{name}": dtype}
+    assert rows(typed) == rows(frame(records))
+
+
+def test_definitions_type_only_the_top_level_properties() -> None:
+    records = [
+        {
+            "properties": {"n": "1", "address": {"n": "2"}},
+            "person": {"properties": {"n": "3"}},
+            "group_properties": {"n": "4"},
+        }
+    ]
+    options = {"max_depth": 2, "property_types": {"n": "Numeric", "address": "String"}}
+    df = frame(records, "events", **options)
+    assert {k: v for k, v in dtypes(df).items() if "." in k} == {
+        "group_properties.n": "string",
+        "person.properties.n": "string",
+        "properties.address.n": "string",  # objects are flattened, whatever the definition
+        "properties.n": "Int64",
+    }
+
+
+def test_hogql_event_properties_typed_by_their_definitions() -> None:
+    columns = ["uuid", "event", "timestamp", "properties"]
+    types = ["UUID", "String", "DateTime64(6, 'UTC')", "String"]
+    results = [["u1", "e", "2024-01-01T00:00:00Z", '{"n": "5", "beta": "false"}']]
+    options = FrameOptions(property_types={"n": "Numeric", "beta": "Boolean"})
+    df = hogql_events_to_frame(columns, types, results, options)
+    assert rows(df[["properties.beta", "properties.n"]]) == [[False, 5]]
+    assert dtypes(df[["properties.beta", "properties.n"]]) == {
+        "properties.beta": "boolean",
+        "properties.n": "Int64",
+    }
+
+
 # --- options -----------------------------------------------------------------------------
 
 
@@ -685,13 +822,11 @@ def test_pyarrow_backend() -> None:
     )
     assert dtypes(df) == {
         "id": "string[pyarrow]",
-        "uuid": "string[pyarrow]",
-        "name": "string[pyarrow]",
         "distinct_ids": "string[pyarrow]",
-        "is_identified": "bool[pyarrow]",
+        "name": "string[pyarrow]",
         "created_at": "timestamp[ns, tz=UTC][pyarrow]",
         "last_seen_at": "timestamp[ns, tz=UTC][pyarrow]",
-        "type": "string[pyarrow]",
+        "is_identified": "bool[pyarrow]",
         "properties.$initial_os": "string[pyarrow]",
         "properties.age": "int64[pyarrow]",
         "properties.email": "string[pyarrow]",
@@ -701,7 +836,7 @@ def test_pyarrow_backend() -> None:
     }
     assert all(isinstance(t, pd.ArrowDtype) for t in df.dtypes)
     numpy_rows = rows(frame(PERSONS_PAGE, "persons"))
-    assert rows(df.iloc[:2, :12]) == numpy_rows
+    assert rows(df.iloc[:2, :10]) == numpy_rows
 
 
 def test_user_dtypes_applied_last() -> None:

@@ -18,6 +18,7 @@ import posthog_pandas as php
 from posthog_pandas import _credentials, magics
 from posthog_pandas.cache import CacheInfo
 from posthog_pandas.exceptions import AuthenticationError, QueryError
+from tests.conftest import NONE_DEFINED
 from tests.ipython_shell import RaisingShell
 
 HOST = "https://ph.test"
@@ -67,6 +68,7 @@ def adapter() -> requests_mock.Adapter:
     adapter.register_uri("GET", f"{HOST}/api/users/@me/", json=ME)
     adapter.register_uri("GET", PERSONS_URL, json={"results": PERSONS, "next": None})
     adapter.register_uri("POST", QUERY_URL, json=DAILY)
+    adapter.register_uri("GET", f"{HOST}/api/projects/5/property_definitions/", json=NONE_DEFINED)
     return adapter
 
 
@@ -118,7 +120,7 @@ def test_line_magic_returns_the_frame_and_assignment_works(
     ip: RaisingShell, ph: php.PostHog
 ) -> None:
     df = ip.run_line_magic("posthog", "persons")
-    assert list(df["uuid"]) == [p["uuid"] for p in PERSONS]
+    assert list(df["id"]) == [p["id"] for p in PERSONS]
     assert list(df["properties.email"]) == ["a@x.io", "b@x.io"]
     ip.run_cell("people = %posthog persons --no-cache")
     pd.testing.assert_frame_equal(ip.user_ns["people"], df)
@@ -139,7 +141,7 @@ def test_limit_flag_and_trait_are_sent_to_posthog(
     ip: RaisingShell, ph: php.PostHog, adapter: requests_mock.Adapter
 ) -> None:
     adapter.register_uri("GET", PERSONS_URL, json={"results": PERSONS[:1], "next": None})
-    assert list(ip.run_line_magic("posthog", "persons --limit 1")["uuid"]) == [PERSONS[0]["uuid"]]
+    assert list(ip.run_line_magic("posthog", "persons --limit 1")["id"]) == [PERSONS[0]["id"]]
     sent = calls(adapter, "GET", PERSONS_URL)
     assert len(sent) == 1 and sent[0].qs["limit"] == ["1"]  # one page of one row
     ip.run_line_magic("config", "PostHogMagics.limit = 1")
@@ -229,9 +231,9 @@ def test_csv_and_parquet_exports(ip: RaisingShell, ph: php.PostHog, tmp_path: Pa
         "posthog", f"persons --csv {out / 'p.csv'} --parquet '{out / 'p q.parquet'}'"
     )
     assert sorted(os.listdir(out)) == ["p q.parquet", "p.csv"]  # no temp files left behind
-    assert list(pd.read_csv(out / "p.csv")["uuid"]) == list(df["uuid"])
+    assert list(pd.read_csv(out / "p.csv")["id"]) == list(df["id"])
     back = pd.read_parquet(out / "p q.parquet")
-    assert list(back["uuid"]) == list(df["uuid"]) and list(back.columns) == list(df.columns)
+    assert list(back["id"]) == list(df["id"]) and list(back.columns) == list(df.columns)
 
 
 def test_line_query(ip: RaisingShell, ph: php.PostHog, adapter: requests_mock.Adapter) -> None:
@@ -489,6 +491,7 @@ def test_auto_connect_uses_the_chain_once(
     with requests_mock.Mocker() as mock:
         mock.get(f"{HOST}/api/users/@me/", json=ME)
         mock.get(PERSONS_URL, json={"results": PERSONS, "next": None})
+        mock.get(f"{HOST}/api/projects/5/property_definitions/", json=NONE_DEFINED)
         assert len(ip.run_line_magic("posthog", "persons --no-cache")) == 2
         first = magics.get_connection()
         ip.run_line_magic("posthog", "persons --no-cache")

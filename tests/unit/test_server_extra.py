@@ -72,6 +72,7 @@ def test_everything_but_the_server_works_without_its_packages(tmp_path: Path) ->
         person = {"id": "a", "uuid": "a", "distinct_ids": ["a"], "properties": {"email": "a@x"}}
         with requests_mock.Mocker() as mock:
             mock.get(f"{HOST}/api/users/@me/", json=me)
+            mock.get(f"{HOST}/api/projects/5/property_definitions/", json={"results": []})
             persons = mock.get(
                 f"{HOST}/api/projects/5/persons/", json={"results": [person], "next": None}
             )
@@ -82,7 +83,7 @@ def test_everything_but_the_server_works_without_its_packages(tmp_path: Path) ->
             shell.run_line_magic("load_ext", "posthog_pandas")
             shell.run_line_magic("config", "PostHogMagics.progress = False")
             shell.run_line_magic("posthog", "connect")
-            print(shell.run_line_magic("posthog", "persons --refresh")["uuid"].tolist())
+            print(shell.run_line_magic("posthog", "persons --refresh")["id"].tolist())
             print(persons.call_count)
         print([name for name in ("duckdb", "sqlglot", "hogql_parser") if sys.modules[name]])
     """
@@ -90,7 +91,7 @@ def test_everything_but_the_server_works_without_its_packages(tmp_path: Path) ->
     result = run_without_server(code, tmp_path, env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["['a@x']", "1", "['a']", "2", "[]"]
-    assert (tmp_path / "persons.csv").read_text().splitlines()[1] == '"a","a",,"[""a""]",,,,"a@x"'
+    assert (tmp_path / "persons.csv").read_text().splitlines()[1] == '"a","[""a""]",,,,,"a@x"'
 
 
 def test_importing_the_server_names_the_extra(tmp_path: Path) -> None:
