@@ -2,7 +2,7 @@
 
     python benchmarks/cloud.py                # 1,000,000 events, 3 rounds; writes cloud-results.md
     python benchmarks/cloud.py --events 200000 --runs 1
-    python benchmarks/cloud.py --quick        # 60,000 events over 6 days, 1 round: a smoke test
+    python benchmarks/cloud.py --quick        # 120,000 events over 6 days, 1 round: a smoke test
 
 The server (benchmarks/server.py --latency cloud) adds per query 1.0 s plus 10 us per row
 returned, caps each response at 25 MB/s and keeps PostHog's 3 query slots; its query cache is
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shutil
 import statistics
@@ -41,7 +42,7 @@ sys.path.insert(0, str(HERE))
 import run  # noqa: E402 - benchmarks/run.py: the server, running one system, the medians
 
 FULL = {"persons": 20_000, "events": 1_000_000, "days": 30}
-QUICK = {"persons": 500, "events": 60_000, "days": 6}  # more than one page: windows run
+QUICK = {"persons": 500, "events": 120_000, "days": 6}  # 3 pages: two windows run at once
 DEFAULT_RESULTS = HERE / "cloud-results.md"
 
 PP_COLD = "posthog-pandas cold"
@@ -90,10 +91,33 @@ def run_round(server: run.Server, out: Path, round_: int, args: argparse.Namespa
         result.data["query_peak"] = server.query_peak()
         if "groupby_file" in result.data:
             count_rows(result, len(server.expected_ids("W2")))
+        if spec.system == PP_COLD and result.wall is not None:
+            log = json.loads(Path(spec.args[spec.args.index("--record") + 1]).read_text())
+            result.data["timeline"] = timeline(log, result.wall)
         results.append(result)
         run.log(f"  {run.describe(result)}, {result.data['query_peak']} queries in flight at most")
     compare_groupbys(results)
     return results
+
+
+def timeline(log: list[dict[str, Any]], wall: float) -> dict[str, float]:
+    """Seconds of the pull with 0, 1, 2, 3... requests waiting for their answer (sent until
+    the response's headers came back), and when the last answer came.
+
+    Under the profile a query's answer waits for its delay, then its body streams at 25 MB/s:
+    the time with none waiting is the client reading bodies and building frames."""
+    edges = sorted(
+        [(entry["sent"], 1) for entry in log if "answered" in entry]
+        + [(entry["answered"], -1) for entry in log if "answered" in entry]
+    )
+    spent: dict[str, float] = {}
+    waiting, at = 0, 0.0
+    for when, step in [*edges, (wall, 0)]:
+        spent[str(waiting)] = spent.get(str(waiting), 0.0) + max(0.0, when - at)
+        waiting, at = waiting + step, max(at, when)
+    spent["last_answer"] = max((entry.get("answered", 0.0) for entry in log), default=0.0)
+    spent["first_answer"] = min((entry.get("answered", wall) for entry in log), default=0.0)
+    return spent
 
 
 def count_rows(result: Any, expected: int) -> None:
@@ -229,7 +253,8 @@ def worker_memory(dask: run.Row) -> run.Target:
     text = (
         f"largest growth {worst['growth_mb']:.0f} MB (peak {worst['rss_mb']:.0f} MB from "
         f"{worst['start_rss_mb']:.0f} MB) for {worst['partitions']} partitions of "
-        f"{worst['partitions_mb']:.0f} MB together, the largest {worst['largest_partition_mb']:.1f} MB"
+        f"{worst['partitions_mb']:.0f} MB together, the largest "
+        f"{worst['largest_partition_mb']:.1f} MB"
     )
     return Target("Dask workers' peak memory", "<= its partitions", text, not held_more)
 
@@ -304,10 +329,24 @@ def bound_text(pp: run.Row, floor: run.Row | None) -> str:
     wall, cpu = pp.wall or 0.0, pp.cpu or 0.0
     parts = [
         f"The cold pull took {wall:.2f} s (median) for {int(requests or 0)} requests and "
-        f"{(received or 0) / 2**20:.0f} MB of gzip bodies; its client process used "
+        f"{(received or 0) / 2**20:.0f} MB of bodies (decompressed; gzip on the wire); its "
+        "client process used "
         f"{cpu:.2f} s of CPU ({cpu / wall:.0%} of the wall) on {os.cpu_count()} cores shared "
         f"with the server ({fmt(pp.server_cpu)} s CPU)."
     ]
+    shares = [r.data["timeline"] for r in pp.ok_runs if "timeline" in r.data]
+    if shares:
+        keys = sorted({k for t in shares for k in t if k.isdigit()}, key=int)
+        spent = {k: statistics.median(t.get(k, 0.0) for t in shares) for k in keys}
+        waiting = ", ".join(f"{k}: {v:.2f} s" for k, v in spent.items())
+        first = statistics.median(t["first_answer"] for t in shares)
+        last = statistics.median(t["last_answer"] for t in shares)
+        parts.append(
+            f"Requests waiting for their answer, by how many at once (medians): {waiting}; "
+            f"the first answer came at {first:.2f} s, the last at {last:.2f} s: the time "
+            "with none waiting is the client reading bodies and building frames with nothing "
+            "asked of the server."
+        )
     if floor is not None and floor.wall:
         parts.append(
             f"The same requests, three at a time and with nothing parsed, took {floor.wall:.2f} s."
@@ -336,13 +375,14 @@ def flags(args: argparse.Namespace) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="60,000 events, 6 days, 1 round")
+    p.add_argument("--quick", action="store_true", help="120,000 events, 6 days, 1 round")
     p.add_argument("--events", type=int, help="events on the server (default 1,000,000)")
     p.add_argument("--runs", type=int, help="rounds (default 3; 1 with --quick)")
     p.add_argument("--skip", default="", help="comma list: loop,dask")
     p.add_argument("--out", default=str(HERE / "out" / "cloud"), help="artifacts directory")
     p.add_argument("--results", help="report (default benchmarks/cloud-results.md; "
                    "with --quick: OUT/cloud-results.md)")  # fmt: skip
+    p.add_argument("--keep", action="store_true", help="keep the caches and request logs")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--timeout", type=float, default=1800, help="seconds per system run")
     args = p.parse_args(argv)
@@ -381,14 +421,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{met:6}  {t.name}: {t.measured} (goal {t.goal})")
     load = (load_start, f"{os.getloadavg()[0]:.2f}")
     write_report(results_path, args, server.info, rows, checks, load)
-    for leftover in (
-        "cache",
-        "requests",
-        "ids",
-        "groupby",
-        *(p.name for p in out.glob("server-*")),
-    ):
-        shutil.rmtree(out / leftover, ignore_errors=True)  # a full run's caches: gigabytes
+    if not args.keep:  # a full run's caches and logs: gigabytes
+        for leftover in (
+            "cache",
+            "requests",
+            "ids",
+            "groupby",
+            *(p.name for p in out.glob("server-*")),
+        ):
+            shutil.rmtree(out / leftover, ignore_errors=True)
     run.log(f"wrote {results_path}")
     return 0 if correct(rows, checks) else 1
 

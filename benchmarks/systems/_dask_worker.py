@@ -56,6 +56,7 @@ def report() -> dict[str, Any]:
     stats = [ph.request_stats for ph in ph_dask._connections.values()]
     return {
         "rss_mb": _common.peak_rss_mb(),
+        "end_rss_mb": current_rss_mb(),
         "cpu": _common.cpu_seconds(),
         "partitions": len(_partition_bytes),
         "largest_partition_mb": max(_partition_bytes, default=0) / 2**20,
@@ -65,8 +66,19 @@ def report() -> dict[str, Any]:
     }
 
 
-def start() -> dict[str, Any]:
-    """This worker's resident and CPU figures before the pull."""
+def start(source: Any) -> dict[str, Any]:
+    """This worker's resident and CPU figures before the pull, once it has pulled an empty
+    window (so the modules a pull imports are loaded) and its peak RSS restarts from there:
+    the growth measured afterwards is what the pull held, not the worker's own code."""
+    from posthog_pandas import dask as ph_dask
+
+    ph = ph_dask._connections[(source.host, source.project_id, source.cache_dir)]
+    ph.events(after="1970-01-01", before="1970-01-01T00:00:01Z")
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+            refs.write("5")  # Linux: reset this process's peak RSS (VmHWM) to its current RSS
+    except OSError:
+        pass  # elsewhere the peak includes the worker's start
     return {"rss_mb": current_rss_mb(), "cpu": _common.cpu_seconds()}
 
 

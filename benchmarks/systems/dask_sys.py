@@ -88,7 +88,7 @@ def on_cluster(args: Any, ph: Any) -> tuple[Any, dict[str, Any]]:
         compression = client.run(_dask_worker.use_gzip, Source.of(ph))
         if set(compression.values()) != {"gzip"}:
             sys.exit(f"the workers' connections do not ask for gzip: {compression}")
-        before = client.run(_dask_worker.start)
+        before = client.run(_dask_worker.start, Source.of(ph))
         clock = _common.Clock()
         frame = read_events(args.after, args.before, partition=PARTITION, ph=ph)
         sized = frame.map_partitions(_dask_worker.note_size, meta=frame._meta)

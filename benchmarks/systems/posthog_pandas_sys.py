@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,9 @@ def ablate(part: str) -> None:
 
 
 class RecordingSession(requests.Session):
-    """A requests.Session that remembers each prepared request it sends."""
+    """A requests.Session that remembers each prepared request it sends, and when it was sent
+    and its response's headers came back (seconds on the perf_counter clock: benchmarks/cloud.py
+    draws the pull's timeline from them)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -68,15 +71,17 @@ class RecordingSession(requests.Session):
         body = request.body
         if isinstance(body, str):
             body = body.encode()
-        self.log.append(
-            {
-                "method": request.method,
-                "url": request.url,
-                "headers": dict(request.headers),
-                "body": base64.b64encode(body).decode() if body else None,
-            }
-        )
-        return super().send(request, **kwargs)
+        entry = {
+            "method": request.method,
+            "url": request.url,
+            "headers": dict(request.headers),
+            "body": base64.b64encode(body).decode() if body else None,
+            "sent": time.perf_counter(),
+        }
+        self.log.append(entry)
+        response = super().send(request, **kwargs)
+        entry["answered"] = time.perf_counter()
+        return response
 
 
 def main() -> None:
@@ -126,7 +131,7 @@ def main() -> None:
         rss = _common.peak_rss_mb()
         ids_list = _read_ids(target, suffix)
         ids = _common.write_ids(args.out, f"pp-{args.mode}-{args.workload}-{args.tag}", ids_list)
-        _record(args, session)
+        _record(args, session, clock)
         target.unlink()
         _common.emit(
             args, SYSTEM_NAMES[args.mode], rows=summary.rows, wall=wall, rss_mb=rss,
@@ -137,7 +142,7 @@ def main() -> None:
         args, SYSTEM_NAMES[args.mode], df, id_column, f"pp-{args.mode}", clock.stop(),
         requests=ph.request_stats.requests, bytes_received=ph.request_stats.bytes,
     )  # fmt: skip
-    _record(args, session)
+    _record(args, session, clock)
 
 
 def _read_ids(target: Path, suffix: str) -> list[str]:
@@ -151,8 +156,13 @@ def _read_ids(target: Path, suffix: str) -> list[str]:
     return [str(v) for v in table.column(0).to_pylist()]
 
 
-def _record(args: Any, session: RecordingSession | None) -> None:
+def _record(args: Any, session: RecordingSession | None, clock: _common.Clock) -> None:
+    """The request log, its times made relative to the clock's start."""
     if session is not None:
+        for entry in session.log:
+            for name in ("sent", "answered"):
+                if name in entry:
+                    entry[name] -= clock.started
         Path(args.record).write_text(json.dumps(session.log), encoding="utf-8")
 
 
