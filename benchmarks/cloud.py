@@ -46,11 +46,12 @@ QUICK = {"persons": 500, "events": 120_000, "days": 6}  # 3 pages: two windows r
 DEFAULT_RESULTS = HERE / "cloud-results.md"
 
 PP_COLD = "posthog-pandas cold"
+PP_ONE = "posthog-pandas cold, 1 query at a time"
 FLOOR = "raw transfer, 3 at a time (floor)"
 LOOP = "hand-written HogQL loop (gzip)"
 PANDAS_FIRST = "ph.events(), then the group-by in pandas"
 DASK = "Dask reader, LocalCluster of 2 processes"
-SYSTEM_ORDER = (PP_COLD, FLOOR, LOOP, PANDAS_FIRST, DASK)
+SYSTEM_ORDER = (PP_COLD, FLOOR, PP_ONE, LOOP, PANDAS_FIRST, DASK)
 SLOTS = 3  # PostHog's concurrent queries per project
 
 
@@ -66,6 +67,9 @@ def round_plan(out: Path, round_: int, skip: set[str]) -> list[run.Spec]:
                   "--record", str(requests_log), *gzip]),
         run.Spec(FLOOR, "W2", python, "raw_transfer.py",
                  ["--replay", str(requests_log), "--concurrency", str(SLOTS)], checks_ids=False),
+        run.Spec(PP_ONE, "W2", python, "posthog_pandas_sys.py",
+                 ["--cache-dir", str(cache / f"pp-one-{round_}"), "--mode", "cold", *gzip,
+                  "--max-concurrent-queries", "1"]),
         run.Spec(LOOP, "W2", python, "handwritten_hogql.py", ["--encoding", "gzip"]),
     ]  # fmt: skip
     if "dask" not in skip:
@@ -75,9 +79,22 @@ def round_plan(out: Path, round_: int, skip: set[str]) -> list[run.Spec]:
             run.Spec(DASK, "W2", python, "dask_sys.py",
                      ["--mode", "dask", "--cache-dir", str(cache / f"dask-{round_}")]),
         ]  # fmt: skip
-    if "loop" in skip:
-        plan = [spec for spec in plan if spec.system != LOOP]
-    return plan
+    skipped = {LOOP} if "loop" in skip else set()
+    if "sequential" in skip or not connect_takes("max_concurrent_queries"):
+        skipped.add(PP_ONE)  # the code measured may predate concurrent pulls
+    return [spec for spec in plan if spec.system not in skipped]
+
+
+def connect_takes(option: str) -> bool:
+    """Whether the posthog_pandas measured has connect(option=...), or a PacingSettings field
+    of that name (where the queries in flight were set before connect() took them)."""
+    import dataclasses
+    import inspect
+
+    import posthog_pandas
+
+    pacing = {field.name for field in dataclasses.fields(posthog_pandas.PacingSettings)}
+    return option in inspect.signature(posthog_pandas.connect).parameters or option in pacing
 
 
 def run_round(server: run.Server, out: Path, round_: int, args: argparse.Namespace) -> list[Any]:
@@ -378,7 +395,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="120,000 events, 6 days, 1 round")
     p.add_argument("--events", type=int, help="events on the server (default 1,000,000)")
     p.add_argument("--runs", type=int, help="rounds (default 3; 1 with --quick)")
-    p.add_argument("--skip", default="", help="comma list: loop,dask")
+    p.add_argument("--skip", default="", help="comma list: loop,sequential,dask")
     p.add_argument("--out", default=str(HERE / "out" / "cloud"), help="artifacts directory")
     p.add_argument("--results", help="report (default benchmarks/cloud-results.md; "
                    "with --quick: OUT/cloud-results.md)")  # fmt: skip

@@ -102,9 +102,7 @@ def main() -> None:
     if args.mode == "rebuild":
         shutil.rmtree(Path(args.cache_dir) / "frames", ignore_errors=True)
     session = RecordingSession() if args.record else None
-    # Only the options asked for, so this script also runs code that predates them.
-    asked = {"compression": args.compression, "max_concurrent_queries": args.max_concurrent_queries}
-    options = {name: value for name, value in asked.items() if value is not None}
+    options = connect_options(args)
     clock = _common.Clock()
     ph = posthog_pandas.connect(
         args.key,
@@ -143,6 +141,27 @@ def main() -> None:
         requests=ph.request_stats.requests, bytes_received=ph.request_stats.bytes,
     )  # fmt: skip
     _record(args, session, clock)
+
+
+def connect_options(args: Any) -> dict[str, Any]:
+    """Only the options asked for, so this script also runs code that predates them; the
+    queries in flight go through `pacing=` where connect() has no `max_concurrent_queries=`."""
+    import inspect
+
+    import posthog_pandas
+
+    options: dict[str, Any] = {}
+    if args.compression is not None:
+        options["compression"] = args.compression
+    if args.max_concurrent_queries is not None:
+        if "max_concurrent_queries" in inspect.signature(posthog_pandas.connect).parameters:
+            options["max_concurrent_queries"] = args.max_concurrent_queries
+        else:
+            pacing = posthog_pandas.PacingSettings(
+                max_concurrent_queries=args.max_concurrent_queries
+            )
+            options["pacing"] = pacing
+    return options
 
 
 def _read_ids(target: Path, suffix: str) -> list[str]:
