@@ -27,7 +27,6 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
@@ -44,6 +43,7 @@ from urllib3.util.retry import Retry
 
 from posthog_pandas import _config, _json
 from posthog_pandas._credentials import CREATE_KEY_HELP, Credentials
+from posthog_pandas._query_slots import CONCURRENCY_LIMIT_TEXT, QuerySlots
 from posthog_pandas._urls import redact_url
 from posthog_pandas.exceptions import (
     APIError,
@@ -206,7 +206,7 @@ class HttpClient:
         self._analytics = RateLimiter(pacing.analytics_per_minute, clock=clock, sleep=sleep)
         self._other = RateLimiter(pacing.other_per_minute, clock=clock, sleep=sleep)
         self._persons = RequestWindow(pacing.persons_per_minute, clock=clock, sleep=sleep)
-        self._query_slots = threading.BoundedSemaphore(pacing.max_concurrent_queries)
+        self.query_slots = QuerySlots(pacing.max_concurrent_queries)
         if settings.verify is False:
             warnings.warn(
                 "TLS certificate verification is off (verify=False): anyone on the network "
@@ -260,16 +260,14 @@ class HttpClient:
             raise PaginationError(f"Refusing to send the parameter(s) {bad} in a URL.")
         retryable = method == "GET" if idempotent is None else idempotent
         is_query = method == "POST" and urlsplit(url).path.rstrip("/").endswith("/query")
-        with self._query_slot(is_query):
-            return self._send_with_retries(method, url, params, json, retryable, exact_if, on_body)
-
-    @contextmanager
-    def _query_slot(self, is_query: bool) -> Iterator[None]:
         if not is_query:
-            yield
-            return
-        with self._query_slots:
-            yield
+            return self._send_with_retries(method, url, params, json, retryable, exact_if, on_body)
+        with self.query_slots.slot():
+            answer = self._send_with_retries(
+                method, url, params, json, retryable, exact_if, on_body
+            )
+        self.query_slots.answered()
+        return answer
 
     def _send_with_retries(
         self,
@@ -293,6 +291,8 @@ class HttpClient:
                 if isinstance(exc, RateLimitError) and exc.retry_after is not None:
                     # PostHog's wait holds for every thread, even if this request gives up.
                     self._pause(exc.retry_after)
+                if _no_query_slot(exc):
+                    self.query_slots.refused()  # other queries hold the slots: run fewer
                 retry = self._increment(retry, method, url, exc)
                 wait = self._wait_for(retry, exc)
                 self.stats.retries += 1
@@ -693,6 +693,12 @@ def _classify(
     if status == 400:
         return BadRequestError, "Check the filters and arguments you passed."
     return APIError, ""
+
+
+def _no_query_slot(exc: PostHogError) -> bool:
+    """PostHog's 429 for its concurrent query limit (another client may hold the slots)."""
+    detail = getattr(exc, "detail", None) or ""
+    return isinstance(exc, RateLimitError) and CONCURRENCY_LIMIT_TEXT in detail
 
 
 def _is_query_limit(status: int, code: str | None, detail: str, url: str) -> bool:

@@ -49,48 +49,66 @@ def plan_windows(
 
 
 def in_window_order(
-    pulls: Sequence[Callable[[], Iterator[T]]], workers: int, ahead: int | None = None
+    pulls: Sequence[Callable[[], Iterator[T]]],
+    workers: int,
+    ahead: int | None = None,
+    held: int = 2,
 ) -> Iterator[T]:
     """Every item of every pull, pull by pull in order, with up to `workers` pulls running at
-    once. The pull being handed out streams; the others hold their items until their turn,
-    and at most `ahead` (default: `workers`) run beyond it, so memory stays bounded. An error
-    in a pull is raised when its turn comes. Stopping early (close) lets the pulls in flight
-    stop at their next item and starts no other."""
+    once. The pull being handed out streams; the others hold at most `held` items each until
+    their turn (then wait), and at most `ahead` (default: `workers`) run beyond it, so memory
+    stays bounded. An error in a pull is raised when its turn comes. Stopping early (close)
+    lets the pulls in flight stop at their next item and starts no other."""
     if workers <= 1 or len(pulls) <= 1:
         for pull in pulls:
             yield from pull()
         return
     beyond = workers if ahead is None else max(ahead, 1)
     stop = threading.Event()
-    outputs: list[queue.SimpleQueue[tuple[str, object]]] = []
+    outputs: list[queue.Queue[tuple[str, object]]] = []
 
-    def run(pull: Callable[[], Iterator[T]], out: queue.SimpleQueue[tuple[str, object]]) -> None:
+    def run(pull: Callable[[], Iterator[T]], out: queue.Queue[tuple[str, object]]) -> None:
         if stop.is_set():
             return
         try:
             for item in pull():
-                out.put(("item", item))
-                if stop.is_set():
-                    break
+                if not _put(out, ("item", item), stop):
+                    return
         except BaseException as exc:  # handed to the consumer, raised in its thread
-            out.put(("error", exc))
+            _put(out, ("error", exc), stop)
         else:
-            out.put(("end", None))
+            _put(out, ("end", None), stop)
 
     pool = ThreadPoolExecutor(workers, thread_name_prefix="posthog-pandas-window")
     try:
         for index in range(len(pulls)):
             while len(outputs) < min(len(pulls), index + 1 + beyond):
-                outputs.append(queue.SimpleQueue())
+                outputs.append(queue.Queue(maxsize=max(held, 1)))
                 pool.submit(run, pulls[len(outputs) - 1], outputs[-1])
             yield from _drain(outputs[index])
-            outputs[index] = queue.SimpleQueue()  # let the handed-out items go
     finally:
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _drain(out: queue.SimpleQueue[tuple[str, object]]) -> Iterator[T]:
+# How often a pull waiting for room in its buffer checks whether the consumer stopped.
+_STOP_POLL_SECONDS = 0.1
+
+
+def _put(
+    out: queue.Queue[tuple[str, object]], entry: tuple[str, object], stop: threading.Event
+) -> bool:
+    """Put `entry` once there is room; False when the consumer stopped meanwhile."""
+    while not stop.is_set():
+        try:
+            out.put(entry, timeout=_STOP_POLL_SECONDS)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _drain(out: queue.Queue[tuple[str, object]]) -> Iterator[T]:
     while True:
         kind, value = out.get()
         if kind == "end":

@@ -531,14 +531,16 @@ class Events:
         *,
         page_rows: int | None = None,
     ) -> Iterator[QueryPage]:
-        """The keyset pages of `flt` (see _keyset_pages), counted on a progress bar."""
+        """The keyset pages of `flt` (see _keyset_pages), counted on a progress bar whose
+        total is the limit, or the events counted to plan the windows."""
         show = options.get("progress")
+        expected: list[int] = []  # filled by _keyset_pages once it has counted
         return counted(
-            self._keyset_pages(flt, cap, options, page_rows),
+            self._keyset_pages(flt, cap, options, page_rows, expected),
             show=self._conn.progress if show is None else show,
             desc="events",
             rows=lambda page: len(page.results),
-            total=None if cap is None else lambda _page: cap,  # a limit: the most rows to come
+            total=lambda _page: cap if cap is not None else (expected[0] if expected else None),
         )
 
     def list_plan(
@@ -575,9 +577,10 @@ class Events:
         cap: int | None,
         options: Mapping[str, Any],
         page_rows: int | None = None,
+        expected: list[int] | None = None,
     ) -> Iterator[QueryPage]:
         """Keyset pages of events of `page_rows` rows (at most MAX_PAGE_ROWS, PostHog's cap),
-        oldest first.
+        oldest first; `expected` receives the number of events once they are counted.
 
         The first page is read alone: a pull it finishes costs nothing more. When it comes
         back full, the rest of the range is cut into windows of at most one page each, from a
@@ -601,7 +604,16 @@ class Events:
         cursor = _cursor_after(page, rows)
         if cursor is None:
             return  # one page held the whole range
-        windows = self._plan_windows(flt, cursor, rows, options)
+        try:
+            windows, counted_rows = self._plan_windows(flt, cursor, rows, options)
+        except QueryTimeoutError as exc:  # no count, no windows: the rest one page at a time
+            log.info("reading the events one page at a time: %s", exc.detail or exc)
+            yield from self._window_pages(flt, cursor, None, options, rows)
+            return
+        if expected is not None:  # the count starts at the cursor's instant: its ties are read
+            ts = page.columns.index("timestamp")
+            read = sum(1 for row in page.results if row[ts] != cursor[0])
+            expected.append(read + counted_rows)
         pulls = [
             partial(
                 self._window_pages,
@@ -617,10 +629,11 @@ class Events:
 
     def _plan_windows(
         self, flt: EventFilter, cursor: EventCursor, rows: int, options: Mapping[str, Any]
-    ) -> list[tuple[datetime, datetime]]:
+    ) -> tuple[list[tuple[datetime, datetime]], int]:
         """The rest of the range after `cursor`, cut by a count of its events per bucket into
-        windows of fewer than `rows` events (one page each). The count is cached like a page,
-        so a rerun plans the same windows and finds their pages in the cache."""
+        windows of fewer than `rows` events (one page each), and the events counted. The
+        count is cached like a page, so a rerun plans the same windows and finds their pages
+        in the cache."""
         start = result_timestamp(cursor[0])
         sql, values = window_count_query(replace(flt, after=start))
         counted_page = self._queries.run(
@@ -631,7 +644,7 @@ class Events:
             name="posthog-pandas events count",
         )
         buckets = [(result_timestamp(b), int(n)) for b, n in counted_page.results]
-        return plan_windows(start, flt.before, buckets, rows - 1)
+        return plan_windows(start, flt.before, buckets, rows - 1), sum(n for _, n in buckets)
 
     def _window_pages(
         self,

@@ -46,6 +46,7 @@ class LoggedRequest:
     status: int  # 0 when the server hung instead of answering
     project_id: int | None
     hogql: str | None = None  # the HogQL text of /query/ requests
+    values: dict[str, Any] | None = None  # and their placeholder values
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # without Authorization
 
 
@@ -420,6 +421,10 @@ class LocalPostHog:
         """The most queries this server has computed at once since start (or reset)."""
         return self._state.queries.peak
 
+    def reset_query_peak(self) -> None:
+        """Start counting `query_peak` again from the queries in flight now."""
+        self._state.queries.reset_peak()
+
     def set_faults(self, faults: Faults | None) -> None:
         """Switch failure modes at run time (resets the fault RNG and the hang counter)."""
         self._state.set_faults(faults)
@@ -499,10 +504,12 @@ class LocalPostHog:
 
     def _record(self, request: Request, outcome_status: int, **fields: Any) -> LoggedRequest:
         body = request.json
-        hogql = None
+        hogql, values = None, None
         if isinstance(body, dict) and isinstance(body.get("query"), dict):
             text = body["query"].get("query")
             hogql = text if isinstance(text, str) else None
+            given = body["query"].get("values")
+            values = given if isinstance(given, dict) else None
         headers = {k: v for k, v in request.headers.items() if k != "authorization"}
         entry = LoggedRequest(
             method=request.method,
@@ -510,6 +517,7 @@ class LocalPostHog:
             params=_redacted_params(request.query),
             status=outcome_status,
             hogql=hogql,
+            values=values,
             headers=headers,
             **fields,
         )
@@ -522,7 +530,7 @@ class LocalPostHog:
         injector = state.injector  # one snapshot per request, even if faults switch meanwhile
         from posthog_pandas.server.auth import find_credentials
 
-        if injector.should_hang(request.path, request.params):
+        if injector.should_hang(request.path, request.params, request.json):
             creds = find_credentials(request)
             self._record(
                 request, 0, auth=creds.source, key_fingerprint=creds.fingerprint, project_id=None
