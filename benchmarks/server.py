@@ -79,13 +79,12 @@ def main() -> None:
 
 
 def command(srv: LocalPostHog, name: str) -> None:
-    """Answer one line of the runner (see the module docstring). The server's state is reached
-    directly: these are benchmark controls, not part of LocalPostHog's API."""
-    state = srv._state
+    """Answer one line of the runner (see the module docstring). The query cache is reached
+    directly: emptying it is a benchmark control, not part of LocalPostHog's API."""
     if name == "cold":
-        for cache in state.query_cache.values():
+        for cache in srv._state.query_cache.values():
             cache.clear()
-        state.queries.reset_peak()
+        srv.reset_query_peak()
     elif name == "peak":
         print(json.dumps({"query_peak": srv.query_peak}), flush=True)
 

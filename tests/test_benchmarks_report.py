@@ -172,6 +172,6 @@ def test_a_dask_worker_holding_more_than_its_partitions_misses(
     held = run.Row(cloud.DASK, "W2", [dask_run(1, 320.0), dask_run(2, 300.0)])
     target = cloud.worker_memory(held)
     assert target.met is True
-    assert target.measured.startswith("largest growth 120 MB (peak 320 MB from 200 MB)")
+    assert target.measured.startswith("largest growth 120 MB (peak 320 MB from 200 MB; ")
     held.runs.append(dask_run(3, 351.0))  # 151 MB more than at the start: all 15 and then some
     assert cloud.worker_memory(held).met is False
