@@ -108,6 +108,12 @@ class RequestStats:
     retries: int = 0
     bytes: int = 0
     waits: list[float] = field(default_factory=list)
+    # Windows of one pull are sent on several threads: `+=` alone could lose a count.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + amount)
 
 
 class RateLimiter:
@@ -295,7 +301,7 @@ class HttpClient:
                     self.query_slots.refused()  # other queries hold the slots: run fewer
                 retry = self._increment(retry, method, url, exc)
                 wait = self._wait_for(retry, exc)
-                self.stats.retries += 1
+                self.stats.add("retries")
                 self.stats.waits.append(wait)
                 log.debug("retrying %s %s in %.2fs after: %s", method, redact_url(url), wait, exc)
                 if isinstance(exc, RateLimitError):
@@ -395,7 +401,7 @@ class HttpClient:
         on_body: Callable[[bytes], None] | None = None,
     ) -> Response:
         headers, body, auth = self._auth_parts(method, json_body)
-        self.stats.requests += 1
+        self.stats.add("requests")
         log.debug("%s %s", method, redact_url(url))
         try:
             raw = self.session.request(
@@ -417,7 +423,7 @@ class HttpClient:
             content = b"".join(raw.iter_content(chunk_size=None))
         except requests.RequestException as exc:
             raise self._transport_error(method, redact_url(url), exc) from exc
-        self.stats.bytes += len(content)
+        self.stats.add("bytes", len(content))
         if on_body is not None and 200 <= raw.status_code < 300:
             on_body(content)
         return self._parse(method, raw, content, exact_if)

@@ -518,6 +518,8 @@ class Events:
         typed = flt.columns is None or "properties" in flt.columns  # else none to type
         pages = self.pages(flt, cap, options, page_rows=page_rows)
         fopts: FrameOptions | None = None
+        # Windows read ahead already: a prefetch on top would only hold more pages in memory.
+        ahead = ahead and not self.windowed(cap)
         for page in prefetch(pages) if ahead else pages:
             if fopts is None:  # after the first page: a query PostHog refuses costs nothing more
                 fopts = self._frames.options(options, EVENTS.definitions if typed else None)
@@ -589,7 +591,7 @@ class Events:
         """
         rows = min(page_rows or MAX_PAGE_ROWS, MAX_PAGE_ROWS)
         workers = self._conn.settings.pacing.max_concurrent_queries
-        if cap is not None or workers <= 1:
+        if not self.windowed(cap):
             yield from self._window_pages(flt, None, cap, options, rows)  # a limit stops early
             return
         asked_refresh = options.get("refresh", False)
@@ -625,7 +627,12 @@ class Events:
             )
             for index, (start, end) in enumerate(windows)
         ]
-        yield from in_window_order(pulls, workers)
+        yield from in_window_order(pulls, workers, ahead=workers - 1, held=1)
+
+    def windowed(self, cap: int | None) -> bool:
+        """Whether a pull reads windows at once: not with a limit (it stops early), nor with
+        one query at a time."""
+        return cap is None and self._conn.settings.pacing.max_concurrent_queries > 1
 
     def _plan_windows(
         self, flt: EventFilter, cursor: EventCursor, rows: int, options: Mapping[str, Any]

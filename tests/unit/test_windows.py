@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -141,3 +142,33 @@ def test_one_worker_runs_the_pulls_one_after_the_other() -> None:
     pulls = [pull_of([1], log, "a"), pull_of([2], log, "b")]
     assert list(in_window_order(pulls, workers=1)) == [1, 2]
     assert log == ["start a", "end a", "start b", "end b"]
+
+
+def test_a_pull_ahead_holds_at_most_held_items_until_its_turn() -> None:
+    produced: list[int] = []
+
+    def first() -> Iterator[int]:
+        time.sleep(0.2)  # the second pull runs meanwhile, and must wait for room
+        yield 0
+
+    def second() -> Iterator[int]:
+        for item in range(1, 11):
+            produced.append(item)
+            yield item
+
+    stream = in_window_order([first, second], workers=2, held=2)
+    assert next(stream) == 0
+    assert len(produced) <= 3  # two held, one waiting to be put
+    assert list(stream) == list(range(1, 11))
+
+
+def test_a_pull_waiting_for_room_stops_when_the_consumer_does() -> None:
+    def first() -> Iterator[int]:
+        yield 0
+
+    def endless() -> Iterator[int]:
+        yield from itertools.count(1)
+
+    stream = in_window_order([first, endless], workers=2, held=1)
+    assert next(stream) == 0
+    stream.close()  # returns: the endless pull, blocked on a full buffer, saw the stop
