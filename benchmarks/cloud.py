@@ -373,7 +373,7 @@ def bound_text(pp: run.Row, floor: run.Row | None) -> str:
         bound = "the client's own CPU" if cpu >= floor.wall else "the transfers (the floor)"
         parts.append(
             f"The larger of the two, {bound}, is the bound a perfectly overlapped pull would "
-            f"meet; the pull is {wall / max(cpu, floor.wall):.2f}x that bound."
+            f"meet; the pull's median wall is {wall / max(cpu, floor.wall):.2f}x that bound's."
         )
     return " ".join(parts)
 
@@ -382,6 +382,8 @@ def flags(args: argparse.Namespace) -> str:
     text = " --quick" if args.quick else ""
     if not args.quick and args.events != FULL["events"]:
         text += f" --events {args.events}"
+    if not args.quick and args.days != FULL["days"]:
+        text += f" --days {args.days}"
     if args.runs != (1 if args.quick else 3):
         text += f" --runs {args.runs}"
     if args.skip:
@@ -396,6 +398,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="120,000 events, 6 days, 1 round")
     p.add_argument("--events", type=int, help="events on the server (default 1,000,000)")
+    p.add_argument("--days", type=int, help="days the events span (default 30; 6 with --quick)")
     p.add_argument("--runs", type=int, help="rounds (default 3; 1 with --quick)")
     p.add_argument("--skip", default="", help="comma list: loop,sequential,dask")
     p.add_argument("--out", default=str(HERE / "out" / "cloud"), help="artifacts directory")
@@ -407,7 +410,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     args.events = args.events or sizes["events"]
-    args.persons, args.days = sizes["persons"], sizes["days"]
+    args.persons, args.days = sizes["persons"], args.days or sizes["days"]
     args.runs = args.runs or (1 if args.quick else 3)
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     return args
