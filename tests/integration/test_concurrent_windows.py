@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,8 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import posthog_pandas as php
 from posthog_pandas import events as events_module
-from posthog_pandas.server import LocalPostHog
+from posthog_pandas.server import Faults, LocalPostHog
 from posthog_pandas.server.latency import Latency
 from tests.conftest import local_connection
 
@@ -81,6 +83,12 @@ def test_every_event_once_in_timestamp_uuid_order_whatever_the_windows(
     queries = [r.hogql or "" for r in quick.requests if r.path.endswith("/query/")]
     counted = [q for q in queries if "count() AS events" in q]
     assert len(counted) == (1 if workers > 1 and len(sent) >= page else 0)
+    # The progress bar's total: the first page's rows plus the count, ties at its end once.
+    expected_total: list[int] = []
+    flt = ph._events.filter(after=day, before=day + timedelta(days=1))
+    with mock.patch.object(events_module, "MAX_PAGE_ROWS", page):
+        list(ph._events._keyset_pages(flt, None, {"cache": False}, None, expected_total))
+    assert expected_total == ([len(sent)] if counted else [])
 
 
 def test_an_events_pull_and_an_export_never_have_more_than_three_queries_in_flight(
@@ -142,3 +150,43 @@ def test_a_429_for_the_concurrency_limit_slows_the_pull_instead_of_failing(
         inside = (events["timestamp"] >= start) & (events["timestamp"] < end)
         assert frame["uuid"].tolist() == events.loc[inside, "uuid"].tolist()
     assert min(ph._conn.http.query_slots.lowest for ph in pulls) < 3  # one ran fewer at once
+
+
+def test_a_hung_window_fails_at_its_turn_after_every_event_before_it(
+    quick: LocalPostHog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", 300)
+    cut = datetime(2024, 1, 20, tzinfo=UTC)
+    quick.set_faults(Faults(hang_queries_from=cut.isoformat(), paths=("/query/",)))
+    retry = php.RetrySettings(attempts=1, backoff_factor=0, jitter=0)
+    ph = local_connection(quick, None, timeout=(2, 0.5), retry=retry)
+    got: list[pd.DataFrame] = []
+    # windows from the 20th on never answer: three of them time out while earlier ones stream
+    after = datetime(2024, 1, 5, tzinfo=UTC)  # a range no other test reads
+    with pytest.raises(php.TransportError, match="timed out"):
+        for frame in ph.iter_events(after=after, before=datetime(2024, 2, 1, tzinfo=UTC)):
+            got.append(frame)
+    quick.set_faults(None)
+    events = quick.dataset().events.sort_values(["timestamp", "uuid"])
+    events = events[events["timestamp"] >= after]
+    delivered = pd.concat(got)["uuid"].tolist()
+    assert delivered == events["uuid"].tolist()[: len(delivered)]  # in order, none skipped
+    assert len(delivered) >= (events["timestamp"] < cut).sum()  # every event before the cut
+
+
+def test_closing_iter_events_early_stops_the_windows(
+    quick: LocalPostHog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", 300)
+    quick.latency = Latency(per_query=0.2)
+    ph = local_connection(quick, None)
+    quick.clear_log()
+    after = datetime(2024, 1, 6, tzinfo=UTC)  # a range no other test reads
+    stream = ph.iter_events(after=after, before=datetime(2024, 2, 1, tzinfo=UTC))
+    first, second = next(stream), next(stream)  # the first page, then the first window's
+    stream.close()  # returns once the windows in flight have ended
+    sent = len([r for r in quick.requests if r.path.endswith("/query/")])
+    time.sleep(0.5)
+    assert len(first) == 300 and 0 < len(second) < 300
+    assert len([r for r in quick.requests if r.path.endswith("/query/")]) == sent  # no more
+    assert 3 <= sent <= 2 + 3  # the first page, the count, and the windows that were running
