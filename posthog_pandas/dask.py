@@ -1,10 +1,11 @@
 """Events and HogQL results as Dask DataFrames: one partition per time window, each pulled on
 whichever worker runs it, through the same cache as `ph.events()` and `ph.query()`.
 
-The task graph holds the host, the project and the filters, never the key: a worker finds the
-key as `connect()` does (POSTHOG_PERSONAL_API_KEY in its environment, or a `.env` file). On a
-`distributed` cluster a cluster-wide semaphore keeps every worker together within PostHog's 3
-concurrent queries per project; elsewhere a process-wide one does. Needs the `dask` extra:
+The task graph holds the host, the project, the driver connection's settings and the filters,
+never the key: a worker finds the key as `connect()` does (POSTHOG_PERSONAL_API_KEY in its
+environment, or a `.env` file). On a `distributed` cluster a cluster-wide semaphore keeps every
+worker together within PostHog's 3 concurrent queries per project; elsewhere a process-wide one
+does. Needs the `dask` extra:
 ``pip install "posthog-pandas[dask]"``.
 """
 
@@ -13,12 +14,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from posthog_pandas._config import Settings
 from posthog_pandas._dates import DateLike, to_duration, to_utc
 from posthog_pandas._extras import MissingExtraError
 from posthog_pandas.exceptions import ConfigurationError
@@ -33,8 +35,8 @@ __all__ = ["read_events", "read_hogql"]
 DASK_INSTALL = 'pip install "posthog-pandas[dask]"'
 QUERY_SLOTS = 3  # PostHog's concurrent queries per project (posthog-api.md, docs/posthog-compat.md)
 
-# Connections opened on this process (a worker's), one per (host, project, cache dir).
-_connections: dict[tuple[str, int, str | None], PostHog] = {}
+# Connections opened on this process (a worker's), one per source and thread.
+_connections: dict[tuple[Source, int], PostHog] = {}
 _connections_lock = threading.Lock()
 # Outside a distributed cluster, the partitions this process runs share PostHog's slots here.
 _local_slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
@@ -54,11 +56,16 @@ def _require_dask() -> Any:
 
 @dataclass(frozen=True)
 class Source:
-    """Where partitions read from: what a worker needs to connect, and no secret."""
+    """Where partitions read from: what a worker needs to connect, and no secret.
+
+    `settings` are the driver connection's (timeout, retries, pacing, TLS verification,
+    compression), so workers talk to PostHog as the driver does; the key is not among them.
+    """
 
     host: str
     project_id: int
     cache_dir: str | None  # None: the worker's default cache directory
+    settings: Settings
 
     @classmethod
     def of(cls, ph: PostHog) -> Source:
@@ -66,19 +73,30 @@ class Source:
             cache_dir: str | None = str(ph.cache.directory)
         except Exception:  # a connection without a cache: workers use their default one
             cache_dir = None
-        return cls(ph.settings.host, ph.project_id, cache_dir)
+        return cls(ph.settings.host, ph.project_id, cache_dir, ph.settings)
 
     def connection(self) -> PostHog:
-        """This process's connection for the source, opened once (key from the environment)."""
+        """This thread's connection for the source, opened once (key from the environment).
+
+        It runs one query at a time: a partition holds one of the project's query slots
+        (`query_slot`), so its pull must not read several windows at once inside it. One per
+        thread, since that limit is connection-wide and a worker runs partitions on several
+        threads, each holding its own slot.
+        """
         import posthog_pandas as php
 
-        key = (self.host, self.project_id, self.cache_dir)
+        key = (self, threading.get_ident())
         with _connections_lock:
             if key not in _connections:
                 _connections[key] = php.connect(
                     host=self.host,
                     project_id=self.project_id,
                     cache_dir=self.cache_dir,
+                    timeout=self.settings.timeout,
+                    retry=self.settings.retry,
+                    pacing=replace(self.settings.pacing, max_concurrent_queries=1),
+                    verify=self.settings.verify,
+                    compression=self.settings.compression,
                     progress=False,
                     prompt=False,
                 )

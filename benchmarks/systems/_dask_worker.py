@@ -27,26 +27,10 @@ def events_per_day(frame: Any) -> Any:
     return frame.assign(day=day).groupby(["day", "event"]).size()
 
 
-def use_gzip(source: Any) -> str:
-    """Open this worker's connection for `source` asking for gzip, as from a remote PostHog.
-
-    posthog_pandas.dask opens one connection per (host, project, cache directory) with
-    connect()'s default compression ("auto": plain bodies from a loopback host); the benchmark
-    puts its own there first so every system under the Cloud-like profile reads gzip."""
-    import posthog_pandas as php
-    from posthog_pandas import dask as ph_dask
-
-    key = (source.host, source.project_id, source.cache_dir)
-    ph_dask._connections[key] = php.connect(
-        host=source.host,
-        project_id=source.project_id,
-        cache_dir=source.cache_dir,
-        progress=False,
-        prompt=False,
-        dotenv=False,
-        compression="gzip",
-    )
-    return str(ph_dask._connections[key].settings.compression)
+def worker_compression(source: Any) -> str:
+    """Open this worker's connection for `source` (posthog_pandas.dask opens it with the
+    driver's settings) and say which compression it asks for."""
+    return str(source.connection().settings.compression)
 
 
 def report() -> dict[str, Any]:
@@ -70,9 +54,7 @@ def start(source: Any) -> dict[str, Any]:
     """This worker's resident and CPU figures before the pull, once it has pulled an empty
     window (so the modules a pull imports are loaded) and its peak RSS restarts from there:
     the growth measured afterwards is what the pull held, not the worker's own code."""
-    from posthog_pandas import dask as ph_dask
-
-    ph = ph_dask._connections[(source.host, source.project_id, source.cache_dir)]
+    ph = source.connection()
     ph.events(after="1970-01-01", before="1970-01-01T00:00:01Z")
     try:
         with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:

@@ -85,7 +85,7 @@ def on_cluster(args: Any, ph: Any) -> tuple[Any, dict[str, Any]]:
         ) as cluster,
         distributed.Client(cluster) as client,
     ):  # fmt: skip
-        compression = client.run(_dask_worker.use_gzip, Source.of(ph))
+        compression = client.run(_dask_worker.worker_compression, Source.of(ph))
         if set(compression.values()) != {"gzip"}:
             sys.exit(f"the workers' connections do not ask for gzip: {compression}")
         before = client.run(_dask_worker.start, Source.of(ph))

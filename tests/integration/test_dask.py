@@ -150,3 +150,38 @@ def test_without_the_dask_extra_the_error_names_it(
     with pytest.raises(ImportError) as info:
         read_events(AFTER, BEFORE, ph=ph)
     assert 'Install the dask extra: pip install "posthog-pandas[dask]"' in str(info.value)
+
+
+def test_partitions_connect_with_the_drivers_settings_one_query_at_a_time(
+    server: LocalPostHog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from posthog_pandas import dask as ph_dask
+
+    monkeypatch.setenv("POSTHOG_PERSONAL_API_KEY", server.api_key)
+    monkeypatch.setattr(ph_dask, "_connections", {})
+    retry = php.RetrySettings(attempts=2, backoff_factor=0.0)
+    driver = php.connect(
+        server.api_key,
+        host=server.url,
+        cache_dir=tmp_path / "cache",
+        compression="gzip",  # a loopback host gets plain bodies unless asked
+        retry=retry,
+        timeout=(3.0, 40.0),
+        progress=False,
+        prompt=False,
+        dotenv=False,
+    )
+    source = ph_dask.Source.of(driver)
+    assert server.api_key not in str(source) and server.api_key.encode() not in (
+        cloudpickle.dumps(source)
+    )
+    frame = read_events(AFTER, BEFORE, columns=["event"], ph=driver)
+    got = frame.compute(scheduler="sync").reset_index(drop=True)  # partitions in this process
+    pd.testing.assert_frame_equal(got, driver.events(after=AFTER, before=BEFORE, columns=["event"]))
+    (worker,) = ph_dask._connections.values()
+    assert worker is not driver and worker.request_stats.requests > 0
+    assert (worker.settings.compression, worker.settings.retry) == ("gzip", retry)
+    assert worker.settings.timeout == (3.0, 40.0)
+    # each partition holds one of PostHog's 3 slots, so its pull reads one window at a time
+    assert worker.settings.pacing.max_concurrent_queries == 1
+    assert driver.settings.pacing.max_concurrent_queries == 3
