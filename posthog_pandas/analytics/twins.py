@@ -10,8 +10,9 @@ Each twin takes the arguments of its `ph.<kind>(...)` insight and returns the sa
   tk - t1 <= the window (inclusive). Different steps at the same timestamp DO convert (PostHog
   sorts them by step); one event never fills two steps;
 - funnel breakdowns, `first_touch`: the value on the person's earliest funnel event in range
-  (`argMinIf(prop, timestamp, isNotNull(prop))` over `ifNull(toString(prop), '')`, so an
-  event without the property counts too: funnel_udf.py, funnels/utils.py);
+  that has one (PostHog boxes an event breakdown into a list, funnel_query_context.py, and
+  takes `argMinIf(prop, timestamp, notEmpty(arrayFilter(x -> notEmpty(x), prop)))`,
+  funnel_udf.py `_prop_vals`); NA when none has;
 - retention `first_time`: the cohort of the person's first-ever start event in the frame.
 
 Everything is vectorised (numpy codes, groupby, bincount): a million events take about a second.
@@ -371,26 +372,25 @@ def _best_prior_start(
 
 
 def _first_touch(rows: FunnelRows, breakdown: str | None) -> np.ndarray:
-    """Per person code, the breakdown value of their earliest funnel event (NA when it has
-    none): PostHog's argMinIf(prop, timestamp, isNotNull(prop)) over a prop it has already
-    made non-null with ifNull(toString(...), '')."""
+    """Per person code, the breakdown value of their earliest funnel event that has one (NA
+    when none has): PostHog boxes an event breakdown into a one-item list and takes
+    argMinIf(prop, timestamp, notEmpty(arrayFilter(x -> notEmpty(x), prop)))."""
     people = int(rows.person.max()) + 1 if len(rows.person) else 0
     values = np.full(people, pd.NA, dtype=object)
     if breakdown is None or not people:
         return values
-    # Rows are in (person, time) order: a person's earliest rows lead their block.
-    first = np.flatnonzero(np.diff(rows.person, prepend=-1) != 0)
-    sizes = np.diff(np.append(first, len(rows.person)))
-    earliest = rows.micros == np.repeat(rows.micros[first], sizes)
-    position = rows.position[earliest]
-    tied = pd.DataFrame(  # ties (PostHog leaves them to chance) go to the smaller uuid
+    texts = _texts(rows.frame[_breakdown_column(breakdown)].take(rows.position))
+    valued = texts.notna().to_numpy()
+    candidates = pd.DataFrame(
         {
-            "p": rows.person[earliest],
-            "uuid": rows.frame["uuid"].take(position).to_numpy(),
-            "value": _texts(rows.frame[_breakdown_column(breakdown)].take(position)).to_numpy(),
+            "p": rows.person[valued],
+            "us": rows.micros[valued],
+            "uuid": rows.frame["uuid"].take(rows.position[valued]).to_numpy(),
+            "value": texts.to_numpy()[valued],
         }
     )
-    firsts = tied.sort_values(["p", "uuid"]).drop_duplicates("p")
+    # Ties at one instant (PostHog leaves them to chance) go to the smaller uuid.
+    firsts = candidates.sort_values(["p", "us", "uuid"]).drop_duplicates("p")
     values[firsts["p"].to_numpy()] = firsts["value"].to_numpy()
     return values
 

@@ -331,27 +331,32 @@ def test_funnel_with_nobody_has_zero_counts_and_no_conversion_rates() -> None:
     assert got["step_conversion_rate"].tolist() == [1.0, NA]
 
 
-def test_funnel_breakdown_takes_the_value_on_the_earliest_funnel_event() -> None:
-    """PostHog's first_touch: argMinIf(prop, timestamp, isNotNull(prop)) where prop is
-    ifNull(toString(property), ''), so the earliest funnel event of the person, of any step,
-    whether or not it has the property."""
+def test_funnel_breakdown_takes_the_value_on_the_earliest_funnel_event_that_has_one() -> None:
+    """PostHog's first_touch: the event breakdown is boxed into a list
+    (funnel_query_context.py) and the value is argMinIf(prop, timestamp,
+    notEmpty(arrayFilter(x -> notEmpty(x), prop))) over ifNull(toString(property), ''):
+    the earliest funnel event of the person, of any step, with a non-empty value."""
     frame = events(
         ("view", "p1", "2024-01-01T01:00:00Z", "Chrome"),
         ("signup", "p1", "2024-01-01T02:00:00Z", "Safari"),  # later: p1 stays Chrome
         ("signup", "p2", "2024-01-01T00:30:00Z", "Safari"),  # a step-2 event first: Safari
         ("view", "p2", "2024-01-01T01:00:00Z", "Chrome"),
         ("signup", "p2", "2024-01-01T03:00:00Z", "Chrome"),
-        ("view", "p3", "2024-01-01T01:00:00Z", None),  # no browser first: NA, listed last
-        ("signup", "p3", "2024-01-01T03:00:00Z", "Chrome"),
+        ("view", "p3", "2024-01-01T01:00:00Z", None),  # no browser first: skipped ...
+        ("view", "p3", "2024-01-01T01:30:00Z", ""),  # ... as is an empty one
+        ("signup", "p3", "2024-01-01T03:00:00Z", "Chrome"),  # Chrome
         ("view", "p4", "2024-01-01T01:00:00Z", "Chrome"),
         ("other", "p4", "2024-01-01T00:00:00Z", "Edge"),  # not a funnel event
+        ("view", "p5", "2024-01-01T01:00:00Z", None),  # never a value: NA, listed last
+        ("view", "p6", "2024-01-01T05:00:00Z", "Safari"),  # a tie at one instant: the
+        ("view", "p6", "2024-01-01T05:00:00Z", "Chrome"),  # smaller uuid's value, Safari
     )
     got = twins.funnel(
         frame, ["view", "signup"], after="2024-01-01", before="2024-01-02", breakdown="$browser"
     )
     assert_same(
         got,
-        funnel_frame([2, 1, 1, 1, 1, 1], ["view", "signup"], breakdown=["Chrome", "Safari", NA]),
+        funnel_frame([3, 2, 2, 1, 1, 0], ["view", "signup"], breakdown=["Chrome", "Safari", NA]),
     )
 
 
