@@ -40,12 +40,14 @@ pytestmark = pytest.mark.integration
 TIMEZONES = ("UTC", "America/Los_Angeles")
 NAMES = ("a", "b", "c")
 BROWSERS = (None, "Chrome", "Safari", "")  # None: the event has no $browser at all
+PLANS = (None, 3, 3.0, 2.5, True, "x", "")  # JSON values PostHog breaks down by their text
 BASES = (date(2024, 1, 1), date(2024, 3, 1))  # Mar 10 2024: Los Angeles moves its clocks
 DAYS = (-9, 24)  # event days around the base
 # Local times of day: the grid makes ties and exact boundaries frequent.
 TIMES = (time(0), time(0, 0, 0, 1), time(1, 30), time(12), time(23, 59, 59, 999999))
 PULL = {"after": "2023-12-01", "before": "2024-05-01"}  # every event any example makes
-COLUMNS = ["event", "person_id", "properties.$browser"]
+COLUMNS = ["event", "person_id", "properties.$browser", "properties.plan"]
+UNKNOWN = ["never-seen-before"]  # a distinct id no person has: ingestion makes a new person
 
 _RANDOM = "AGREEMENT_EXAMPLES" in os.environ
 AGREE = settings(
@@ -64,6 +66,7 @@ class Event:
     day: date  # the project's local day
     at: time  # the project's local time of day
     browser: str | None
+    plan: Any = None
 
 
 @dataclass(repr=False)
@@ -92,20 +95,24 @@ class Project:
             "event": event.name,
             "distinct_id": ids[event.did % len(ids)],
             "timestamp": stamp.tz_convert("UTC").to_pydatetime(),
-            "properties": {} if event.browser is None else {"$browser": event.browser},
+            "properties": {
+                key: value
+                for key, value in (("$browser", event.browser), ("plan", event.plan))
+                if value is not None
+            },
             "uuid": f"00000000-0000-4000-8000-{index:012d}",
         }
 
 
 @pytest.fixture(scope="module")
 def projects() -> Iterator[dict[str, Project]]:
-    """One running server per timezone, with 5 persons (most with several distinct ids) and
-    no events: each example replaces the events."""
+    """One running server per timezone, with 5 persons (each with several distinct ids), a
+    distinct id of nobody's, and no events: each example replaces the events."""
     out: dict[str, Project] = {}
     try:
         for zone in TIMEZONES:
             server = LocalPostHog(persons=5, events=0, seed=3, timezone=zone).start()
-            ids = [list(d) for d in server.dataset().persons["distinct_ids"]]
+            ids = [list(d) for d in server.dataset().persons["distinct_ids"]] + [UNKNOWN]
             out[zone] = Project(server, local_connection(server, None), ids)
         yield out
     finally:
@@ -114,7 +121,7 @@ def projects() -> Iterator[dict[str, Project]]:
 
 
 def test_the_persons_have_several_distinct_ids(projects: dict[str, Project]) -> None:
-    assert [len(ids) for ids in projects["UTC"].distinct_ids] == [2, 2, 3, 3, 2]
+    assert [len(ids) for ids in projects["UTC"].distinct_ids] == [2, 2, 3, 3, 2, 1]
 
 
 # -- strategies ------------------------------------------------------------------------------
@@ -126,11 +133,12 @@ def event_sets(draw: st.DrawFn) -> tuple[date, list[Event]]:
     event = st.builds(
         Event,
         name=st.sampled_from(NAMES),
-        person=st.integers(0, 4),
+        person=st.integers(0, 5),
         did=st.integers(0, 2),
         day=st.integers(*DAYS).map(lambda d: base + timedelta(days=d)),
         at=st.sampled_from(TIMES),
         browser=st.sampled_from(BROWSERS),
+        plan=st.sampled_from(PLANS),
     )
     return base, draw(st.lists(event, max_size=16))
 
@@ -142,7 +150,7 @@ def days_from(base: date, first: int, span: int) -> dict[str, str]:
 
 names = st.lists(st.sampled_from(NAMES), min_size=1, max_size=3, unique=True)
 steps = st.lists(st.sampled_from(NAMES), min_size=2, max_size=3)  # repeats: ["a", "a"]
-breakdowns = st.sampled_from([None, "$browser"])
+breakdowns = st.sampled_from([None, "$browser", "plan"])
 
 
 def assert_agree(server: pd.DataFrame, twin: pd.DataFrame) -> None:
