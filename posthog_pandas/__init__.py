@@ -16,6 +16,9 @@ exempt), and tests/unit/test_import_graph.py fails on any cycle:
                  · _display (the text a connection, whoami and an error show)
     parts        export.Exporter ─▶ events.Events ─▶ resources.Lists · query.QueryRunner
                                     each handed ─▶ _frame_cache.FrameCache ─▶ _core.Connection
+                 analytics.runner (ph.trends, ...) ─▶ query.QueryRunner; analytics.insights
+                 (PostHog's query kinds and their tidy frames) · analytics.twins and its
+                 DataFrame.posthog accessor (the same frames computed offline in pandas)
     data         _registry (one entry per resource) · frames (schemas, dtypes) · _checks
     transport    _fetcher (cache policy) ─▶ cache (storage) · _http · _pagination · _live
     basics       exceptions · _tracebacks · _config · _credentials · _dates · _urls · _progress

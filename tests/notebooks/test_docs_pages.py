@@ -40,6 +40,8 @@ def test_every_notebook_is_in_the_navigation(
     assert config.nav == ["index.md", {"Notebooks": pages}]
     assert pages[-1] == {"posthog-pandas quickstart": "notebooks/quickstart.ipynb"}
     assert {"Push the work down to PostHog": "notebooks/pushdown.ipynb"} in pages
+    title = "Product analytics: active users, a funnel, retention"
+    assert {title: "notebooks/analytics.ipynb"} in pages
     assert config.watch == [str(ROOT / "notebooks")]
     assert "POSTHOG_PERSONAL_API_KEY" not in os.environ  # the notebooks run the demo server
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
@@ -43,7 +44,7 @@ def kernel_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_there_are_notebooks() -> None:
-    assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "pushdown.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "pushdown.ipynb", "analytics.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
@@ -114,6 +115,29 @@ def test_notebook_runs(path: Path, kernel_env: Path) -> None:
         assert "PostHog connection" in text  # PostHog._repr_html_ rendered
         # The pull's progress bar became one line of text when it ended.
         assert re.search(r"persons: 500 rows in \d+\.\d s", text), "no summary of the pull"
+    if path.stem == "analytics":
+        check_analytics(outputs, text, kernel_env)
     if path.stem == "pushdown":
         assert "Same answer: True" in text
         assert re.search(r"events: [\d,]+ rows in \d+\.\d s", text), "no summary of the pull"
+
+
+def check_analytics(outputs: list[Any], text: str, run_dir: Path) -> None:
+    """Each question was answered by PostHog and by the twin, the assert_frame_equal cells ran
+    (their sentence prints only after it), the two figures rendered, and the magic's frame and
+    CSV are the accessor's."""
+    pngs = [out for out in outputs if "image/png" in out.get("data", {})]
+    assert len(pngs) == 2, "the DAU/WAU plot and the retention heatmap"
+    for sentence in (
+        "DAU and WAU: PostHog and the twin agree, cell for cell.",
+        "Funnel by browser: PostHog and the twin agree, cell for cell.",
+        "Weekly retention: PostHog and the twin agree, cell for cell.",
+        "The magic's frame is ph.trends's: 5 weeks, also in weekly_active.csv.",
+    ):
+        assert sentence in text, sentence
+    # The demo's 30 days (2024-01-01 to 2024-01-31) in a UTC project: 5 weeks from Sunday.
+    assert "project time zone: UTC; 30 days, 5 weeks" in text
+    weekly = pd.read_csv(run_dir / "weekly_active.csv")
+    assert list(weekly.columns) == ["date", "series", "value"]
+    assert weekly["date"].iloc[0].startswith("2023-12-31")  # the first week, from its Sunday
+    assert len(weekly) == 5 and (weekly["series"] == "$pageview").all()

@@ -1190,7 +1190,9 @@ def post_node(server: LocalPostHog, node: dict[str, Any]) -> requests.Response:
 @contextmanager
 def crafted_server() -> Iterator[LocalPostHog]:
     """A project whose only events are these (each distinct id its own person), in UTC."""
-    with LocalPostHog(persons=1, events=0, seed=3, start="2023-01-01", days=1) as server:
+    with LocalPostHog(
+        persons=1, events=0, seed=3, start="2023-01-01", days=1, timezone="UTC"
+    ) as server:
         day = datetime(2024, 1, 1, tzinfo=UTC)  # a Monday
         made = [
             ("$pageview", "u1", day + timedelta(days=-1), {"$browser": "Chrome"}),  # Sun Dec 31
