@@ -375,7 +375,13 @@ def test_funnel_steps_at_one_timestamp_convert_but_one_event_fills_one_step(
         Event("a", 1, 0, DAY, time(12), None),  # alone: step 1 of ["a", "a"] only
         Event("a", 3, 0, DAY, time(12), None),
         Event("a", 3, 1, DAY, time(12), None),  # two a's at one instant: both steps
+        Event("a", 4, 0, DAY, time(12), None),
+        Event("a", 4, 1, DAY, time(12), None),
+        Event("b", 4, 0, DAY, time(12), None),
     ]
     span = {"after": DAY, "before": DAY + timedelta(days=1)}
-    assert agreed(project, events, "funnel", ["a", "b"], **span)["count"].tolist() == [3, 1]
-    assert agreed(project, events, "funnel", ["a", "a"], **span)["count"].tolist() == [3, 1]
+    assert agreed(project, events, "funnel", ["a", "b"], **span)["count"].tolist() == [4, 2]
+    assert agreed(project, events, "funnel", ["a", "a"], **span)["count"].tolist() == [4, 2]
+    # Person 0's a is step 1 and cannot be step 3 as well; person 4's second a can.
+    aba = agreed(project, events, "funnel", ["a", "b", "a"], **span)
+    assert aba["count"].tolist() == [4, 2, 1]

@@ -296,6 +296,36 @@ def test_funnel_steps_at_the_same_timestamp_convert_as_in_posthog() -> None:
     assert got["count"].tolist() == [2, 1]
 
 
+def test_funnel_events_at_one_instant_never_fill_two_steps_of_a_chain() -> None:
+    """With a repeated step name (view, signup, view), a view and a signup at one instant:
+    PostHog's UDF tries them in step order, view as step 1, signup as step 2, and then refuses
+    the same view as step 3 (`already_used_event`, funnel-udf/src/steps.rs); a second view at
+    that instant may be step 3."""
+    frame = events(
+        ("view", "one", "2024-01-01T10:00:00Z"),
+        ("signup", "one", "2024-01-01T10:00:00Z"),
+        ("view", "two", "2024-01-01T10:00:00Z"),
+        ("view", "two", "2024-01-01T10:00:00Z"),
+        ("signup", "two", "2024-01-01T10:00:00Z"),
+        ("view", "later", "2024-01-01T10:00:00Z"),
+        ("signup", "later", "2024-01-01T10:00:00Z"),
+        ("view", "later", "2024-01-01T11:00:00Z"),  # a later view: step 3
+    )
+    got = twins.funnel(frame, ["view", "signup", "view"], after="2024-01-01", before="2024-01-02")
+    assert got["count"].tolist() == [3, 3, 2]
+    starts_with_signup = events(
+        ("view", "p1", "2024-01-01T10:00:00Z"),
+        ("signup", "p1", "2024-01-01T10:00:00Z"),
+    )
+    got = twins.funnel(
+        starts_with_signup,
+        ["signup", "view", "signup"],
+        after="2024-01-01",
+        before="2024-01-02",
+    )
+    assert got["count"].tolist() == [1, 1, 0]
+
+
 def test_funnel_every_step_must_fall_in_the_range() -> None:
     frame = events(
         ("view", "early", "2023-12-31T23:00:00Z"),  # step 1 before `after`
