@@ -42,7 +42,8 @@ NAMES = ("a", "b", "c")
 BROWSERS = (None, "Chrome", "Safari", "")  # None: the event has no $browser at all
 PLANS = (None, 3, 3.0, 2.5, True, "x", "")  # JSON values PostHog breaks down by their text
 BASES = (date(2024, 1, 1), date(2024, 3, 1))  # Mar 10 2024: Los Angeles moves its clocks
-DAYS = (-9, 24)  # event days around the base
+# Event days around the base: a narrow spread makes each person's history dense.
+SPREADS = ((-2, 8), (-9, 24))
 # Local times of day: the grid makes ties and exact boundaries frequent.
 TIMES = (time(0), time(0, 0, 0, 1), time(1, 30), time(12), time(23, 59, 59, 999999))
 PULL = {"after": "2023-12-01", "before": "2024-05-01"}  # every event any example makes
@@ -130,17 +131,18 @@ def test_the_persons_have_several_distinct_ids(projects: dict[str, Project]) -> 
 @st.composite
 def event_sets(draw: st.DrawFn) -> tuple[date, list[Event]]:
     base = draw(st.sampled_from(BASES))
+    spread = draw(st.sampled_from(SPREADS))
     event = st.builds(
         Event,
         name=st.sampled_from(NAMES),
         person=st.integers(0, 5),
         did=st.integers(0, 2),
-        day=st.integers(*DAYS).map(lambda d: base + timedelta(days=d)),
+        day=st.integers(*spread).map(lambda d: base + timedelta(days=d)),
         at=st.sampled_from(TIMES),
         browser=st.sampled_from(BROWSERS),
         plan=st.sampled_from(PLANS),
     )
-    return base, draw(st.lists(event, max_size=16))
+    return base, draw(st.lists(event, max_size=30))
 
 
 def days_from(base: date, first: int, span: int) -> dict[str, str]:
