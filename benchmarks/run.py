@@ -112,17 +112,22 @@ def prepare_peers(args: argparse.Namespace) -> dict[str, str]:
 class Server:
     """benchmarks/server.py in its own process; stops when its stdin pipe closes."""
 
-    def __init__(self, out: Path, persons: int, events: int, seed: int) -> None:
+    def __init__(
+        self, out: Path, persons: int, events: int, seed: int, extra: Sequence[str] = ()
+    ) -> None:
+        """`extra`: more arguments of benchmarks/server.py (cloud.py: `--latency cloud`)."""
         self.folder = out / f"server-{events}"
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
         info = self.folder / "info.json"
         self.command = [
             PYTHON, str(HERE / "server.py"), "--persons", str(persons), "--events", str(events),
-            "--seed", str(seed), "--info", str(info),
+            "--seed", str(seed), "--info", str(info), *extra,
         ]  # fmt: skip
         started = time.perf_counter()
-        self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
         while not info.exists():
             if self.proc.poll() is not None:
                 raise SystemExit(f"the benchmark server exited ({self.proc.returncode})")
@@ -148,6 +153,24 @@ class Server:
         except OSError:
             return None
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def cold(self) -> None:
+        """Empty the server's query cache and restart its count of queries in flight."""
+        self._tell("cold")
+
+    def query_peak(self) -> int:
+        """The most queries the server computed at once since the last `cold()`."""
+        self._tell("peak")
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith('{"query_peak"'):
+                return int(json.loads(line)["query_peak"])
+        raise SystemExit("the benchmark server exited while asked for its query peak")
+
+    def _tell(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
 
     def expected_ids(self, workload: str) -> set[str]:
         return self.expected["W1" if workload == "W1" else "events"]

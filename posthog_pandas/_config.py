@@ -56,6 +56,10 @@ class RetrySettings:
     max_wait: float = 120.0
 
 
+# PostHog's concurrent queries per organization (posthog/clickhouse/client/limit.py).
+MAX_CONCURRENT_QUERIES = 3
+
+
 @dataclass(frozen=True)
 class PacingSettings:
     """Client-side pacing that keeps a long pull inside PostHog's documented limits.
@@ -65,13 +69,34 @@ class PacingSettings:
         other_per_minute: every other endpoint (480/min).
         persons_per_minute: the persons endpoints again, in any 60 s: PostHog's per-user
             break-glass throttle (180/min; its 1,200/h is left to Retry-After).
-        max_concurrent_queries: HogQL queries in flight per project (PostHog allows 3).
+        max_concurrent_queries: HogQL queries in flight at once on this connection, 1 to 3
+            (PostHog runs 3 per organization and answers more with 429); an events pull
+            reads that many windows at once.
     """
 
     analytics_per_minute: int = 240
     other_per_minute: int = 480
     persons_per_minute: int = 180
-    max_concurrent_queries: int = 3
+    max_concurrent_queries: int = MAX_CONCURRENT_QUERIES
+
+    def __post_init__(self) -> None:
+        check_concurrent_queries(self.max_concurrent_queries)
+
+
+def check_concurrent_queries(value: object) -> int:
+    """`value` when it is a whole number from 1 to PostHog's 3; otherwise an error saying why."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(
+            f"max_concurrent_queries={value!r}: give a whole number of queries from 1 to "
+            f"{MAX_CONCURRENT_QUERIES} (1 reads an events range one page after another)."
+        )
+    if value > MAX_CONCURRENT_QUERIES:
+        raise ConfigurationError(
+            f"max_concurrent_queries={value}: PostHog runs at most {MAX_CONCURRENT_QUERIES} "
+            "queries at once per organization and answers more with 429 (Exceeded maximum "
+            f"concurrency limit), so more would only be refused; use 1 to {MAX_CONCURRENT_QUERIES}."
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -84,6 +109,30 @@ class Settings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     pacing: PacingSettings = field(default_factory=PacingSettings)
     verify: bool | str = True
+    compression: str = "auto"  # one of COMPRESSIONS
+
+
+# What connect(compression=...) accepts: "auto" asks a loopback host for plain bodies (gzip costs
+# CPU on both ends and saves no time there) and any other host for gzip.
+COMPRESSIONS = ("auto", "gzip", "identity")
+
+
+def check_compression(value: str) -> str:
+    """`value` when it is one of COMPRESSIONS; otherwise an error that lists them."""
+    if value not in COMPRESSIONS:
+        allowed = ", ".join(repr(c) for c in COMPRESSIONS)
+        raise ConfigurationError(
+            f"compression={value!r} is not supported; use one of {allowed} ('auto': plain "
+            "bodies from a loopback host, gzip from any other)."
+        )
+    return value
+
+
+def accept_encoding(compression: str, hostname: str) -> str:
+    """The Accept-Encoding header a connection sends for its compression setting."""
+    if compression == "identity" or (compression == "auto" and is_loopback(hostname)):
+        return "identity"
+    return "gzip"
 
 
 def normalize_host(raw: str) -> str:

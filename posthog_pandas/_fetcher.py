@@ -13,6 +13,7 @@ never see each other's entries.
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,6 +60,12 @@ class CacheStats:
     misses: int = 0
     stale: int = 0
     writes: int = 0
+    # Windows of one pull are fetched on several threads: `+=` alone could lose a count.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
 
 
 class EarlyWrite:
@@ -113,7 +120,7 @@ class Fetcher:
 
     def count_hit(self) -> None:
         """An answer served from the cache above this fetcher (a finished frame)."""
-        self.stats.hits += 1
+        self.stats.add("hits")
 
     def flush(self) -> None:
         """Wait until every page fetched so far is in the cache."""
@@ -193,7 +200,7 @@ class Fetcher:
         target = self.writer if self.writer is not None else self.store
         assert target is not None
         target.put(key, orjson.dumps(data), resource=resource, url=absolute, ttl=self.ttl.queries)
-        self.stats.writes += 1
+        self.stats.add("writes")
 
     def _key(
         self, method: str, url: str, params: Mapping[str, Any] | None, body: bytes | None
@@ -220,15 +227,15 @@ class Fetcher:
         if store is not None and key is not None and not refresh and not self.offline:
             waiting = self.writer.pending(key) if self.writer is not None else None
             if waiting is not None:
-                self.stats.hits += 1
+                self.stats.add("hits")
                 return _json.loads(waiting, exact_if=exact_if)
             entry = store.get(key)
             if entry is not None:
-                self.stats.hits += 1
+                self.stats.add("hits")
                 return _json.loads(entry.body, exact_if=exact_if)
         if self.offline:
             return self._offline_answer(store, key, what)
-        self.stats.misses += 1
+        self.stats.add("misses")
         early = self._early_write(key, resource, ttl)
         with early or contextlib.nullcontext():  # whatever is not kept is dropped on the way out
             try:
@@ -242,7 +249,7 @@ class Fetcher:
             cacheable = validate(response.data) if validate is not None else True
             if early is not None and cacheable is not False:
                 early.keep(response.content, response.url)
-                self.stats.writes += 1
+                self.stats.add("writes")
         return response.data
 
     def _early_write(self, key: str | None, resource: str, ttl: float) -> EarlyWrite | None:
@@ -258,11 +265,11 @@ class Fetcher:
                 f"Offline mode: {what} is not in the cache, so it cannot be answered. Run the "
                 "same call once while online (connect(offline=False)) to cache it."
             )
-        self.stats.hits += 1
+        self.stats.add("hits")
         return _json.loads(entry.body)
 
     def _stale_answer(self, entry: Entry, exc: Exception, what: str) -> Any:
-        self.stats.stale += 1
+        self.stats.add("stale")
         age = describe_age(entry.age())
         warnings.warn(
             f"{what} failed ({type(exc).__name__}); using the cached copy from {age} ago.",

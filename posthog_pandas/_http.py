@@ -27,7 +27,6 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
@@ -44,6 +43,7 @@ from urllib3.util.retry import Retry
 
 from posthog_pandas import _config, _json
 from posthog_pandas._credentials import CREATE_KEY_HELP, Credentials
+from posthog_pandas._query_slots import CONCURRENCY_LIMIT_TEXT, QuerySlots
 from posthog_pandas._urls import redact_url
 from posthog_pandas.exceptions import (
     APIError,
@@ -108,6 +108,12 @@ class RequestStats:
     retries: int = 0
     bytes: int = 0
     waits: list[float] = field(default_factory=list)
+    # Windows of one pull are sent on several threads: `+=` alone could lose a count.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + amount)
 
 
 class RateLimiter:
@@ -199,16 +205,14 @@ class HttpClient:
         # After a 429, no request of this connection is sent before this clock() time.
         self._paused_until = float("-inf")
         self._pause_lock = threading.Lock()
-        # Over loopback, gzip costs CPU on both ends and saves no time: ask for plain bodies.
         hostname = urlsplit(self.origin).hostname or ""
-        self._extra_headers = (
-            {"Accept-Encoding": "identity"} if _config.is_loopback(hostname) else {}
-        )
+        encoding = _config.accept_encoding(settings.compression, hostname)
+        self._extra_headers = {"Accept-Encoding": encoding}
         pacing = settings.pacing
         self._analytics = RateLimiter(pacing.analytics_per_minute, clock=clock, sleep=sleep)
         self._other = RateLimiter(pacing.other_per_minute, clock=clock, sleep=sleep)
         self._persons = RequestWindow(pacing.persons_per_minute, clock=clock, sleep=sleep)
-        self._query_slots = threading.BoundedSemaphore(pacing.max_concurrent_queries)
+        self.query_slots = QuerySlots(pacing.max_concurrent_queries)
         if settings.verify is False:
             warnings.warn(
                 "TLS certificate verification is off (verify=False): anyone on the network "
@@ -262,16 +266,14 @@ class HttpClient:
             raise PaginationError(f"Refusing to send the parameter(s) {bad} in a URL.")
         retryable = method == "GET" if idempotent is None else idempotent
         is_query = method == "POST" and urlsplit(url).path.rstrip("/").endswith("/query")
-        with self._query_slot(is_query):
-            return self._send_with_retries(method, url, params, json, retryable, exact_if, on_body)
-
-    @contextmanager
-    def _query_slot(self, is_query: bool) -> Iterator[None]:
         if not is_query:
-            yield
-            return
-        with self._query_slots:
-            yield
+            return self._send_with_retries(method, url, params, json, retryable, exact_if, on_body)
+        with self.query_slots.slot():
+            answer = self._send_with_retries(
+                method, url, params, json, retryable, exact_if, on_body
+            )
+        self.query_slots.answered()
+        return answer
 
     def _send_with_retries(
         self,
@@ -295,9 +297,11 @@ class HttpClient:
                 if isinstance(exc, RateLimitError) and exc.retry_after is not None:
                     # PostHog's wait holds for every thread, even if this request gives up.
                     self._pause(exc.retry_after)
+                if _no_query_slot(exc):
+                    self.query_slots.refused()  # other queries hold the slots: run fewer
                 retry = self._increment(retry, method, url, exc)
                 wait = self._wait_for(retry, exc)
-                self.stats.retries += 1
+                self.stats.add("retries")
                 self.stats.waits.append(wait)
                 log.debug("retrying %s %s in %.2fs after: %s", method, redact_url(url), wait, exc)
                 if isinstance(exc, RateLimitError):
@@ -397,7 +401,7 @@ class HttpClient:
         on_body: Callable[[bytes], None] | None = None,
     ) -> Response:
         headers, body, auth = self._auth_parts(method, json_body)
-        self.stats.requests += 1
+        self.stats.add("requests")
         log.debug("%s %s", method, redact_url(url))
         try:
             raw = self.session.request(
@@ -419,7 +423,7 @@ class HttpClient:
             content = b"".join(raw.iter_content(chunk_size=None))
         except requests.RequestException as exc:
             raise self._transport_error(method, redact_url(url), exc) from exc
-        self.stats.bytes += len(content)
+        self.stats.add("bytes", len(content))
         if on_body is not None and 200 <= raw.status_code < 300:
             on_body(content)
         return self._parse(method, raw, content, exact_if)
@@ -695,6 +699,12 @@ def _classify(
     if status == 400:
         return BadRequestError, "Check the filters and arguments you passed."
     return APIError, ""
+
+
+def _no_query_slot(exc: PostHogError) -> bool:
+    """PostHog's 429 for its concurrent query limit (another client may hold the slots)."""
+    detail = getattr(exc, "detail", None) or ""
+    return isinstance(exc, RateLimitError) and CONCURRENCY_LIMIT_TEXT in detail
 
 
 def _is_query_limit(status: int, code: str | None, detail: str, url: str) -> bool:

@@ -34,7 +34,8 @@ def counted(
     total: Callable[[T], int | None] | None = None,
 ) -> Iterator[T]:
     """`items`, unchanged, with a tqdm bar counting `rows(item)` for each (none when `show`
-    is False). `total` reads the expected row count from the first item, when it has one.
+    is False). `total` reads the expected row count from an item, asked again for each item
+    until it knows (an events pull learns it from its count after the first page).
     The bar closes when the stream ends, fails or is closed early."""
     if show is False:
         yield from items
@@ -46,6 +47,8 @@ def counted(
         for item in items:
             if bar is None:
                 bar = _Bar(desc, total(item) if total is not None else None, started)
+            elif bar.total is None and total is not None:
+                bar.set_total(total(item))
             bar.update(rows(item))
             yield item
     except GeneratorExit:  # the consumer stopped early (a limit): not a failure
@@ -70,7 +73,7 @@ class _Bar:
     def __init__(self, desc: str, total: int | None, started: float) -> None:
         from tqdm.auto import tqdm
 
-        self.desc, self.started, self.rows = desc, started, 0
+        self.desc, self.started, self.rows, self.total = desc, started, 0, total
         options: dict[str, Any] = {
             "total": total,
             "desc": desc,
@@ -89,6 +92,18 @@ class _Bar:
             self.handle = display(self.tqdm.container, display_id=True)  # type: ignore[no-untyped-call]
         else:
             self.tqdm = tqdm(**options)
+
+    def set_total(self, total: int | None) -> None:
+        """The expected rows, learnt after the bar started: it now shows a fraction."""
+        if total is None:
+            return
+        self.total = total
+        self.tqdm.total = total
+        self.tqdm.bar_format = WITH_TOTAL_FORMAT
+        if self.handle is not None:
+            self.tqdm.container.children[1].max = total
+            self.tqdm.container.children[1].layout.display = None
+        self.tqdm.refresh()
 
     def update(self, rows: int) -> None:
         self.rows += rows

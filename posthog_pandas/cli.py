@@ -170,6 +170,7 @@ def _serve(args: argparse.Namespace) -> int:
         legacy=args.legacy,
         port=args.port,
         timezone=args.timezone,
+        latency=args.latency,
     )
     srv.start()
     print(f"Local PostHog listening on {srv.url}")
@@ -196,6 +197,13 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--legacy", action="store_true", help="also accept Basic auth and old routes")
     p.add_argument(
         "--timezone", default="UTC", help="the projects' timezone (IANA name, e.g. Asia/Kolkata)"
+    )
+    p.add_argument(
+        "--latency",
+        default="none",
+        choices=("none", "cloud"),
+        help="answer at loopback speed (none) or as PostHog Cloud over the internet would "
+        "(cloud: 1 s per query + 10 us per row, 150 ms per list request, 25 MB/s)",
     )
 
 

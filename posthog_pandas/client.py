@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -52,7 +53,9 @@ def connect(
     timeout: float | tuple[float, float] | None = None,
     retry: _config.RetrySettings | None = None,
     pacing: _config.PacingSettings | None = None,
+    max_concurrent_queries: int | None = None,
     verify: bool | str = True,
+    compression: str = "auto",
     legacy: bool | None = None,
     dotenv: bool | str | Path = True,
     prompt: bool | Prompter = True,
@@ -87,8 +90,13 @@ def connect(
         timeout: seconds, or (connect, read).
         retry: retry policy for reads (`RetrySettings`: attempts, backoff, longest wait).
         pacing: request pacing under PostHog's rate limits (`PacingSettings`).
+        max_concurrent_queries: HogQL queries this connection runs at once, 1 to 3 (default
+            3, PostHog's limit): an events pull or export reads that many time windows at
+            once; every query of the connection (`ph.query` too) shares the limit.
         verify: TLS verification (default on); a path names a CA bundle (a PostHog whose
             certificate a private CA signed: verify="/path/ca.pem"); False warns.
+        compression: "auto" (default: plain bodies from a loopback host, where gzip only costs
+            CPU; gzip from any other), "gzip" or "identity" (never compressed).
         legacy: force (True) or forbid (False) the old /api/person/ and /api/user/ API; by
             default it is used with HTTP Basic or when the server lacks /api/users/@me/.
         dotenv: read a .env file (True: the nearest one upward from the working directory; a
@@ -117,8 +125,9 @@ def connect(
         project_id=resolved.project_id,
         timeout=_timeout(timeout),
         retry=retry or _config.RetrySettings(),
-        pacing=pacing or _config.PacingSettings(),
+        pacing=_pacing(pacing, max_concurrent_queries),
         verify=verify,
+        compression=_config.check_compression(compression),
     )
     store = _open_store(cache, cache_dir)
     conn = Connection(
@@ -145,6 +154,16 @@ def connect(
         show_login(ph)
         return ph
     raise CredentialsError(_credentials.missing_credentials_message(settings.host))
+
+
+def _pacing(
+    pacing: _config.PacingSettings | None, max_concurrent_queries: int | None
+) -> _config.PacingSettings:
+    chosen = pacing or _config.PacingSettings()
+    if max_concurrent_queries is None:
+        return chosen
+    checked = _config.check_concurrent_queries(max_concurrent_queries)
+    return dataclasses.replace(chosen, max_concurrent_queries=checked)
 
 
 def _timeout(value: float | tuple[float, float] | None) -> tuple[float, float]:

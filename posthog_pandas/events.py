@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -34,6 +35,7 @@ from posthog_pandas._gc import paused_gc
 from posthog_pandas._pagination import prefetch
 from posthog_pandas._progress import counted
 from posthog_pandas._registry import EVENTS
+from posthog_pandas._windows import in_window_order, plan_windows
 from posthog_pandas.exceptions import ConfigurationError, NotFoundError, QueryTimeoutError
 from posthog_pandas.frames import FrameOptions, concat_frames, hogql_events_to_frame, hogql_to_frame
 from posthog_pandas.query import (
@@ -56,6 +58,7 @@ __all__ = [
     "events_query",
     "property_condition",
     "split_events_window",
+    "window_count_query",
     "window_note",
 ]
 
@@ -515,6 +518,8 @@ class Events:
         typed = flt.columns is None or "properties" in flt.columns  # else none to type
         pages = self.pages(flt, cap, options, page_rows=page_rows)
         fopts: FrameOptions | None = None
+        # Windows read ahead already: a prefetch on top would only hold more pages in memory.
+        ahead = ahead and not self.windowed(cap)
         for page in prefetch(pages) if ahead else pages:
             if fopts is None:  # after the first page: a query PostHog refuses costs nothing more
                 fopts = self._frames.options(options, EVENTS.definitions if typed else None)
@@ -528,14 +533,16 @@ class Events:
         *,
         page_rows: int | None = None,
     ) -> Iterator[QueryPage]:
-        """The keyset pages of `flt` (see _keyset_pages), counted on a progress bar."""
+        """The keyset pages of `flt` (see _keyset_pages), counted on a progress bar whose
+        total is the limit, or the events counted to plan the windows."""
         show = options.get("progress")
+        expected: list[int] = []  # filled by _keyset_pages once it has counted
         return counted(
-            self._keyset_pages(flt, cap, options, page_rows),
+            self._keyset_pages(flt, cap, options, page_rows, expected),
             show=self._conn.progress if show is None else show,
             desc="events",
             rows=lambda page: len(page.results),
-            total=None if cap is None else lambda _page: cap,  # a limit: the most rows to come
+            total=lambda _page: cap if cap is not None else (expected[0] if expected else None),
         )
 
     def list_plan(
@@ -572,21 +579,100 @@ class Events:
         cap: int | None,
         options: Mapping[str, Any],
         page_rows: int | None = None,
+        expected: list[int] | None = None,
     ) -> Iterator[QueryPage]:
-        """Keyset pages of events of `page_rows` rows (at most MAX_PAGE_ROWS, PostHog's cap).
+        """Keyset pages of events of `page_rows` rows (at most MAX_PAGE_ROWS, PostHog's cap),
+        oldest first; `expected` receives the number of events once they are counted.
 
-        The range is one window, read oldest first. When PostHog stops a page at its time
-        limit, the rest of that window becomes two halves read one after the other (halved
-        again as needed), so every event still comes once and in order. Each request waits
-        until the page before it is in the cache: a pull killed midway resumes at the first
-        page it had not received, and asks for no page twice.
+        The first page is read alone: a pull it finishes costs nothing more. When it comes
+        back full, the rest of the range is cut into windows of at most one page each, from a
+        count of events per bucket (see _windows), and up to `max_concurrent_queries` windows
+        are read at once, their pages handed out in window order.
         """
         rows = min(page_rows or MAX_PAGE_ROWS, MAX_PAGE_ROWS)
+        workers = self._conn.settings.pacing.max_concurrent_queries
+        if not self.windowed(cap):
+            yield from self._window_pages(flt, None, cap, options, rows)  # a limit stops early
+            return
+        asked_refresh = options.get("refresh", False)
+        cache = options.get("cache", True)
+        page = self._page(
+            flt, rows, None, cache=cache, refresh=asked_refresh, recompute=asked_refresh
+        )
+        if page is None:  # PostHog stopped the whole range at its time limit: halve it
+            yield from self._window_pages(flt, None, None, options, rows)
+            return
+        yield page
+        cursor = _cursor_after(page, rows)
+        if cursor is None:
+            return  # one page held the whole range
+        try:
+            windows, counted_rows = self._plan_windows(flt, cursor, rows, options)
+        except QueryTimeoutError as exc:  # no count, no windows: the rest one page at a time
+            log.info("reading the events one page at a time: %s", exc.detail or exc)
+            yield from self._window_pages(flt, cursor, None, options, rows)
+            return
+        if expected is not None:  # the count starts at the cursor's instant: its ties are read
+            ts = page.columns.index("timestamp")
+            read = sum(1 for row in page.results if row[ts] != cursor[0])
+            expected.append(read + counted_rows)
+        pulls = [
+            partial(
+                self._window_pages,
+                replace(flt, after=start, before=end),
+                cursor if index == 0 else None,
+                None,
+                options,
+                rows,
+            )
+            for index, (start, end) in enumerate(windows)
+        ]
+        yield from in_window_order(pulls, workers, ahead=workers - 1, held=1)
+
+    def windowed(self, cap: int | None) -> bool:
+        """Whether a pull reads windows at once: not with a limit (it stops early), nor with
+        one query at a time."""
+        return cap is None and self._conn.settings.pacing.max_concurrent_queries > 1
+
+    def _plan_windows(
+        self, flt: EventFilter, cursor: EventCursor, rows: int, options: Mapping[str, Any]
+    ) -> tuple[list[tuple[datetime, datetime]], int]:
+        """The rest of the range after `cursor`, cut by a count of its events per bucket into
+        windows of fewer than `rows` events (one page each), and the events counted. The
+        count is cached like a page, so a rerun plans the same windows and finds their pages
+        in the cache."""
+        start = result_timestamp(cursor[0])
+        sql, values = window_count_query(replace(flt, after=start))
+        counted_page = self._queries.run(
+            sql,
+            values,
+            cache=options.get("cache", True),
+            refresh=options.get("refresh", False),
+            name="posthog-pandas events count",
+        )
+        buckets = [(result_timestamp(b), int(n)) for b, n in counted_page.results]
+        return plan_windows(start, flt.before, buckets, rows - 1), sum(n for _, n in buckets)
+
+    def _window_pages(
+        self,
+        flt: EventFilter,
+        start: EventCursor | None,
+        cap: int | None,
+        options: Mapping[str, Any],
+        rows: int,
+    ) -> Iterator[QueryPage]:
+        """Keyset pages of one window, after the cursor `start` (None: from its beginning).
+
+        When PostHog stops a page at its time limit, the rest of the window becomes two
+        halves read one after the other (halved again as needed), so every event still comes
+        once and in order. Each request waits until the page before it is in the cache: a
+        pull killed midway resumes at the first page it had not received.
+        """
         asked_refresh = options.get("refresh", False)
         cache = options.get("cache", True)
         refresh = asked_refresh
         got = 0
-        windows: list[tuple[EventFilter, EventCursor | None]] = [(flt, None)]  # a stack
+        windows: list[tuple[EventFilter, EventCursor | None]] = [(flt, start)]  # a stack
         while windows and (cap is None or got < cap):
             window, last = windows.pop()
             size = rows if cap is None else min(rows, cap - got)
@@ -678,6 +764,35 @@ def page_frame(
     if flt.columns is not None and "properties" not in flt.columns:
         return hogql_to_frame(columns, types, rows, options)
     return hogql_events_to_frame(columns, types, rows, options)
+
+
+def _cursor_after(page: QueryPage, rows: int) -> EventCursor | None:
+    """The (timestamp, uuid) of a full page's last row; None when the page was not full."""
+    if len(page.results) < rows:
+        return None
+    ts, uuid = page.columns.index("timestamp"), page.columns.index("uuid")
+    return page.results[-1][ts], page.results[-1][uuid]
+
+
+def window_count_query(flt: EventFilter) -> tuple[str, dict[str, Any]]:
+    """The HogQL that counts the filter's events per bucket, to plan one-page windows.
+
+    Buckets are minutes for a range of up to three days, hours up to 90 days, else days: fine
+    enough to cut windows of one page, few enough rows (at most 50,000 days is 136 years)."""
+    clauses, values = flt.conditions()
+    span = flt.before - flt.after
+    bucket = (
+        "toStartOfMinute"
+        if span <= timedelta(days=3)
+        else "toStartOfHour"
+        if span <= timedelta(days=90)
+        else "toStartOfDay"
+    )
+    sql = (
+        f"SELECT {bucket}(timestamp) AS bucket, count() AS events FROM events "
+        f"WHERE {' AND '.join(clauses)} GROUP BY bucket ORDER BY bucket LIMIT {MAX_PAGE_ROWS}"
+    )
+    return sql, values
 
 
 def _halves(

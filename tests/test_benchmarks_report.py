@@ -128,3 +128,50 @@ def test_a_clock_told_a_start_instant_starts_no_sooner() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=systems
     )
     assert done.stdout.split() == ["True", "True"]
+
+
+CLOUD_PY = RUN_PY.parent / "cloud.py"
+
+
+@pytest.fixture(scope="module")
+def cloud(run: ModuleType) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("benchmarks_cloud", CLOUD_PY)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["benchmarks_cloud"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_cloud_timeline_counts_requests_waiting_at_once(cloud: ModuleType) -> None:
+    # One request alone 0-2 s, then three at once 3-4 s (one answered at 3.5 s), the frame
+    # ready at 5 s: none waiting 2-3 s and 4-5 s, one 0-2 s, three 3-3.5 s, two 3.5-4 s.
+    log = [
+        {"sent": 0.0, "answered": 2.0},
+        {"sent": 3.0, "answered": 4.0},
+        {"sent": 3.0, "answered": 3.5},
+        {"sent": 3.0, "answered": 4.0},
+        {"sent": 4.5},  # no answer recorded (the process failed): not counted
+    ]
+    spent = cloud.timeline(log, wall=5.0)
+    assert spent == {
+        "0": 2.0, "1": 2.0, "3": 0.5, "2": 0.5, "first_answer": 2.0, "last_answer": 4.0,
+    }  # fmt: skip
+
+
+def test_a_dask_worker_holding_more_than_its_partitions_misses(
+    run: ModuleType, cloud: ModuleType
+) -> None:
+    def dask_run(rnd: int, peak: float) -> Any:
+        r = result(run, cloud.DASK, "W2", 10.0, rnd)
+        worker = {"rss_mb": peak, "start_rss_mb": 200.0, "partitions": 15,
+                  "partitions_mb": 150.0, "largest_partition_mb": 11.0}  # fmt: skip
+        r.data["workers"] = [worker, {**worker, "rss_mb": 250.0}]
+        return r
+
+    held = run.Row(cloud.DASK, "W2", [dask_run(1, 320.0), dask_run(2, 300.0)])
+    target = cloud.worker_memory(held)
+    assert target.met is True
+    assert target.measured.startswith("largest growth 120 MB (peak 320 MB from 200 MB; ")
+    held.runs.append(dask_run(3, 351.0))  # 151 MB more than at the start: all 15 and then some
+    assert cloud.worker_memory(held).met is False

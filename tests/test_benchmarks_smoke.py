@@ -150,3 +150,37 @@ def _run_quick(script: str, *extra: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return done
+
+
+@pytest.mark.integration
+def test_quick_cloud_benchmark_checks_rows_groupbys_and_query_slots(tmp_path: Path) -> None:
+    # cloud.py exits non-zero when a system loses rows, when the Dask reader's group-by differs
+    # from pandas', or when the server ever computed more than PostHog's 3 queries at once.
+    done = _run_quick("cloud.py", "--out", str(tmp_path))
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:3] == ["system", "median", "wall"]
+    systems = {line[:40].strip(): line for line in lines[2:8]}
+    assert list(systems) == [
+        "posthog-pandas cold",
+        "raw transfer, 3 at a time (floor)",
+        "posthog-pandas cold, 1 query at a time",
+        "hand-written HogQL loop (gzip)",
+        "ph.events(), then the group-by in pandas",
+        "Dask reader, LocalCluster of 2 processes",
+    ]
+    for name, line in systems.items():
+        cells = line[40:].split()
+        # queries in flight at the server, at most, then "vs pp cold", then rows correct?
+        assert int(cells[5]) <= 3, line
+        expected = "n/a (no rows built)" if name.startswith("raw") else "yes"
+        assert line.rstrip().endswith(expected), line
+    # the floor replays the pull's requests three at a time; one query at a time is one
+    assert int(systems["raw transfer, 3 at a time (floor)"][40:].split()[5]) == 3
+    assert int(systems["posthog-pandas cold, 1 query at a time"][40:].split()[5]) == 1
+    assert "group-by equal to pandas' in 1 of 1 rounds" in done.stdout
+    assert re.search(r"^met +queries in flight at the server", done.stdout, re.MULTILINE)
+    report = (tmp_path / "cloud-results.md").read_text()
+    assert "## What bounds the cold pull" in report and "## Commands" in report
+    assert "--latency cloud" in report
+    assert "QUICK MODE" in report
+    assert not (tmp_path / "cache").exists()  # the caches of the run are removed

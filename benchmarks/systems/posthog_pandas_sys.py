@@ -7,6 +7,9 @@ cached pages without any HTTP: the client's own work (decompress, decode, type, 
 with the server idle.
 `--record FILE` writes every HTTP request this process sent (method, URL, headers, body) so the
 raw-transfer system can replay exactly those requests; recording is a list append per request.
+`--compression gzip|identity|auto` is passed to `connect(compression=...)` (benchmarks/cloud.py
+asks for gzip, as from a remote PostHog); `--max-concurrent-queries N` to
+`connect(max_concurrent_queries=N)`. Left out, connect()'s defaults apply.
 Progress bars are off (they cost time and write to a terminal nobody reads here).
 `--ablate PART` (W2 only, for benchmarks/ablation.py) takes one part of the client's work out
 of the pull to measure what it costs: `half-frames` builds each page's frame from half its rows,
@@ -19,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +59,9 @@ def ablate(part: str) -> None:
 
 
 class RecordingSession(requests.Session):
-    """A requests.Session that remembers each prepared request it sends."""
+    """A requests.Session that remembers each prepared request it sends, and when it was sent
+    and its response's headers came back (seconds on the perf_counter clock: benchmarks/cloud.py
+    draws the pull's timeline from them)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -65,15 +71,17 @@ class RecordingSession(requests.Session):
         body = request.body
         if isinstance(body, str):
             body = body.encode()
-        self.log.append(
-            {
-                "method": request.method,
-                "url": request.url,
-                "headers": dict(request.headers),
-                "body": base64.b64encode(body).decode() if body else None,
-            }
-        )
-        return super().send(request, **kwargs)
+        entry = {
+            "method": request.method,
+            "url": request.url,
+            "headers": dict(request.headers),
+            "body": base64.b64encode(body).decode() if body else None,
+            "sent": time.perf_counter(),
+        }
+        self.log.append(entry)
+        response = super().send(request, **kwargs)
+        entry["answered"] = time.perf_counter()
+        return response
 
 
 def main() -> None:
@@ -82,6 +90,8 @@ def main() -> None:
     p.add_argument("--mode", choices=["cold", "warm", "rebuild"], required=True)
     p.add_argument("--record", help="write the requests sent to this JSON file")
     p.add_argument("--ablate", choices=ABLATIONS, default="none", help="W2: see above")
+    p.add_argument("--compression", choices=["auto", "gzip", "identity"])
+    p.add_argument("--max-concurrent-queries", type=int)
     args = p.parse_args()
     import posthog_pandas
 
@@ -92,6 +102,7 @@ def main() -> None:
     if args.mode == "rebuild":
         shutil.rmtree(Path(args.cache_dir) / "frames", ignore_errors=True)
     session = RecordingSession() if args.record else None
+    options = connect_options(args)
     clock = _common.Clock()
     ph = posthog_pandas.connect(
         args.key,
@@ -102,6 +113,7 @@ def main() -> None:
         progress=False,
         dotenv=False,
         prompt=False,
+        **options,
     )
     if args.workload == "W1":
         df = ph.persons()
@@ -117,7 +129,7 @@ def main() -> None:
         rss = _common.peak_rss_mb()
         ids_list = _read_ids(target, suffix)
         ids = _common.write_ids(args.out, f"pp-{args.mode}-{args.workload}-{args.tag}", ids_list)
-        _record(args, session)
+        _record(args, session, clock)
         target.unlink()
         _common.emit(
             args, SYSTEM_NAMES[args.mode], rows=summary.rows, wall=wall, rss_mb=rss,
@@ -128,7 +140,28 @@ def main() -> None:
         args, SYSTEM_NAMES[args.mode], df, id_column, f"pp-{args.mode}", clock.stop(),
         requests=ph.request_stats.requests, bytes_received=ph.request_stats.bytes,
     )  # fmt: skip
-    _record(args, session)
+    _record(args, session, clock)
+
+
+def connect_options(args: Any) -> dict[str, Any]:
+    """Only the options asked for, so this script also runs code that predates them; the
+    queries in flight go through `pacing=` where connect() has no `max_concurrent_queries=`."""
+    import inspect
+
+    import posthog_pandas
+
+    options: dict[str, Any] = {}
+    if args.compression is not None:
+        options["compression"] = args.compression
+    if args.max_concurrent_queries is not None:
+        if "max_concurrent_queries" in inspect.signature(posthog_pandas.connect).parameters:
+            options["max_concurrent_queries"] = args.max_concurrent_queries
+        else:
+            pacing = posthog_pandas.PacingSettings(
+                max_concurrent_queries=args.max_concurrent_queries
+            )
+            options["pacing"] = pacing
+    return options
 
 
 def _read_ids(target: Path, suffix: str) -> list[str]:
@@ -142,8 +175,13 @@ def _read_ids(target: Path, suffix: str) -> list[str]:
     return [str(v) for v in table.column(0).to_pylist()]
 
 
-def _record(args: Any, session: RecordingSession | None) -> None:
+def _record(args: Any, session: RecordingSession | None, clock: _common.Clock) -> None:
+    """The request log, its times made relative to the clock's start."""
     if session is not None:
+        for entry in session.log:
+            for name in ("sent", "answered"):
+                if name in entry:
+                    entry[name] -= clock.started
         Path(args.record).write_text(json.dumps(session.log), encoding="utf-8")
 
 

@@ -1,7 +1,9 @@
 """The raw transfer: replay exactly the HTTP requests posthog-pandas sent, read and drop bodies.
 
 Reads the request log a cold posthog-pandas run recorded (`--replay FILE`) and sends the same
-requests (method, URL, headers including Accept-Encoding, body) on one plain requests.Session.
+requests (method, URL, headers including Accept-Encoding, body) on one plain requests.Session;
+with `--concurrency N`, N at a time in the recorded order, one session per thread (under the
+Cloud-like profile the floor of a pull that uses PostHog's 3 query slots: benchmarks/cloud.py).
 Each body is read in one call, as posthog-pandas reads it (`iter_content(chunk_size=None)`):
 `response.content` reads 10 kB at a time, 35-48 ms of Python per 14 MB page, which made this
 floor slower than the client it bounds. Nothing is decoded or kept: this is the floor no
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import _common
@@ -22,24 +26,38 @@ import requests
 def main() -> None:
     p = _common.parser(__doc__ or "")
     p.add_argument("--replay", required=True, help="request log written by posthog_pandas_sys")
+    p.add_argument("--concurrency", type=int, default=1, help="requests in flight at once")
     args = p.parse_args()
     log = json.loads(Path(args.replay).read_text(encoding="utf-8"))
     prepared = [
         (r["method"], r["url"], r["headers"], base64.b64decode(r["body"]) if r["body"] else None)
         for r in log
     ]
-    session = requests.Session()
-    total = 0
-    clock = _common.Clock()
-    for method, url, headers, body in prepared:
-        response = session.request(
+    sessions = threading.local()
+
+    def transfer(request: tuple[str, str, dict[str, str], bytes | None]) -> int:
+        if not hasattr(sessions, "session"):
+            sessions.session = requests.Session()
+        method, url, headers, body = request
+        response = sessions.session.request(
             method, url, headers=headers, data=body, timeout=300, stream=True
         )
-        total += len(b"".join(response.iter_content(chunk_size=None)))
+        size = len(b"".join(response.iter_content(chunk_size=None)))
         response.raise_for_status()
+        return size
+
+    clock = _common.Clock()
+    if args.concurrency <= 1:
+        total = sum(transfer(request) for request in prepared)
+    else:
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            total = sum(pool.map(transfer, prepared))
     wall = clock.stop()
+    name = "raw transfer (floor)"
+    if args.concurrency > 1:
+        name = f"raw transfer, {args.concurrency} at a time (floor)"
     _common.emit(
-        args, "raw transfer (floor)", rows=None, wall=wall, rss_mb=_common.peak_rss_mb(),
+        args, name, rows=None, wall=wall, rss_mb=_common.peak_rss_mb(),
         ids_file=None, requests=len(prepared), bytes_received=total,
     )  # fmt: skip
 

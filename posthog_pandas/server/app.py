@@ -21,6 +21,7 @@ from posthog_pandas.server.auth import ApiKey
 from posthog_pandas.server.data import Dataset, ingested_events, new_persons
 from posthog_pandas.server.faults import Faults
 from posthog_pandas.server.insights.saved import saved_insight_result
+from posthog_pandas.server.latency import Latency, latency_named
 from posthog_pandas.server.query import DEFAULT_MAX_SCAN_ROWS
 from posthog_pandas.server.routes import dispatch
 from posthog_pandas.server.state import ServerState, default_key
@@ -45,6 +46,7 @@ class LoggedRequest:
     status: int  # 0 when the server hung instead of answering
     project_id: int | None
     hogql: str | None = None  # the HogQL text of /query/ requests
+    values: dict[str, Any] | None = None  # and their placeholder values
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # without Authorization
 
 
@@ -149,7 +151,9 @@ class _BaseHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         raise NotImplementedError
 
-    def _send(self, response: Response, fault: str | None = None) -> None:
+    def _send(
+        self, response: Response, fault: str | None = None, latency: Latency | None = None
+    ) -> None:
         body = response.body
         gz = (
             "gzip" in self.headers.get("Accept-Encoding", "")
@@ -180,7 +184,10 @@ class _BaseHandler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        self.wfile.write(body)
+        if latency is None:
+            self.wfile.write(body)
+        else:
+            latency.write(self.wfile.write, body)
 
 
 class _MainHandler(_BaseHandler):
@@ -246,6 +253,11 @@ class LocalPostHog:
     endpoints (180 requests a minute, 1,200 an hour, posthog/api/person.py): past them a
     persons request gets PostHog's 429 with `Retry-After`. Only the benchmarks turn it off,
     so that third-party clients' 100-row pages are timed, not throttled.
+
+    `latency` ("cloud", "none" or a `Latency`) makes the server answer as a remote PostHog
+    would: each computed query holds its slot for a fixed delay plus a delay per row, every
+    other API request waits a round trip, and bodies are sent no faster than a bandwidth cap
+    (server/latency.py). Off by default, so tests and the demo keep loopback speed.
     """
 
     default_timezone: ClassVar[str] = "UTC"  # the test suite may switch it (tests/conftest.py)
@@ -266,6 +278,7 @@ class LocalPostHog:
         timezone: str | None = None,
         max_scan_rows: int | None = DEFAULT_MAX_SCAN_ROWS,
         persons_throttle: bool = True,
+        latency: Latency | str | None = None,
     ) -> None:
         self.api_key = default_key(seed)
         self.project_id = 1
@@ -286,6 +299,7 @@ class LocalPostHog:
         )
         self._state.max_scan_rows = max_scan_rows
         self._state.persons_throttle = persons_throttle
+        self._state.latency = latency_named(latency)
         self._log: list[LoggedRequest] = []
         self._foreign_log: list[ForeignRequest] = []
         self._log_lock = threading.Lock()
@@ -393,6 +407,24 @@ class LocalPostHog:
             self._log.clear()
             self._foreign_log.clear()
 
+    @property
+    def latency(self) -> Latency:
+        """The delays this server adds (see server/latency.py); Latency() is loopback speed."""
+        return self._state.latency
+
+    @latency.setter
+    def latency(self, value: Latency | str | None) -> None:
+        self._state.latency = latency_named(value)
+
+    @property
+    def query_peak(self) -> int:
+        """The most queries this server has computed at once since start (or reset)."""
+        return self._state.queries.peak
+
+    def reset_query_peak(self) -> None:
+        """Start counting `query_peak` again from the queries in flight now."""
+        self._state.queries.reset_peak()
+
     def set_faults(self, faults: Faults | None) -> None:
         """Switch failure modes at run time (resets the fault RNG and the hang counter)."""
         self._state.set_faults(faults)
@@ -483,10 +515,12 @@ class LocalPostHog:
 
     def _record(self, request: Request, outcome_status: int, **fields: Any) -> LoggedRequest:
         body = request.json
-        hogql = None
+        hogql, values = None, None
         if isinstance(body, dict) and isinstance(body.get("query"), dict):
             text = body["query"].get("query")
             hogql = text if isinstance(text, str) else None
+            given = body["query"].get("values")
+            values = given if isinstance(given, dict) else None
         headers = {k: v for k, v in request.headers.items() if k != "authorization"}
         entry = LoggedRequest(
             method=request.method,
@@ -494,6 +528,7 @@ class LocalPostHog:
             params=_redacted_params(request.query),
             status=outcome_status,
             hogql=hogql,
+            values=values,
             headers=headers,
             **fields,
         )
@@ -506,7 +541,7 @@ class LocalPostHog:
         injector = state.injector  # one snapshot per request, even if faults switch meanwhile
         from posthog_pandas.server.auth import find_credentials
 
-        if injector.should_hang(request.path, request.params):
+        if injector.should_hang(request.path, request.params, request.json):
             creds = find_credentials(request)
             self._record(
                 request, 0, auth=creds.source, key_fingerprint=creds.fingerprint, project_id=None
@@ -514,6 +549,9 @@ class LocalPostHog:
             state.stopping.wait(_HANG_SECONDS)
             handler.close_connection = True
             return
+        latency = state.latency
+        if latency.per_list and request.path.startswith("/api/") and "/query" not in request.path:
+            state.stopping.wait(latency.per_list)  # a remote list request's round trip
         faults_on = injector.applies(request.path)
         if faults_on and injector.faults.slow > 0:
             state.stopping.wait(injector.faults.slow)
@@ -547,7 +585,7 @@ class LocalPostHog:
         )
         self._run_hook(entry)
         fault = injector.body_fault(request.path) if response.status == 200 else None
-        handler._send(response, fault)
+        handler._send(response, fault, latency if latency.bandwidth else None)
 
     def _run_hook(self, entry: LoggedRequest) -> None:
         hook = self._on_served

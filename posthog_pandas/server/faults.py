@@ -6,6 +6,8 @@ import random
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from posthog_pandas.server.web import ApiError, Response, json_response
 
@@ -32,6 +34,9 @@ class Faults:
     # Requests whose `offset` query parameter is at least N stop answering: unlike
     # hang_after, it picks the same requests whatever order concurrent pages arrive in.
     hang_from_offset: int | None = None
+    # HogQL queries whose rows start at or after this ISO time (their `__after` or `__last_ts`
+    # value: an events window or page) stop answering, whatever order concurrent windows arrive in.
+    hang_queries_from: str | None = None
     short_pages: bool = False  # persons pages shorter than `limit`, still with `next`
     repeat_next: bool = False  # list `next` equals the current URL
     foreign_next: bool = False  # list `next` points at the foreign listener
@@ -75,13 +80,19 @@ class FaultInjector:
     def _draw(self, probability: float) -> bool:
         return probability > 0 and self._rng.random() < probability
 
-    def should_hang(self, path: str, query: Mapping[str, str] | None = None) -> bool:
+    def should_hang(
+        self, path: str, query: Mapping[str, str] | None = None, body: Any = None
+    ) -> bool:
         """Count API requests; once past `hang_after`, every selected request hangs. With
-        `hang_from_offset`, so does each selected request at or past that offset."""
+        `hang_from_offset`, so does each selected request at or past that offset; with
+        `hang_queries_from`, each query whose rows start at or after that time."""
         if not self.applies(path):
             return False
         from_offset = self.faults.hang_from_offset
         if from_offset is not None and _offset(query) >= from_offset:
+            return True
+        from_time = self.faults.hang_queries_from
+        if from_time is not None and _rows_start(body) >= _instant(from_time):
             return True
         limit = self.faults.hang_after
         if limit is None:
@@ -132,3 +143,17 @@ def _offset(query: Mapping[str, str] | None) -> int:
     """The request's `offset` parameter (-1 when absent or not a number)."""
     raw = (query or {}).get("offset", "")
     return int(raw) if raw.isdigit() else -1
+
+
+def _instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _rows_start(body: Any) -> datetime:
+    """Where a HogQL query's rows start: its `__last_ts`, else its `__after` (else never)."""
+    node = body.get("query") if isinstance(body, dict) else None
+    values = node.get("values") if isinstance(node, dict) else None
+    values = values if isinstance(values, dict) else {}
+    start = values.get("__last_ts") or values.get("__after")
+    return _instant(start) if isinstance(start, str) else datetime.min.replace(tzinfo=UTC)

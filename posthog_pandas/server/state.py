@@ -13,6 +13,7 @@ from posthog_pandas.server.catalog import DEMO_USER
 from posthog_pandas.server.data import Dataset, ProjectStore
 from posthog_pandas.server.faults import FaultInjector, Faults
 from posthog_pandas.server.ids import stable_uuid
+from posthog_pandas.server.latency import Latency
 from posthog_pandas.server.pagination import Pager
 from posthog_pandas.server.query_cache import ResultCache
 from posthog_pandas.server.web import ApiError, Request
@@ -20,6 +21,30 @@ from posthog_pandas.server.web import ApiError, Request
 __all__ = ["Context", "ServerState", "default_key"]
 
 QUERY_CONCURRENCY = 3
+
+
+class QueryGauge:
+    """Queries being computed right now, and the most there ever were at once (tests check
+    that a client never has more than PostHog's 3 in flight)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self.peak = 0
+
+    def __enter__(self) -> QueryGauge:
+        with self._lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def reset_peak(self) -> None:
+        with self._lock:
+            self.peak = self.in_flight
 
 
 def default_key(seed: int) -> str:
@@ -69,6 +94,8 @@ class ServerState:
         self.max_scan_rows: int | None = None  # see query._enforce_scan_budget; None: no limit
         self.persons_throttle = True  # PersonViewSet's per-user break-glass throttles
         self.stopping = threading.Event()
+        self.latency = Latency()  # loopback speed unless LocalPostHog(latency=...) says otherwise
+        self.queries = QueryGauge()
         self.org_id = stable_uuid("organization", seed)
 
     def project_token(self, project_id: int) -> str:

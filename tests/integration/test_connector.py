@@ -223,15 +223,24 @@ def test_events_page_boundaries_by_keyset(
     monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", 997)  # force many boundaries inside ties
     start, end = server.time_range()
     frame = connect().events(after=start, before=end)
-    assert sorted(frame["uuid"]) == sorted(server.dataset().events["uuid"])
+    expected = server.dataset().events.sort_values(["timestamp", "uuid"])
+    assert frame["uuid"].tolist() == expected["uuid"].tolist()  # exactly once, in order
     queries = [r for r in server.requests if r.path.endswith("/query/")]
-    assert len(queries) == -(-len(server.dataset().events) // 997) + (
-        1 if len(server.dataset().events) % 997 == 0 else 0
-    )
-    # Every continuation also bounds timestamp alone: ClickHouse prunes nothing on the tuple.
+    # A full first page; the count per minute of the rest; one page per window of < 997 events.
+    assert "count() AS events" in (queries[1].hogql or "")
+    windows = queries[2:]
+    assert len(windows) >= -(-(len(expected) - 997) // 996)
+    assert all("LIMIT 997" in (q.hogql or "") for q in [queries[0], *windows])
+    # The first window continues after the first page's last row, and bounds timestamp alone
+    # too: ClickHouse prunes nothing on the tuple. The others (run three at a time, so logged
+    # in any order) start at their window's start, each its own.
     bound = "timestamp >= toDateTime64({__last_ts}, 6, 'UTC') AND (timestamp, uuid) > "
     assert bound not in (queries[0].hogql or "")
-    assert all(bound in (q.hogql or "") for q in queries[1:])
+    continued = [q for q in windows if bound in (q.hogql or "")]
+    assert len(continued) == 1  # it starts at the instant of the first page's last row
+    assert continued[0].values["__after"] == continued[0].values["__last_ts"]
+    starts = [(q.values or {})["__after"] for q in windows if q not in continued]
+    assert len(starts) == len(set(starts)) == len(windows) - 1
 
 
 def test_event_filters_are_applied_on_the_server(server: LocalPostHog, connect: Connect) -> None:
@@ -388,7 +397,7 @@ def test_a_resumed_events_pull_reads_its_cached_pages_then_stops_looking(
     start, end = server.time_range()
     events = len(server.dataset().events)
     pages = -(-events // 997) + (1 if events % 997 == 0 else 0)
-    ph = connect()
+    ph = connect(max_concurrent_queries=1)  # one page after another, each after the last
     real_run = QueryRunner.run
     runs: list[str] = []
 
@@ -410,7 +419,7 @@ def test_a_resumed_events_pull_reads_its_cached_pages_then_stops_looking(
         lookups.append(key)
         return real_get(self, key, **kwargs)
 
-    again = connect()  # a new connection, as after a kernel restart
+    again = connect(max_concurrent_queries=1)  # a new connection, as after a kernel restart
     monkeypatch.setattr(CacheStore, "get", counted_get)
     frame = again.events(after=start, before=end)
     assert sorted(frame["uuid"]) == sorted(server.dataset().events["uuid"])

@@ -467,6 +467,14 @@ CASES: list[Case] = [
         "timeout='fast': give seconds as a number (e.g. 30) or a (connect, read) pair "
         "(e.g. (10, 120)).",
     ),
+    Case(
+        "too-many-queries", "filters", "`connect(max_concurrent_queries=5)`",
+        lambda env: env.connect(max_concurrent_queries=5),
+        php.ConfigurationError,
+        "max_concurrent_queries=5: PostHog runs at most 3 queries at once per organization and "
+        "answers more with 429 (Exceeded maximum concurrency limit), so more would only be "
+        "refused; use 1 to 3.",
+    ),
     # -- HogQL ----------------------------------------------------------------------------------
     Case(
         "hogql-unknown-column", "HogQL", "`ph.query('select nope_column from events limit 1')`",

@@ -3,6 +3,8 @@
 Pulls run in child processes (a small script run with this interpreter). The parent watches the
 local server's request log, kills the child with SIGKILL after some pages, and checks that the
 rerun requests only the pages the cache does not hold, and returns exactly the server's rows.
+Events pulls run one query at a time ("1": each page waits until the one before is cached)
+and three windows at once (each window cached on its own, resumed per window).
 """
 
 from __future__ import annotations
@@ -45,11 +47,12 @@ import posthog_pandas as php
 from posthog_pandas import events, resources
 
 url, key, cache, what, target = sys.argv[1:6]
+queries = int(sys.argv[6]) if len(sys.argv) > 6 else 3
 events.MAX_PAGE_ROWS = {page}
 resources.GROWING_PAGES["persons"] = {persons_page}
 retry = php.RetrySettings(attempts=10, backoff_factor=0.02, backoff_max=0.2, jitter=0.05)
 ph = php.connect(key, host=url, cache_dir=cache, progress=False, dotenv=False, prompt=False,
-                 retry=retry)
+                 retry=retry, max_concurrent_queries=queries)
 if what == "export":
     summary = ph.export("persons", target)
     print(json.dumps({{"rows": summary.rows}}))
@@ -226,7 +229,7 @@ def test_kill_9_mid_events_fetch_then_the_rerun_requests_only_missing_pages(
     cache = tmp_path / "cache"
     pages = EVENTS // EVENT_PAGE + 1
     server.set_faults(Faults(slow=0.1, paths=("/query",)))
-    child = start_child(pull_script, server.url, server.api_key, str(cache), "events", "-")
+    child = start_child(pull_script, server.url, server.api_key, str(cache), "events", "-", "1")
     kill_after(child, lambda: answered(server, "/query/") >= 4)
     server.set_faults(None)
     settle(server)
@@ -234,7 +237,7 @@ def test_kill_9_mid_events_fetch_then_the_rerun_requests_only_missing_pages(
     kept = [url for resource, url, _ in cached_pages(cache) if resource == "query"]
     assert 1 <= len(kept) <= 5
     server.clear_log()
-    result = run_child(pull_script, server.url, server.api_key, str(cache), "events", "-")
+    result = run_child(pull_script, server.url, server.api_key, str(cache), "events", "-", "1")
 
     rerun = api_requests(server, "/query/")
     assert len(rerun) == pages - len(kept)
@@ -257,7 +260,7 @@ def test_kill_9_mid_events_fetch_requests_each_page_exactly_once_in_all(
     answered_before_kill = 4
     # PostHog answers four pages, then holds the fifth request: the kill lands while it waits.
     server.set_faults(Faults(hang_after=answered_before_kill, paths=("/query",)))
-    child = start_child(script, server.url, server.api_key, str(cache), "events", "-")
+    child = start_child(script, server.url, server.api_key, str(cache), "events", "-", "1")
     kill_after(child, lambda: any(r.status == 0 for r in api_requests(server, "/query/")))
     server.set_faults(None)
     settle(server)
@@ -266,7 +269,7 @@ def test_kill_9_mid_events_fetch_requests_each_page_exactly_once_in_all(
     kept = [url for resource, url, _ in cached_pages(cache) if resource == "query"]
     assert len(kept) == answered_before_kill  # every page PostHog answered is on disk
     server.clear_log()
-    result = run_child(script, server.url, server.api_key, str(cache), "events", "-")
+    result = run_child(script, server.url, server.api_key, str(cache), "events", "-", "1")
 
     rerun = api_requests(server, "/query/")
     assert [r.status for r in first_run] == [200] * answered_before_kill + [0]
@@ -293,7 +296,7 @@ def test_kill_9_between_a_page_arriving_and_its_write_committing(
         + PULL.format(page=EVENT_PAGE, persons_page=PERSONS_PAGE, after=AFTER, before=BEFORE),
     )
     pages = EVENTS // EVENT_PAGE + 1
-    child = start_child(script, server.url, server.api_key, str(cache), "events", "-")
+    child = start_child(script, server.url, server.api_key, str(cache), "events", "-", "1")
     kill_after(child, flag.exists)
     settle(server)
     first_run = api_requests(server, "/query/")
@@ -303,13 +306,66 @@ def test_kill_9_between_a_page_arriving_and_its_write_committing(
     assert len(kept) == stuck_at - 1  # page 3 arrived, but its write never committed
     assert_cache_holds_only_valid_envelopes(cache)
     server.clear_log()
-    result = run_child(pull_script, server.url, server.api_key, str(cache), "events", "-")
+    result = run_child(pull_script, server.url, server.api_key, str(cache), "events", "-", "1")
 
     rerun = api_requests(server, "/query/")
     assert [r.status for r in rerun] == [200] * (pages - (stuck_at - 1))  # page 3 onwards
     assert all("(timestamp, uuid) >" in (r.hogql or "") for r in rerun)
     expected = expected_ids(server, "events")
     assert result == {"rows": EVENTS, "unique": EVENTS, "digest": digest(expected)}
+
+
+def test_kill_9_mid_a_concurrent_events_pull_then_the_rerun_requests_only_missing_windows(
+    server: LocalPostHog, pull_script: Path, tmp_path: Path
+) -> None:
+    # Three windows at once; the windows from the 20th on never answer, the ones before do.
+    cache, cut = tmp_path / "cache", "2024-01-20T00:00:00Z"
+    server.set_faults(Faults(hang_queries_from=cut, paths=("/query/",)))
+    child = start_child(pull_script, server.url, server.api_key, str(cache), "events", "-")
+    held: list[bool] = []  # the stuck state seen at each check: it must last 0.3 s
+    kill_after(
+        child,
+        lambda: held.append(stuck_on_hung_windows(server, cache)) or held[-30:] == [True] * 30,
+    )
+    server.set_faults(None)
+    settle(server)
+    first_run = api_requests(server, "/query/")
+    answered_keys = {query_key(r) for r in first_run if r.status == 200}
+    hung_keys = {query_key(r) for r in first_run if r.status == 0}
+    # the first page, the count and every window before the 20th: each on disk on its own
+    assert len(answered_keys) >= 4 and hung_keys
+    assert len([u for r, u, _ in cached_pages(cache) if r == "query"]) == len(answered_keys)
+    server.clear_log()
+    result = run_child(pull_script, server.url, server.api_key, str(cache), "events", "-")
+
+    rerun = api_requests(server, "/query/")
+    asked = [query_key(r) for r in rerun]
+    assert len(set(asked)) == len(asked) and not set(asked) & answered_keys
+    assert hung_keys <= set(asked)  # the hung windows, and those never sent, nothing else
+    assert all(rows_start(r) >= pd.Timestamp(cut) for r in rerun)
+    expected = expected_ids(server, "events")
+    assert result == {"rows": EVENTS, "unique": EVENTS, "digest": digest(expected)}
+
+
+def stuck_on_hung_windows(server: LocalPostHog, cache: Path) -> bool:
+    """A window hangs, and every answered query is in the cache (so nothing is in flight)."""
+    if not any(r.status == 0 for r in api_requests(server, "/query/")):
+        return False
+    try:
+        stored = [u for r, u, _ in cached_pages(cache) if r == "query"]
+    except sqlite3.OperationalError:  # the child is still creating the cache's tables
+        return False
+    return len(stored) == answered(server, "/query/")
+
+
+def query_key(request: Any) -> str:
+    return f"{request.hogql} {sorted((request.values or {}).items())}"
+
+
+def rows_start(request: Any) -> pd.Timestamp:
+    values = request.values or {}
+    start = pd.Timestamp(values.get("__last_ts") or values["__after"])
+    return start if start.tzinfo else start.tz_localize("UTC")
 
 
 def test_kill_9_mid_export_leaves_no_file_and_the_rerun_completes(

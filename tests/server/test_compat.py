@@ -1894,7 +1894,7 @@ def _(env: Env) -> None:
 @row("query.events_keyset")
 def _(env: Env) -> None:
     start, end = env.srv.time_range()
-    ph = env.connect()
+    ph = env.connect(max_concurrent_queries=1)  # keyset pages one after another, no windows
     flt = ph._events.filter(after=start, before=end)
     pages = list(ph._events.pages(flt, None, {"cache": False}, page_rows=700))
     events = env.srv.dataset().events.sort_values(["timestamp", "uuid"])

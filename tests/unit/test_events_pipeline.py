@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import posthog_pandas as php
+from posthog_pandas import events as events_module
 from posthog_pandas._dates import to_duration
 from posthog_pandas.events import (
     EventFilter,
@@ -313,3 +314,39 @@ def test_a_proxys_html_504_is_still_retried_as_a_server_error(tmp_path: Path) ->
         ph.query("select count() from events")
     assert not isinstance(info.value, php.QueryTimeoutError)
     assert len([r for r in adapter.request_history if r.method == "POST"]) == 4
+
+
+# -- windows: the count after a full first page ------------------------------------------------
+
+EVENT_COLUMNS = ["uuid", "timestamp", "event"]
+EVENT_TYPES = ["UUID", "DateTime64(6, 'UTC')", "String"]
+
+
+def events_answer(*rows: tuple[str, str]) -> dict[str, Any]:
+    results = [[uuid, ts, "e"] for uuid, ts in rows]
+    return {"json": {"columns": EVENT_COLUMNS, "types": EVENT_TYPES, "results": results}}
+
+
+def test_a_count_stopped_at_posthogs_limit_reads_the_rest_one_page_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", 2)
+    ph, adapter = mocked_connection(tmp_path, retry=RETRY)
+    query = adapter.register_uri(
+        "POST",
+        QUERY_URL,
+        [
+            events_answer(("u1", "2024-01-02T00:00:00Z"), ("u2", "2024-01-03T00:00:00Z")),
+            {"status_code": 504, "json": TIMEOUT_504},  # the count
+            events_answer(("u3", "2024-01-04T00:00:00Z")),
+        ],
+    )
+    frame = ph.events(after=AFTER, before=BEFORE, columns=["event"])
+    assert frame["uuid"].tolist() == ["u1", "u2", "u3"]
+    sent = [r.json()["query"] for r in query.request_history]
+    assert "count() AS events" in sent[1]["query"]
+    assert "(timestamp, uuid) > " in sent[2]["query"]  # the keyset page after the first
+    assert (
+        sent[2]["values"]["__last_uuid"] == "u2"
+        and sent[2]["values"]["__after"] == sent[0]["values"]["__after"]
+    )

@@ -415,20 +415,26 @@ def test_export_events_pages_by_keyset_and_keeps_the_late_column(
 ) -> None:
     session, adapter = mocked
     monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", 2)
+    # A full first page, then the count that plans the rest's windows (one here), then its page.
+    count = {"json": {"columns": ["bucket", "events"], "types": ["DateTime", "UInt64"],
+                      "results": [["2024-01-02T11:00:00Z", 1]], "hasMore": False}}  # fmt: skip
     query = adapter.register_uri(
-        "POST", f"{HOST}/api/projects/5/query/", [query_answer(PAGE_1), query_answer(PAGE_2)]
+        "POST",
+        f"{HOST}/api/projects/5/query/",
+        [query_answer(PAGE_1), count, query_answer(PAGE_2)],
     )
     ph = connect(session, out)
     summary = ph.export("events", out / "e.csv", after="2024-01-01", before="2024-02-01")
     assert summary.rows == 3
     assert (out / "e.csv").read_text().splitlines() == [HEADER, *CSV_ROWS]
-    assert query.call_count == 2
-    second = query.request_history[1].json()["query"]
-    assert "(timestamp, uuid) > " in second["query"] and "LIMIT 2" in second["query"]
-    assert second["values"]["__last_uuid"] == "u2"
-    # a rerun reads every page from the cache
+    assert query.call_count == 3
+    assert "count() AS events" in query.request_history[1].json()["query"]["query"]
+    third = query.request_history[2].json()["query"]
+    assert "(timestamp, uuid) > " in third["query"] and "LIMIT 2" in third["query"]
+    assert third["values"]["__last_uuid"] == "u2"
+    # a rerun reads every page, and the count, from the cache
     ph.export("events", out / "e.parquet", after="2024-01-01", before="2024-02-01")
-    assert query.call_count == 2
+    assert query.call_count == 3
 
 
 def test_export_lists_follows_next_and_uses_the_accessor_filters(mocked, out: Path) -> None:

@@ -26,7 +26,7 @@ import pytest
 import posthog_pandas
 from posthog_pandas import events as events_module
 from posthog_pandas.demo import DAILY_SQL
-from posthog_pandas.events import EventFilter, events_query
+from posthog_pandas.events import EventFilter, events_query, window_count_query
 from posthog_pandas.query import QueryPage, keyset_columns, keyset_query
 from posthog_pandas.server.hogql_parse import PARSER_AVAILABLE_PLATFORMS, parse_error, parse_tree
 
@@ -84,6 +84,14 @@ LASTS = [None, ("2024-01-05T10:00:00.123456Z", "01890a5d-ac96-774b-a1f4-7a8f0c6e
 
 def events_pages() -> Texts:
     return [events_query(flt, 50_000, last) for flt in FILTERS for last in LASTS]
+
+
+def window_counts() -> Texts:
+    """Each filter's count per bucket, over a day (minutes), a month (hours) and a year (days)."""
+    spans = [datetime(2024, 1, 2, tzinfo=UTC), FEB, datetime(2025, 1, 1, tzinfo=UTC)]
+    return [
+        window_count_query(dataclasses.replace(flt, before=end)) for flt in FILTERS for end in spans
+    ]
 
 
 # -- ph.query() keyset pages: typical user queries, keys of each type ------------------------
@@ -146,6 +154,7 @@ class Builder:
 
 BUILDERS = [
     Builder("posthog_pandas.events.events_query", events_pages),
+    Builder("posthog_pandas.events.window_count_query", window_counts),
     Builder("posthog_pandas.query.keyset_query", keyset_pages),
     Builder(
         "posthog_pandas.demo.DAILY_SQL", lambda: [(DAILY_SQL, {"start": JAN_TEXT, "end": FEB_TEXT})]

@@ -114,3 +114,34 @@ def test_notebook_bar_of_a_failed_pull_says_so_and_closes(notebook: list[Handle]
     [(line, _)] = handle.updates
     assert re.fullmatch(r"events: stopped after 1,500 rows in \d+\.\d s", line["text/plain"])
     assert [w for w in widget_tree(handle.shown) if w.comm is not None] == []
+
+
+def test_a_total_learnt_after_the_first_page_gives_the_bar_its_fraction(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    known: list[int] = []  # an events pull counts its events after the first page
+
+    def learning() -> Iterator[list[int]]:
+        for page in PAGES:
+            yield page
+            known.append(3700)
+
+    total = lambda _page: known[0] if known else None  # noqa: E731
+    assert list(counted(learning(), show=True, desc="events", rows=len, total=total)) == PAGES
+    shown = capsys.readouterr().err.split("\r")
+    assert shown[1] == "events: 0 rows [00:00, ? rows/s]"
+    assert any("/3,700 rows" in text for text in shown[2:])
+
+
+def test_a_notebook_bar_shows_its_bar_once_the_total_is_known(notebook: list[Handle]) -> None:
+    known: list[int] = []
+    items = counted(
+        pages(), show=None, desc="events", rows=len, total=lambda _p: known[0] if known else None
+    )
+    next(items)
+    assert notebook[0].shown.children[1].layout.display == "none"
+    known.append(3700)
+    next(items)
+    progress = notebook[0].shown.children[1]
+    assert progress.layout.display is None and progress.max == 3700
+    list(items)

@@ -1,0 +1,114 @@
+"""The Dask reader against pulling into pandas first, both computing events per day per event.
+
+`--mode dask`: `posthog_pandas.dask.read_events(after, before, partition="1D")` on a distributed
+LocalCluster of 2 worker processes (2 threads each: four partitions may run at once, PostHog's
+3 query slots let three of them pull), then the group-by computed on the cluster. The cluster
+starts before the clock (a pipeline on a cluster has one already); the clock covers
+read_events (its schema probe included) and compute. The workers find the key in the
+environment they inherit, as the Dask page says; each reports its peak RSS, CPU, requests and
+the sizes of the partitions it pulled.
+`--mode pandas`: `ph.events(after, before)`, then the same group-by in this process.
+
+Both read gzip bodies from an empty cache directory. The group-by is written as CSV (day,
+event, n) for the runner to compare; `rows` is the sum of its counts. `cpu` is the CPU of the
+whole client side: this process, plus the workers' in Dask mode.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import _common
+import _dask_worker
+
+HERE = Path(__file__).resolve().parent
+PARTITION = "1D"
+WORKERS, THREADS = 2, 2
+
+
+def main() -> None:
+    p = _common.parser(__doc__ or "")
+    p.add_argument("--mode", choices=["dask", "pandas"], required=True)
+    p.add_argument("--cache-dir", required=True)
+    args = p.parse_args()
+    import posthog_pandas as php
+
+    ph = php.connect(
+        args.key,
+        host=args.url,
+        project_id=args.project_id,
+        cache_dir=args.cache_dir,
+        compression="gzip",
+        progress=False,
+        dotenv=False,
+        prompt=False,
+    )
+    if args.mode == "pandas":
+        clock = _common.Clock()
+        frame = ph.events(after=args.after, before=args.before)
+        counts = _dask_worker.events_per_day(frame)
+        clock.stop()
+        extra: dict[str, Any] = {"df_bytes": _common.deep_bytes(frame), "frame_rows": len(frame)}
+        system = "ph.events(), then the group-by in pandas"
+    else:
+        counts, extra = on_cluster(args, ph)
+        system = f"Dask reader, LocalCluster of {WORKERS} processes"
+    rss = _common.peak_rss_mb()
+    path = Path(args.out).parent / "groupby" / f"{args.mode}-{args.tag}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    counts.rename("n").reset_index().to_csv(path, index=False)
+    assert _common._stopped, "the clock was stopped"
+    cpu = (_common._stopped[-1].cpu or 0.0) + extra.pop("workers_cpu", 0.0)
+    _common.emit(
+        args, system, rows=int(counts.sum()), wall=_common._stopped[-1].seconds, rss_mb=rss,
+        ids_file=None, groupby_file=str(path), cpu=cpu, **extra,
+    )  # fmt: skip
+
+
+def on_cluster(args: Any, ph: Any) -> tuple[Any, dict[str, Any]]:
+    """The group-by over read_events on a fresh LocalCluster, and what its workers report."""
+    import distributed
+
+    from posthog_pandas.dask import Source, read_events
+
+    # What the worker processes inherit: the key (never in the task graph) and this folder,
+    # so that they import _dask_worker by name and keep its state per process.
+    os.environ["POSTHOG_PERSONAL_API_KEY"] = args.key
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+    with (
+        distributed.LocalCluster(
+            n_workers=WORKERS, threads_per_worker=THREADS, processes=True,
+            dashboard_address=None, silence_logs=40,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):  # fmt: skip
+        compression = client.run(_dask_worker.worker_compression, Source.of(ph))
+        if set(compression.values()) != {"gzip"}:
+            sys.exit(f"the workers' connections do not ask for gzip: {compression}")
+        before = client.run(_dask_worker.start, Source.of(ph))
+        clock = _common.Clock()
+        frame = read_events(args.after, args.before, partition=PARTITION, ph=ph)
+        sized = frame.map_partitions(_dask_worker.note_size, meta=frame._meta)
+        counts = _dask_worker.events_per_day(sized).compute()
+        clock.stop()
+        after = client.run(_dask_worker.report)
+    workers = []
+    for address, report in after.items():
+        report["start_rss_mb"] = before[address]["rss_mb"]
+        report["cpu"] -= before[address]["cpu"]
+        workers.append(report)
+    if sum(w["requests"] for w in workers) == 0:
+        sys.exit("the workers sent no request: posthog_pandas.dask did not use their connections")
+    extra = {
+        "partitions": frame.npartitions,
+        "workers": workers,
+        "workers_cpu": sum(w["cpu"] for w in workers),
+    }
+    return counts, extra
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""posthog_pandas.dask on a LocalCluster of two worker processes against the local server:
+the same rows and dtypes as ph.events()/ph.query(), no key in the task graph, and never more
+than PostHog's 3 queries at once across the workers."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+import cloudpickle  # noqa: E402  (a dask dependency)
+
+import posthog_pandas as php  # noqa: E402
+from posthog_pandas.dask import conform, read_events, read_hogql, time_windows  # noqa: E402
+from posthog_pandas.server import LocalPostHog  # noqa: E402
+from posthog_pandas.server.latency import Latency  # noqa: E402
+from tests.conftest import local_connection  # noqa: E402
+
+AFTER, BEFORE = "2024-01-01", "2024-01-05"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalPostHog]:
+    with LocalPostHog(persons=60, events=4000, days=10) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def cluster(server: LocalPostHog) -> Iterator[distributed.Client]:
+    # Workers find the key as connect() does: here, in the environment they inherit.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POSTHOG_PERSONAL_API_KEY", server.api_key)
+        with (
+            distributed.LocalCluster(
+                n_workers=2, threads_per_worker=3, processes=True, dashboard_address=None
+            ) as local,
+            distributed.Client(local) as client,
+        ):
+            yield client
+
+
+@pytest.fixture
+def ph(server: LocalPostHog, tmp_path: Path) -> php.PostHog:
+    return local_connection(server, tmp_path / "cache")
+
+
+def test_read_events_with_columns_equals_ph_events(
+    cluster: distributed.Client, ph: php.PostHog
+) -> None:
+    columns = ["event", "person_id", "properties.$browser"]
+    frame = read_events(AFTER, BEFORE, columns=columns, ph=ph)
+    assert frame.npartitions == 4  # one per day
+    got = frame.compute().reset_index(drop=True)
+    want = ph.events(after=AFTER, before=BEFORE, columns=columns)
+    pd.testing.assert_frame_equal(got, want)
+    assert list(frame.dtypes.items()) == list(want.dtypes.items())  # meta = the real dtypes
+
+
+def test_read_events_with_every_column_has_one_column_per_defined_property(
+    cluster: distributed.Client, ph: php.PostHog
+) -> None:
+    frame = read_events(AFTER, BEFORE, partition="12h", ph=ph)
+    assert frame.npartitions == 8
+    got = frame.compute().reset_index(drop=True)
+    defined = ph.property_definitions(type="event")["name"]
+    assert sorted(c for c in got.columns if c.startswith("properties.")) == sorted(
+        f"properties.{name}" for name in defined
+    )
+    assert got["properties.revenue"].dtype == "Float64"  # Numeric, whatever the rows hold
+    want = ph.events(after=AFTER, before=BEFORE)
+    pd.testing.assert_frame_equal(got, conform(want, frame._meta).reset_index(drop=True))
+    # A property no event of the range set is all missing, not absent.
+    unset = [c for c in got.columns if c not in want.columns]
+    assert unset and all(got[c].isna().all() for c in unset)
+
+
+def test_the_task_graph_holds_no_key(ph: php.PostHog, server: LocalPostHog) -> None:
+    frame = read_events(AFTER, BEFORE, columns=["event"], ph=ph)
+    blob = cloudpickle.dumps(dict(frame.__dask_graph__()))
+    assert server.api_key.encode() not in blob
+    assert server.api_key[4:].encode() not in blob  # nor the key without its prefix
+    assert server.url.encode() in blob  # what workers do get: the host, project and filters
+
+
+def test_workers_share_posthogs_three_query_slots(
+    cluster: distributed.Client, server: LocalPostHog, tmp_path: Path
+) -> None:
+    ph = local_connection(server, tmp_path / "slots")
+    server.latency = Latency(per_query=0.3)  # queries overlap: six threads want a slot each
+    server._state.queries.reset_peak()
+    try:
+        frame = read_events(AFTER, "2024-01-09", partition="12h", columns=["event"], ph=ph)
+        got = frame.compute()
+    finally:
+        server.latency = Latency()
+    assert server.query_peak == 3  # three at once, never more (the cluster-wide semaphore)
+    assert len(got) == len(ph.events(after=AFTER, before="2024-01-09", columns=["event"]))
+    assert not [r for r in server.requests if r.status == 429]
+
+
+def test_read_hogql_binds_each_window(cluster: distributed.Client, ph: php.PostHog) -> None:
+    sql = (
+        "select event, count() as n from events "
+        "where timestamp >= toDateTime64({after}, 6, 'UTC') "
+        "and timestamp < toDateTime64({before}, 6, 'UTC') group by event order by event"
+    )
+    frame = read_hogql(sql, after=AFTER, before=BEFORE, partition="2d", ph=ph)
+    got = frame.compute().reset_index(drop=True)
+    halves = [
+        ph.query(sql, {"after": f"{a} 00:00:00.000000", "before": f"{b} 00:00:00.000000"})
+        for a, b in (("2024-01-01", "2024-01-03"), ("2024-01-03", "2024-01-05"))
+    ]
+    pd.testing.assert_frame_equal(got, pd.concat(halves, ignore_index=True))
+    total = ph.events(after=AFTER, before=BEFORE, columns=["event"])
+    assert int(got["n"].sum()) == len(total)
+
+
+def test_read_hogql_needs_its_window_placeholders(ph: php.PostHog) -> None:
+    with pytest.raises(php.ConfigurationError) as info:
+        read_hogql("select count() from events", after=AFTER, before=BEFORE, ph=ph)
+    assert str(info.value) == (
+        "read_hogql needs the placeholder {after} in the query, to bind each partition's "
+        "window (UTC text): ... where timestamp >= toDateTime64({after}, 6, 'UTC') and "
+        "timestamp < toDateTime64({before}, 6, 'UTC')"
+    )
+
+
+def test_time_windows_cover_the_range_once() -> None:
+    windows = time_windows("2024-01-01", "2024-01-02T06:00:00", "12h")
+    starts = [(a.isoformat(), b.isoformat()) for a, b in windows]
+    assert starts == [
+        ("2024-01-01T00:00:00+00:00", "2024-01-01T12:00:00+00:00"),
+        ("2024-01-01T12:00:00+00:00", "2024-01-02T00:00:00+00:00"),
+        ("2024-01-02T00:00:00+00:00", "2024-01-02T06:00:00+00:00"),
+    ]
+    with pytest.raises(php.ConfigurationError, match="must be before before"):
+        time_windows("2024-01-02", "2024-01-01", "1d")
+
+
+def test_without_the_dask_extra_the_error_names_it(
+    ph: php.PostHog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "dask.dataframe", None)
+    with pytest.raises(ImportError) as info:
+        read_events(AFTER, BEFORE, ph=ph)
+    assert 'Install the dask extra: pip install "posthog-pandas[dask]"' in str(info.value)
+
+
+def test_partitions_connect_with_the_drivers_settings_one_query_at_a_time(
+    server: LocalPostHog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from posthog_pandas import dask as ph_dask
+
+    monkeypatch.setenv("POSTHOG_PERSONAL_API_KEY", server.api_key)
+    monkeypatch.setattr(ph_dask, "_connections", {})
+    retry = php.RetrySettings(attempts=2, backoff_factor=0.0)
+    driver = php.connect(
+        server.api_key,
+        host=server.url,
+        cache_dir=tmp_path / "cache",
+        compression="gzip",  # a loopback host gets plain bodies unless asked
+        retry=retry,
+        timeout=(3.0, 40.0),
+        progress=False,
+        prompt=False,
+        dotenv=False,
+    )
+    source = ph_dask.Source.of(driver)
+    assert server.api_key not in str(source) and server.api_key.encode() not in (
+        cloudpickle.dumps(source)
+    )
+    frame = read_events(AFTER, BEFORE, columns=["event"], ph=driver)
+    got = frame.compute(scheduler="sync").reset_index(drop=True)  # partitions in this process
+    pd.testing.assert_frame_equal(got, driver.events(after=AFTER, before=BEFORE, columns=["event"]))
+    (worker,) = ph_dask._connections.values()
+    assert worker is not driver and worker.request_stats.requests > 0
+    assert (worker.settings.compression, worker.settings.retry) == ("gzip", retry)
+    assert worker.settings.timeout == (3.0, 40.0)
+    # each partition holds one of PostHog's 3 slots, so its pull reads one window at a time
+    assert worker.settings.pacing.max_concurrent_queries == 1
+    assert driver.settings.pacing.max_concurrent_queries == 3
