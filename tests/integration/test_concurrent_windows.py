@@ -15,7 +15,7 @@ from unittest import mock
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import posthog_pandas as php
@@ -63,6 +63,9 @@ bursts = st.lists(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(bursts=bursts, page=st.integers(5, 60), workers=st.integers(1, 3))
+# Found on pandas 2.2's CI run: more minutes than a page has rows, once the count's bucket
+# limit followed the page size, lost the last bucket from the progress total.
+@example(bursts=[(0, 0, 1)] * 5 + [(m, 0, 1) for m in range(1, 6)], page=5, workers=2)
 def test_every_event_once_in_timestamp_uuid_order_whatever_the_windows(
     quick: LocalPostHog, tmp_path: Path, bursts: list[tuple[int, int, int]], page: int, workers: int
 ) -> None:
