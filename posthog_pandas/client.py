@@ -374,11 +374,11 @@ class PostHog:
 
         A person reaches step k when they did steps 1..k in that order, every step inside
         [after, before) and step k at most `window_days` days after step 1; each person
-        counts once per step. `breakdown` splits by an event property's value on the step-1
-        event (PostHog's first-touch attribution). Columns: `step` (1-based), `event`,
-        `breakdown_value` (with `breakdown`), `count` (persons), `conversion_rate` (count /
-        step 1's count), `step_conversion_rate` (count / the previous step's; 1.0 for
-        step 1).
+        counts once per step. `breakdown` splits by an event property's value on the person's
+        earliest funnel event that has one (PostHog's first-touch attribution). Columns:
+        `step` (1-based), `event`, `breakdown_value` (with `breakdown`), `count` (persons),
+        `conversion_rate` (count / step 1's count), `step_conversion_rate` (count / the
+        previous step's; 1.0 for step 1).
         """
         return self._insights.funnel(
             steps,

@@ -8,10 +8,12 @@ Each twin takes the arguments of its `ph.<kind>(...)` insight and returns the sa
 - funnels: the ordered-funnel UDF (funnel-udf/src/steps.rs): a step-k event extends the chain
   with the latest start among earlier-or-simultaneous step-(k-1) events, and counts when
   tk - t1 <= the window (inclusive). Different steps at the same timestamp DO convert (PostHog
-  sorts them by step); one event never fills two steps;
+  sorts them by step); one event never fills two steps of a chain (persons for whom that can
+  happen, with a repeated step name, go through a port of the UDF's state machine);
 - funnel breakdowns, `first_touch`: the value on the person's earliest funnel event in range
-  (`argMinIf(prop, timestamp, isNotNull(prop))` over `ifNull(toString(prop), '')`, so an
-  event without the property counts too: funnel_udf.py, funnels/utils.py);
+  that has one (PostHog boxes an event breakdown into a list, funnel_query_context.py, and
+  takes `argMinIf(prop, timestamp, notEmpty(arrayFilter(x -> notEmpty(x), prop)))`,
+  funnel_udf.py `_prop_vals`); NA when none has;
 - retention `first_time`: the cohort of the person's first-ever start event in the frame.
 
 Everything is vectorised (numpy codes, groupby, bincount): a million events take about a second.
@@ -311,6 +313,21 @@ class FunnelRows:
 
 
 def _reached_steps(rows: FunnelRows, steps: list[str], window: int) -> list[np.ndarray]:
+    """For each step, the person codes who reached it: by the vectorised chains, except for
+    the few persons whose events of different steps tie at one instant while a step name
+    repeats, who are followed with PostHog's own state machine (`_udf_max_step`)."""
+    reached = _reached_by_chains(rows, steps, window)
+    tied = _tied_repeats(rows, steps)
+    if not len(tied):
+        return reached
+    exact = np.array([_udf_max_step(rows, steps, window, person) for person in tied])
+    return [
+        np.union1d(np.setdiff1d(persons, tied), tied[exact > k])
+        for k, persons in enumerate(reached)
+    ]
+
+
+def _reached_by_chains(rows: FunnelRows, steps: list[str], window: int) -> list[np.ndarray]:
     """For each step, the person codes who reached it.
 
     `start` holds, per row, the latest chain start (a rank into the distinct times, -1 for
@@ -327,6 +344,54 @@ def _reached_steps(rows: FunnelRows, steps: list[str], window: int) -> list[np.n
         start = np.where(found, best, -1)
         reached.append(_distinct(rows.person[found]))
     return reached
+
+
+def _tied_repeats(rows: FunnelRows, steps: list[str]) -> np.ndarray:
+    """Person codes with events of different step names at one instant, when a step name
+    repeats: there one event may match two steps of a chain, which PostHog forbids."""
+    if len(set(steps)) == len(steps) or not len(rows.person):
+        return np.zeros(0, dtype="int64")
+    instants = pd.DataFrame({"p": rows.person, "us": rows.micros, "name": rows.name})
+    names = instants.groupby(["p", "us"], sort=False)["name"].nunique()
+    return _distinct(names[names > 1].index.get_level_values("p").to_numpy(dtype="int64"))
+
+
+def _udf_max_step(rows: FunnelRows, steps: list[str], window: int, person: int) -> int:
+    """How many steps one person reached, by PostHog's ordered-funnel state machine
+    (funnel-udf/src/steps.rs): per step, the latest chain start (and the events it used) that
+    reached it; events of one instant with different steps are tried in step order, and a
+    chain never uses one event twice."""
+    mine = np.flatnonzero(rows.person == person)
+    entered: list[tuple[int, tuple[int, ...]] | None] = [None] * (len(steps) + 1)
+    best = 0
+    for instant, group in itertools.groupby(mine.tolist(), key=lambda i: int(rows.micros[i])):
+        events = [(i, _step_numbers(steps, rows.names[rows.name[i]])) for i in group]
+        entered[0] = (instant, ())
+        if all(numbers == events[0][1] for _, numbers in events):
+            tries = [(i, n, False) for i, numbers in events for n in reversed(numbers)]
+        else:  # one try per (event, step), in step order
+            tries = sorted(((i, n, True) for i, numbers in events for n in numbers), key=_step)
+        for event, step, tied in tries:
+            previous, current = entered[step - 1], entered[step]
+            if previous is None or instant - previous[0] > window:
+                continue
+            if current is not None and current[0] == previous[0]:
+                continue  # this start already reached the step
+            if tied and event in previous[1]:
+                continue  # the chain used this event for an earlier step
+            entered[step] = (previous[0], (*previous[1], event))
+            best = max(best, step)
+        if entered[-1] is not None:
+            break
+    return best
+
+
+def _step_numbers(steps: list[str], name: str) -> tuple[int, ...]:
+    return tuple(k + 1 for k, step in enumerate(steps) if step == name)
+
+
+def _step(attempt: tuple[int, int, bool]) -> int:
+    return attempt[1]
 
 
 def _ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -371,26 +436,25 @@ def _best_prior_start(
 
 
 def _first_touch(rows: FunnelRows, breakdown: str | None) -> np.ndarray:
-    """Per person code, the breakdown value of their earliest funnel event (NA when it has
-    none): PostHog's argMinIf(prop, timestamp, isNotNull(prop)) over a prop it has already
-    made non-null with ifNull(toString(...), '')."""
+    """Per person code, the breakdown value of their earliest funnel event that has one (NA
+    when none has): PostHog boxes an event breakdown into a one-item list and takes
+    argMinIf(prop, timestamp, notEmpty(arrayFilter(x -> notEmpty(x), prop)))."""
     people = int(rows.person.max()) + 1 if len(rows.person) else 0
     values = np.full(people, pd.NA, dtype=object)
     if breakdown is None or not people:
         return values
-    # Rows are in (person, time) order: a person's earliest rows lead their block.
-    first = np.flatnonzero(np.diff(rows.person, prepend=-1) != 0)
-    sizes = np.diff(np.append(first, len(rows.person)))
-    earliest = rows.micros == np.repeat(rows.micros[first], sizes)
-    position = rows.position[earliest]
-    tied = pd.DataFrame(  # ties (PostHog leaves them to chance) go to the smaller uuid
+    texts = _texts(rows.frame[_breakdown_column(breakdown)].take(rows.position))
+    valued = texts.notna().to_numpy()
+    candidates = pd.DataFrame(
         {
-            "p": rows.person[earliest],
-            "uuid": rows.frame["uuid"].take(position).to_numpy(),
-            "value": _texts(rows.frame[_breakdown_column(breakdown)].take(position)).to_numpy(),
+            "p": rows.person[valued],
+            "us": rows.micros[valued],
+            "uuid": rows.frame["uuid"].take(rows.position[valued]).to_numpy(),
+            "value": texts.to_numpy()[valued],
         }
     )
-    firsts = tied.sort_values(["p", "uuid"]).drop_duplicates("p")
+    # Ties at one instant (PostHog leaves them to chance) go to the smaller uuid.
+    firsts = candidates.sort_values(["p", "us", "uuid"]).drop_duplicates("p")
     values[firsts["p"].to_numpy()] = firsts["value"].to_numpy()
     return values
 

@@ -496,6 +496,17 @@ class LocalPostHog:
         store.add_events(frame)
         return [str(uuid) for uuid in frame["uuid"]]
 
+    def replace_events(self, events: Sequence[Mapping[str, Any]], project_id: int = 1) -> list[str]:
+        """Drop every event of the project and ingest these instead (as `ingest_events`): one
+        running server serves many event sets, as the twins' agreement tests need. PostHog's
+        query cache is not told (as in PostHog), so ask again with `refresh=True`."""
+        store = self._state.projects.get(project_id)
+        if store is None:
+            raise KeyError(f"no project {project_id}; projects: {sorted(self._state.projects)}")
+        frame = ingested_events(events, store.dataset)
+        store.replace_events(frame)
+        return [str(uuid) for uuid in frame["uuid"]]
+
     # --- request handling -------------------------------------------------------------------
 
     def _log_foreign(self, entry: ForeignRequest) -> None:

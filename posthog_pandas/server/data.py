@@ -641,6 +641,20 @@ class ProjectStore:
         if conn is not None:
             conn.close()
 
+    def replace_events(self, events: pd.DataFrame) -> None:
+        """Drop every event and insert these (a frame shaped like `Dataset.events`)."""
+        ds = self.dataset
+        cur = self.cursor()
+        try:
+            cur.execute("DELETE FROM events")
+        finally:
+            cur.close()
+        with self._lock:
+            ds.events = ds.events.iloc[:0]
+            self._version += 1
+            self._cache.clear()
+        self.add_events(events)
+
     def add_events(self, events: pd.DataFrame) -> None:
         """Insert events (a frame shaped like `Dataset.events`), as ingestion does while the
         server runs: into DuckDB first, then the dataset, kept in (timestamp, uuid) order."""

@@ -1,5 +1,6 @@
-"""The local server's model of PostHog's query time limit, live ingestion (late events), and
-HogQL's toFloat on text that is not a number."""
+"""The local server's model of PostHog's query time limit, live ingestion (late events), events
+replaced wholesale (the twins' agreement tests), and HogQL's toFloat on text that is not a
+number."""
 
 from __future__ import annotations
 
@@ -84,6 +85,23 @@ def test_ingested_events_are_served_like_generated_ones(srv: LocalPostHog) -> No
     assert [(e["id"], orjson.loads(orjson.dumps(e["properties"]))) for e in listed] == [
         (uuid, {"n": 1})
     ]
+
+
+def test_replaced_events_are_the_only_ones_served(srv: LocalPostHog) -> None:
+    data = srv.dataset()
+    did = str(data.person_distinct_ids["distinct_id"].iloc[0])
+    person = str(data.person_distinct_ids["person_id"].iloc[0])
+    when = datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    (uuid,) = srv.replace_events([{"event": "only", "distinct_id": did, "timestamp": when}])
+    events = srv.dataset().events
+    assert events[["uuid", "event", "person_id", "timestamp"]].values.tolist() == [
+        [uuid, "only", person, when]
+    ]
+    r = run_query(srv, "SELECT uuid, event, person_id FROM events")
+    assert r.json()["results"] == [[uuid, "only", person]]
+    srv.replace_events([])
+    assert len(srv.dataset().events) == 0
+    assert run_query(srv, "SELECT count() FROM events").json()["results"] == [[0]]
 
 
 @pytest.mark.parametrize(("text", "value"), [("'abc'", None), ("'1.5'", 1.5), ("'true'", None)])

@@ -296,6 +296,36 @@ def test_funnel_steps_at_the_same_timestamp_convert_as_in_posthog() -> None:
     assert got["count"].tolist() == [2, 1]
 
 
+def test_funnel_events_at_one_instant_never_fill_two_steps_of_a_chain() -> None:
+    """With a repeated step name (view, signup, view), a view and a signup at one instant:
+    PostHog's UDF tries them in step order, view as step 1, signup as step 2, and then refuses
+    the same view as step 3 (`already_used_event`, funnel-udf/src/steps.rs); a second view at
+    that instant may be step 3."""
+    frame = events(
+        ("view", "one", "2024-01-01T10:00:00Z"),
+        ("signup", "one", "2024-01-01T10:00:00Z"),
+        ("view", "two", "2024-01-01T10:00:00Z"),
+        ("view", "two", "2024-01-01T10:00:00Z"),
+        ("signup", "two", "2024-01-01T10:00:00Z"),
+        ("view", "later", "2024-01-01T10:00:00Z"),
+        ("signup", "later", "2024-01-01T10:00:00Z"),
+        ("view", "later", "2024-01-01T11:00:00Z"),  # a later view: step 3
+    )
+    got = twins.funnel(frame, ["view", "signup", "view"], after="2024-01-01", before="2024-01-02")
+    assert got["count"].tolist() == [3, 3, 2]
+    starts_with_signup = events(
+        ("view", "p1", "2024-01-01T10:00:00Z"),
+        ("signup", "p1", "2024-01-01T10:00:00Z"),
+    )
+    got = twins.funnel(
+        starts_with_signup,
+        ["signup", "view", "signup"],
+        after="2024-01-01",
+        before="2024-01-02",
+    )
+    assert got["count"].tolist() == [1, 1, 0]
+
+
 def test_funnel_every_step_must_fall_in_the_range() -> None:
     frame = events(
         ("view", "early", "2023-12-31T23:00:00Z"),  # step 1 before `after`
@@ -331,27 +361,32 @@ def test_funnel_with_nobody_has_zero_counts_and_no_conversion_rates() -> None:
     assert got["step_conversion_rate"].tolist() == [1.0, NA]
 
 
-def test_funnel_breakdown_takes_the_value_on_the_earliest_funnel_event() -> None:
-    """PostHog's first_touch: argMinIf(prop, timestamp, isNotNull(prop)) where prop is
-    ifNull(toString(property), ''), so the earliest funnel event of the person, of any step,
-    whether or not it has the property."""
+def test_funnel_breakdown_takes_the_value_on_the_earliest_funnel_event_that_has_one() -> None:
+    """PostHog's first_touch: the event breakdown is boxed into a list
+    (funnel_query_context.py) and the value is argMinIf(prop, timestamp,
+    notEmpty(arrayFilter(x -> notEmpty(x), prop))) over ifNull(toString(property), ''):
+    the earliest funnel event of the person, of any step, with a non-empty value."""
     frame = events(
         ("view", "p1", "2024-01-01T01:00:00Z", "Chrome"),
         ("signup", "p1", "2024-01-01T02:00:00Z", "Safari"),  # later: p1 stays Chrome
         ("signup", "p2", "2024-01-01T00:30:00Z", "Safari"),  # a step-2 event first: Safari
         ("view", "p2", "2024-01-01T01:00:00Z", "Chrome"),
         ("signup", "p2", "2024-01-01T03:00:00Z", "Chrome"),
-        ("view", "p3", "2024-01-01T01:00:00Z", None),  # no browser first: NA, listed last
-        ("signup", "p3", "2024-01-01T03:00:00Z", "Chrome"),
+        ("view", "p3", "2024-01-01T01:00:00Z", None),  # no browser first: skipped ...
+        ("view", "p3", "2024-01-01T01:30:00Z", ""),  # ... as is an empty one
+        ("signup", "p3", "2024-01-01T03:00:00Z", "Chrome"),  # Chrome
         ("view", "p4", "2024-01-01T01:00:00Z", "Chrome"),
         ("other", "p4", "2024-01-01T00:00:00Z", "Edge"),  # not a funnel event
+        ("view", "p5", "2024-01-01T01:00:00Z", None),  # never a value: NA, listed last
+        ("view", "p6", "2024-01-01T05:00:00Z", "Safari"),  # a tie at one instant: the
+        ("view", "p6", "2024-01-01T05:00:00Z", "Chrome"),  # smaller uuid's value, Safari
     )
     got = twins.funnel(
         frame, ["view", "signup"], after="2024-01-01", before="2024-01-02", breakdown="$browser"
     )
     assert_same(
         got,
-        funnel_frame([2, 1, 1, 1, 1, 1], ["view", "signup"], breakdown=["Chrome", "Safari", NA]),
+        funnel_frame([3, 2, 2, 1, 1, 0], ["view", "signup"], breakdown=["Chrome", "Safari", NA]),
     )
 
 
