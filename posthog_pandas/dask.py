@@ -202,8 +202,7 @@ def read_events(
     events = (event,) if isinstance(event, str) else tuple(event) if event else None
     meta = _events_meta(ph, picked)
     reader = EventsWindow(Source.of(ph), picked, events, where, meta)
-    frame: dd.DataFrame = dd_module.from_map(reader, windows, meta=meta, enforce_metadata=False)
-    return frame
+    return _from_map(dd_module, reader, windows, meta)
 
 
 def read_hogql(
@@ -239,7 +238,19 @@ def read_hogql(
     empty = (windows[0][0], windows[0][0])
     meta = ph.query(hogql, {**dict(extra), **_window_values(empty)}).iloc[:0]
     reader = HogQLWindow(Source.of(ph), hogql, extra, meta)
-    frame: dd.DataFrame = dd_module.from_map(reader, windows, meta=meta, enforce_metadata=False)
+    return _from_map(dd_module, reader, windows, meta)
+
+
+def _from_map(
+    dd_module: Any, reader: Any, windows: list[tuple[datetime, datetime]], meta: pd.DataFrame
+) -> dd.DataFrame:
+    """`dd.from_map` keeping the dtypes of `meta`: on pandas 2, Dask converts text columns to
+    string[pyarrow] by default (its `dataframe.convert-string`), and the partitions must have
+    ph.events()' dtypes whatever the pandas version."""
+    import dask
+
+    with dask.config.set({"dataframe.convert-string": False}):
+        frame: dd.DataFrame = dd_module.from_map(reader, windows, meta=meta, enforce_metadata=False)
     return frame
 
 
