@@ -32,6 +32,7 @@ from posthog_pandas.analytics._spec import (
 from posthog_pandas.analytics.insights import BY_QUERY_KIND, KINDS, Answer
 from posthog_pandas.exceptions import ConfigurationError, QueryTimeoutError, ResponseFormatError
 from posthog_pandas.query import QueryPage, QueryRunner, cache_attrs
+from posthog_pandas.resources import check_options
 
 log = logging.getLogger("posthog_pandas")
 
@@ -188,7 +189,7 @@ class Insights:
         self, name: str, arguments: Mapping[str, Any], options: Mapping[str, Any]
     ) -> pd.DataFrame:
         """Send kind `name`'s query for `arguments` and return its tidy frame."""
-        check_insight_options(options, name)
+        check_options(options, name, _OPTION_NAMES)
         kind = KINDS[name]
         node = kind.node(arguments)
         data = self._answer(node, options, desc=f"ph.{name}()")
@@ -309,20 +310,6 @@ def arguments_from_node(name: str, node: Mapping[str, Any]) -> dict[str, Any] | 
     if name in ("retention", "lifecycle", "paths"):
         return {}
     return None
-
-
-def check_insight_options(options: Mapping[str, Any], accessor: str) -> None:
-    """Unknown keyword arguments fail loudly, with a suggestion."""
-    import difflib
-
-    for option in options:
-        if option not in _OPTION_NAMES:
-            close = difflib.get_close_matches(option, _OPTION_NAMES, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise TypeError(
-                f"{accessor}() got an unexpected keyword argument {option!r}.{hint} "
-                f"Options: {', '.join(_OPTION_NAMES)}."
-            )
 
 
 def _distinct(events: list[str]) -> list[str]:
