@@ -169,7 +169,8 @@ def normalize_host(raw: str) -> str:
             stacklevel=3,
         )
         return f"https://{app}"
-    netloc = hostname if parts.port is None else f"{hostname}:{parts.port}"
+    host_part = f"[{hostname}]" if ":" in hostname else hostname  # an IPv6 address keeps its []
+    netloc = host_part if parts.port is None else f"{host_part}:{parts.port}"
     if parts.scheme == "http" and not is_loopback(hostname):
         warnings.warn(
             f"{raw} uses plain http: your key would cross the network unencrypted. "

@@ -165,6 +165,11 @@ def test_host_rules() -> None:
     assert resolve(api_key=KEY, host="http://127.0.0.1:8000", prompt=False).host == (
         "http://127.0.0.1:8000"
     )
+    # an IPv6 address keeps its brackets (without them "::1:8000" names no port)
+    assert resolve(api_key=KEY, host="http://[::1]:8000", prompt=False).host == "http://[::1]:8000"
+    assert resolve(api_key=KEY, host="https://[2001:db8::1]", prompt=False).host == (
+        "https://[2001:db8::1]"
+    )
 
 
 def test_credentials_never_show_or_pickle_the_secret() -> None:
