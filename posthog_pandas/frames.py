@@ -695,13 +695,17 @@ def _defined_array(values: Sequence[Any], property_type: str) -> Any:
         return _string_array(values, types)
     if kind == "datetime":
         return _datetime_array(values, types, utc=True) if types <= {str, _NONE} else None
-    try:
-        converted = [(_number if kind == "number" else _boolean)(v) for v in values]
-    except ValueError:
-        return None
+    native = {int, float, _NONE} if kind == "number" else {bool, _NONE}
+    if types <= native:  # JSON gave them typed already: no per-value pass (most pulls)
+        converted: Sequence[Any] = values
+    else:
+        try:
+            converted = [(_number if kind == "number" else _boolean)(v) for v in values]
+        except ValueError:
+            return None
     if kind == "boolean":
         return _bool_array(converted)
-    present = _types(converted) - {_NONE}
+    present = (types if converted is values else _types(converted)) - {_NONE}
     return _int_array(converted) if present <= {int} else _float_array(converted)
 
 
