@@ -153,6 +153,23 @@ def test_row_round_trip(storage: Storage) -> None:
     assert storage.read("page", "k") == written
 
 
+def test_a_sqlite_write_is_one_statement(tmp_path: Path) -> None:
+    # A page's commit is what the next page request waits for; each statement is one more
+    # wait for the GIL, so the row goes in as one statement, its own transaction.
+    storage = _sqlite(tmp_path / "c")
+    assert isinstance(storage, SQLiteStorage)
+    storage.read("page", "k")  # opens this thread's connection
+    statements: list[str] = []
+    storage._conn().set_trace_callback(statements.append)
+    try:
+        storage.write(row(body=b"page"))
+    finally:
+        storage._conn().set_trace_callback(None)
+    assert [s.split(" (")[0] for s in statements] == ["INSERT OR REPLACE INTO entries"]
+    assert storage.read("page", "k") == row(body=b"page")
+    storage.close()
+
+
 def test_missing_row_is_none(storage: Storage) -> None:
     assert storage.read("page", "nothing") is None
     storage.delete("nothing")  # no error
