@@ -60,11 +60,14 @@ def round_plan(out: Path, round_: int, skip: set[str]) -> list[run.Spec]:
     cache = out / "cache"
     requests_log = out / "requests" / f"r{round_}.json"
     requests_log.parent.mkdir(parents=True, exist_ok=True)
+    # The profile stands for a remote PostHog: ask for what connect() chooses for a remote host
+    # (gzip, 3 windows at once), which its loopback defaults would not pick for 127.0.0.1.
     python, gzip = run.PYTHON, ["--compression", "gzip"]
+    remote = [*gzip, "--max-concurrent-queries", str(SLOTS)]
     plan = [
         run.Spec(PP_COLD, "W2", python, "posthog_pandas_sys.py",
                  ["--cache-dir", str(cache / f"pp-{round_}"), "--mode", "cold",
-                  "--record", str(requests_log), *gzip]),
+                  "--record", str(requests_log), *remote]),
         run.Spec(FLOOR, "W2", python, "raw_transfer.py",
                  ["--replay", str(requests_log), "--concurrency", str(SLOTS)], checks_ids=False),
         run.Spec(PP_ONE, "W2", python, "posthog_pandas_sys.py",

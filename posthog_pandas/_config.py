@@ -71,16 +71,23 @@ class PacingSettings:
             break-glass throttle (180/min; its 1,200/h is left to Retry-After).
         max_concurrent_queries: HogQL queries in flight at once on this connection, 1 to 3
             (PostHog runs 3 per organization and answers more with 429); an events pull
-            reads that many windows at once.
+            reads that many windows at once. None (default): 3 queries, and windows as
+            `windows_at_once` chooses for the host.
     """
 
     analytics_per_minute: int = 240
     other_per_minute: int = 480
     persons_per_minute: int = 180
-    max_concurrent_queries: int = MAX_CONCURRENT_QUERIES
+    max_concurrent_queries: int | None = None
 
     def __post_init__(self) -> None:
-        check_concurrent_queries(self.max_concurrent_queries)
+        if self.max_concurrent_queries is not None:
+            check_concurrent_queries(self.max_concurrent_queries)
+
+    @property
+    def query_slots(self) -> int:
+        """Queries the connection runs at once: the setting, or PostHog's 3."""
+        return self.max_concurrent_queries or MAX_CONCURRENT_QUERIES
 
 
 def check_concurrent_queries(value: object) -> int:
@@ -110,6 +117,18 @@ class Settings:
     pacing: PacingSettings = field(default_factory=PacingSettings)
     verify: bool | str = True
     compression: str = "auto"  # one of COMPRESSIONS
+
+
+def windows_at_once(settings: Settings) -> int:
+    """How many time windows an events pull reads at once: `max_concurrent_queries` when
+    given; by default PostHog's 3 from a remote host and 1 from a loopback one. A server on
+    this machine shares its cores with the client, so windows at once only contend there
+    (benchmarks/ab.py on 2 cores: 1.27x slower than one page after another; see
+    docs/events.md), while a remote PostHog spends seconds per page that windows overlap."""
+    chosen = settings.pacing.max_concurrent_queries
+    if chosen is not None:
+        return chosen
+    return 1 if is_loopback(urlsplit(settings.host).hostname or "") else MAX_CONCURRENT_QUERIES
 
 
 # What connect(compression=...) accepts: "auto" asks a loopback host for plain bodies (gzip costs

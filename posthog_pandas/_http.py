@@ -212,7 +212,7 @@ class HttpClient:
         self._analytics = RateLimiter(pacing.analytics_per_minute, clock=clock, sleep=sleep)
         self._other = RateLimiter(pacing.other_per_minute, clock=clock, sleep=sleep)
         self._persons = RequestWindow(pacing.persons_per_minute, clock=clock, sleep=sleep)
-        self.query_slots = QuerySlots(pacing.max_concurrent_queries)
+        self.query_slots = QuerySlots(pacing.query_slots)
         if settings.verify is False:
             warnings.warn(
                 "TLS certificate verification is off (verify=False): anyone on the network "

@@ -92,7 +92,9 @@ def connect(
         pacing: request pacing under PostHog's rate limits (`PacingSettings`).
         max_concurrent_queries: HogQL queries this connection runs at once, 1 to 3 (default
             3, PostHog's limit): an events pull or export reads that many time windows at
-            once; every query of the connection (`ph.query` too) shares the limit.
+            once; every query of the connection (`ph.query` too) shares the limit. By
+            default a loopback host (a server on this machine, sharing its cores) is read
+            one window at a time; through a tunnel to a remote PostHog pass 3.
         verify: TLS verification (default on); a path names a CA bundle (a PostHog whose
             certificate a private CA signed: verify="/path/ca.pem"); False warns.
         compression: "auto" (default: plain bodies from a loopback host, where gzip only costs

@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from posthog_pandas import _checks, _dates
+from posthog_pandas._config import windows_at_once
 from posthog_pandas._core import Connection
 from posthog_pandas._dates import DateLike, hogql_literal
 from posthog_pandas._frame_cache import FrameCache
@@ -590,7 +591,7 @@ class Events:
         are read at once, their pages handed out in window order.
         """
         rows = min(page_rows or MAX_PAGE_ROWS, MAX_PAGE_ROWS)
-        workers = self._conn.settings.pacing.max_concurrent_queries
+        workers = windows_at_once(self._conn.settings)
         if not self.windowed(cap):
             yield from self._window_pages(flt, None, cap, options, rows)  # a limit stops early
             return
@@ -631,8 +632,8 @@ class Events:
 
     def windowed(self, cap: int | None) -> bool:
         """Whether a pull reads windows at once: not with a limit (it stops early), nor with
-        one query at a time."""
-        return cap is None and self._conn.settings.pacing.max_concurrent_queries > 1
+        one window at a time (`windows_at_once`: the default from a loopback host)."""
+        return cap is None and windows_at_once(self._conn.settings) > 1
 
     def _plan_windows(
         self, flt: EventFilter, cursor: EventCursor, rows: int, options: Mapping[str, Any]

@@ -82,6 +82,9 @@ def local_connection(server: LocalPostHog, cache_dir: Path | None, **overrides: 
         "progress": False,
         "dotenv": False,
         "prompt": False,
+        # What connect() does for a remote PostHog, the users' case: windows at once. (From a
+        # loopback host it reads one window at a time unless told; tests of that say so.)
+        "max_concurrent_queries": 3,
     }
     if cache_dir is None:
         options["cache"] = False

@@ -41,7 +41,8 @@ def main() -> None:
         host=args.url,
         project_id=args.project_id,
         cache_dir=args.cache_dir,
-        compression="gzip",
+        compression="gzip",  # as from a remote PostHog, which the profile stands for
+        max_concurrent_queries=3,
         progress=False,
         dotenv=False,
         prompt=False,

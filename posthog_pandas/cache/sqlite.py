@@ -1,8 +1,9 @@
 """The SQLite storage: one table in WAL mode, safe for many threads and processes at once.
 
 Each thread has its own connection; writes run inside ``BEGIN IMMEDIATE`` (a single statement
-as its own transaction) with busy/locked retried under backoff. A forked child never touches the parent's connections (it opens its own),
-and a corrupt or replaced database file is moved aside once and started afresh.
+as its own transaction) with busy/locked retried under backoff. A forked child never touches
+the parent's connections (it opens its own), and a corrupt or replaced database file is moved
+aside once and started afresh.
 """
 
 from __future__ import annotations

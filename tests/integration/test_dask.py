@@ -184,4 +184,4 @@ def test_partitions_connect_with_the_drivers_settings_one_query_at_a_time(
     assert worker.settings.timeout == (3.0, 40.0)
     # each partition holds one of PostHog's 3 slots, so its pull reads one window at a time
     assert worker.settings.pacing.max_concurrent_queries == 1
-    assert driver.settings.pacing.max_concurrent_queries == 3
+    assert driver.settings.pacing.query_slots == 3

@@ -185,7 +185,7 @@ import posthog_pandas as php
 from posthog_pandas import events
 events.MAX_PAGE_ROWS = {page}
 ph = php.connect({key!r}, host={url!r}, project_id=1, cache_dir={cache!r}, progress=False,
-                 prompt=False)
+                 prompt=False, max_concurrent_queries=3)  # windows, as from a remote PostHog
 ph.export("events", {path!r}, after={after!r}, before={before!r})
 """
 

@@ -609,7 +609,7 @@ def _(env: Env) -> None:
 def _(env: Env) -> None:
     pacing = _config.PacingSettings()
     assert (pacing.analytics_per_minute, pacing.other_per_minute) == (240, 480)
-    assert (pacing.persons_per_minute, pacing.max_concurrent_queries) == (180, 3)
+    assert (pacing.persons_per_minute, pacing.query_slots) == (180, 3)
     for path in ("/persons", "/events", "/query", "/insights", "/session_recordings"):
         assert path in _http.ANALYTICS_PATHS
     env.connect().persons()
@@ -1816,7 +1816,7 @@ def _(env: Env) -> None:
         for thread in running:
             thread.join(30)
     assert sorted(a.status_code for a in answers) == [200, 200, 200, 429]
-    assert _config.PacingSettings().max_concurrent_queries == 3
+    assert _config.PacingSettings().query_slots == 3
 
 
 TIMEOUT_DETAIL = (  # ClickHouseQueryTimeOut (posthog/exceptions.py)

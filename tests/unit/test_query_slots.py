@@ -9,6 +9,7 @@ import time
 import pytest
 
 import posthog_pandas as php
+from posthog_pandas._config import windows_at_once
 from posthog_pandas._query_slots import RECOVER_AFTER, QuerySlots
 
 
@@ -27,6 +28,28 @@ def test_more_than_posthogs_three_is_refused_with_the_reason() -> None:
         "answers more with 429 (Exceeded maximum concurrency limit), so more would only be "
         "refused; use 1 to 3."
     )
+
+
+@pytest.mark.parametrize(
+    ("host", "chosen", "windows"),
+    [
+        ("https://us.posthog.com", None, 3),  # a remote PostHog: its 3 slots
+        ("https://posthog.example.com:8443", None, 3),
+        ("http://127.0.0.1:8000", None, 1),  # a server sharing this machine's cores
+        ("http://localhost:8000", None, 1),
+        ("http://[::1]:8000", None, 1),
+        ("http://127.0.0.1:8000", 3, 3),  # asked for: a tunnel to a remote PostHog
+        ("https://us.posthog.com", 2, 2),
+    ],
+)
+def test_windows_at_once_default_to_three_remote_and_one_on_loopback(
+    host: str, chosen: int | None, windows: int
+) -> None:
+    ph = php.connect(host=host, project_id=1, max_concurrent_queries=chosen, login=False,
+                     dotenv=False, prompt=False, cache=False)  # fmt: skip
+    assert windows_at_once(ph.settings) == windows
+    # the slots every query shares stay PostHog's 3 unless asked: only windows default lower
+    assert ph.settings.pacing.query_slots == (chosen or 3)
 
 
 def test_refusals_lower_the_limit_to_one_and_answers_raise_it_back() -> None:
