@@ -119,10 +119,10 @@ def cache_disk_full(env: Env) -> list[str]:
     """Every cache write fails; returns what was logged (the pull itself must succeed)."""
     real = SQLiteStorage._run
 
-    def full(self: SQLiteStorage, fn: Any, *, write: bool) -> Any:
+    def full(self: SQLiteStorage, fn: Any, *, write: bool, one_statement: bool = False) -> Any:
         if write:
             raise sqlite3.OperationalError("database or disk is full")
-        return real(self, fn, write=write)
+        return real(self, fn, write=write, one_statement=one_statement)
 
     logged: list[str] = []
     handler = _ListHandler(logged)
