@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from posthog_pandas.server.auth import ApiKey
-from posthog_pandas.server.data import Dataset, ingested_events, new_persons
+from posthog_pandas.server.data import Dataset, ProjectStore, ingested_events, new_persons
 from posthog_pandas.server.faults import Faults
 from posthog_pandas.server.insights.saved import saved_insight_result
 from posthog_pandas.server.latency import Latency, latency_named
@@ -366,11 +366,16 @@ class LocalPostHog:
 
     # --- inspection -------------------------------------------------------------------------
 
-    def dataset(self, project_id: int = 1) -> Dataset:
-        """The generated data of a project (pandas frames + record lists) for exact-row tests."""
+    def _project(self, project_id: int) -> ProjectStore:
+        """A project's store, or KeyError naming the projects there are."""
         store = self._state.projects.get(project_id)
         if store is None:
             raise KeyError(f"no project {project_id}; projects: {sorted(self._state.projects)}")
+        return store
+
+    def dataset(self, project_id: int = 1) -> Dataset:
+        """The generated data of a project (pandas frames + record lists) for exact-row tests."""
+        store = self._project(project_id)
         return store.dataset
 
     def insight_result(self, insight_id: int, project_id: int = 1) -> Any:
@@ -489,9 +494,7 @@ class LocalPostHog:
         this is how tests make a late event. `person_id` is the distinct id's person (a new
         id when unknown); `created_at` is now.
         """
-        store = self._state.projects.get(project_id)
-        if store is None:
-            raise KeyError(f"no project {project_id}; projects: {sorted(self._state.projects)}")
+        store = self._project(project_id)
         frame = ingested_events(events, store.dataset)
         store.add_events(frame)
         return [str(uuid) for uuid in frame["uuid"]]
@@ -500,9 +503,7 @@ class LocalPostHog:
         """Drop every event of the project and ingest these instead (as `ingest_events`): one
         running server serves many event sets, as the twins' agreement tests need. PostHog's
         query cache is not told (as in PostHog), so ask again with `refresh=True`."""
-        store = self._state.projects.get(project_id)
-        if store is None:
-            raise KeyError(f"no project {project_id}; projects: {sorted(self._state.projects)}")
+        store = self._project(project_id)
         frame = ingested_events(events, store.dataset)
         store.replace_events(frame)
         return [str(uuid) for uuid in frame["uuid"]]
