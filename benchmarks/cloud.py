@@ -328,12 +328,9 @@ def write_report(
         "",
         "## Targets (issue 25)",
         "",
-        "| target | goal | measured | met? |",
-        "|---|---|---|---|",
+        *run.TARGETS_HEADER,
+        *(t.row() for t in checks),
     ]
-    for t in checks:
-        met = "n/a" if t.met is None else ("yes" if t.met else "**NO**")
-        lines.append(f"| {t.name} | {t.goal} | {t.measured} | {met} |")
     if pp is not None:
         lines += ["", "## What bounds the cold pull", "", bound_text(pp, find(rows, FLOOR))]
     lines += ["", "## Commands", "", "```", *run.SERVER_COMMANDS]
@@ -446,8 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(run.render_text(table(rows)))
     print()
     for t in checks:
-        met = "n/a" if t.met is None else ("met" if t.met else "MISSED")
-        print(f"{met:6}  {t.name}: {t.measured} (goal {t.goal})")
+        print(t.line())
     load = (load_start, f"{os.getloadavg()[0]:.2f}")
     write_report(results_path, args, server.info, rows, checks, load)
     raw = [r.__dict__ | {"correct": r.correct} for r in results]

@@ -539,6 +539,19 @@ class Target:
     measured: str
     met: bool | None
 
+    def line(self) -> str:
+        """The target as the console prints it."""
+        met = "n/a" if self.met is None else ("met" if self.met else "MISSED")
+        return f"{met:6}  {self.name}: {self.measured} (goal {self.goal})"
+
+    def row(self) -> str:
+        """The target as a row of the results file's Markdown table (TARGETS_HEADER)."""
+        met = "n/a" if self.met is None else ("yes" if self.met else "**NO**")
+        return f"| {self.name} | {self.goal} | {self.measured} | {met} |"
+
+
+TARGETS_HEADER = ["| target | goal | measured | met? |", "|---|---|---|---|"]
+
 
 def paired_ratios(mine: Row, theirs: Row) -> list[float]:
     """mine / theirs for every round in which both ran: each ratio compares two runs made
@@ -752,12 +765,9 @@ def write_report(
         "apart at most), so a slow spell of the machine moves both sides of a ratio; the "
         "range shows how far the rounds disagreed.",
         "",
-        "| target | goal | measured | met? |",
-        "|---|---|---|---|",
+        *TARGETS_HEADER,
+        *(t.row() for t in checks),
     ]
-    for t in checks:
-        met = "n/a" if t.met is None else ("yes" if t.met else "**NO**")
-        lines.append(f"| {t.name} | {t.goal} | {t.measured} | {met} |")
     lines += [
         "",
         "## Notes on fairness",
@@ -886,8 +896,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(render_text(table(rows)))
     print()
     for t in checks:
-        met = "n/a" if t.met is None else ("met" if t.met else "MISSED")
-        print(f"{met:6}  {t.name}: {t.measured} (goal {t.goal})")
+        print(t.line())
     write_report(results_path, args, sizes, rows, checks, peers, bare_mb, startup)
     raw = [r.__dict__ | {"correct": r.correct} for r in results]
     (out / "results.json").write_text(json.dumps(raw, indent=1, default=str), encoding="utf-8")
