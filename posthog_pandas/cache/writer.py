@@ -140,15 +140,19 @@ class BackgroundWriter:
 
     def _run(self) -> None:
         while True:
-            task = self._queue.get()
-            try:
-                task()
-            except Exception:  # the worker must outlive any one write: log, keep going
-                log.exception("the cache writer failed")
-            finally:
-                with self._lock:
-                    self._tasks -= 1
-                self._queue.task_done()
+            self._run_task(self._queue.get())
+
+    def _run_task(self, task: Callable[[], None]) -> None:
+        # A function of its own so that nothing refers to the task (its page's body and
+        # compressed copy) once it has run, while the worker waits for the next one.
+        try:
+            task()
+        except Exception:  # the worker must outlive any one write: log, keep going
+            log.exception("the cache writer failed")
+        finally:
+            with self._lock:
+                self._tasks -= 1
+            self._queue.task_done()
 
 
 class StagedPage:

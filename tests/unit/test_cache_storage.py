@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -429,6 +431,21 @@ def test_the_page_writer_works_over_any_storage(cache: CacheStore) -> None:
     writer.put("k", b'{"results": []}', resource="persons", url=URL, ttl=60)
     writer.flush()
     assert cache.get("k") == Entry(b'{"results": []}', T0, T0 + 60, "persons", URL)
+
+
+def test_the_page_writer_lets_go_of_a_page_once_written(cache: CacheStore) -> None:
+    """Nothing in the writer keeps the last page's body (and its compressed copy) alive
+    while it waits for the next: in a Dask worker that was a whole page per connection."""
+    writer = BackgroundWriter(cache)
+    body = b'{"results": [' + b"1," * 10_000 + b"1]}"
+    alone = sys.getrefcount(body)
+    writer.put("k", body, resource="events", url=URL, ttl=60)
+    writer.flush()
+    deadline = time.monotonic() + 5
+    while sys.getrefcount(body) > alone and time.monotonic() < deadline:
+        time.sleep(0.01)  # the worker returns from the task just after flush() wakes up
+    assert sys.getrefcount(body) == alone
+    assert cache.get("k") is not None
 
 
 def test_memory_storage_leaves_no_database(tmp_path: Path) -> None:
