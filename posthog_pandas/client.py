@@ -318,7 +318,7 @@ class PostHog:
         default, which posthog-pandas sends by leaving `refresh` out). `refresh=True` skips our
         cache and sends `refresh: "force_blocking"`, so PostHog computes the answer afresh.
         `df.attrs` says what PostHog said: `is_cached` (any page came from PostHog's cache),
-        `last_refresh` (when PostHog computed the oldest page, a UTC Timestamp or None) and
+        `last_refresh` (when PostHog computed the oldest page: ISO-8601 text in UTC, or None) and
         `cache_key` (PostHog's key of the first page).
         """
         return self._queries.query(
@@ -658,7 +658,8 @@ class PostHog:
         smaller time windows, still in order and each event once. `limit=n` gives the n oldest
         events: it is the LIMIT of the HogQL, so a small limit is one small query.
 
-        `df.attrs` holds the window read (`after`, `before`, UTC Timestamps) and whether it was
+        `df.attrs` holds the window read (`after`, `before`: ISO-8601 text in UTC, which
+        `pd.Timestamp()` reads; text so that `df.to_parquet()` can keep attrs) and whether it was
         the default one (`default_window`: neither after nor before given); an empty default
         window also warns (EmptyWindowWarning), naming the window.
 

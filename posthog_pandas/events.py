@@ -30,7 +30,7 @@ import pandas as pd
 from posthog_pandas import _checks, _dates
 from posthog_pandas._config import windows_at_once
 from posthog_pandas._core import Connection
-from posthog_pandas._dates import DateLike, hogql_literal
+from posthog_pandas._dates import DateLike, hogql_literal, iso
 from posthog_pandas._frame_cache import FrameCache
 from posthog_pandas._gc import paused_gc
 from posthog_pandas._pagination import prefetch
@@ -338,10 +338,10 @@ def window_note(frame: pd.DataFrame, how: str) -> str | None:
     window was, and why an empty frame is empty; None when there is nothing to say. `how`
     names the arguments that choose another window ("after=/before=", "--after/--before")."""
     after, before = frame.attrs.get("after"), frame.attrs.get("before")
-    if after is None or before is None:
+    if not isinstance(after, str) or not isinstance(before, str):
         return None
     default = bool(frame.attrs.get("default_window"))
-    window = window_text(after, before)
+    window = window_text(pd.Timestamp(after), pd.Timestamp(before))
     if len(frame) == 0 and default:
         return f"no events {window} ({DEFAULT_WINDOW_NOTE}); pass {how} for another range."
     if len(frame) == 0:
@@ -355,9 +355,8 @@ def with_window(frame: pd.DataFrame, flt: EventFilter, *, default: bool) -> pd.D
     """`frame` with the window it covers in `attrs` (after, before, default_window); an
     empty default window is an EmptyWindowWarning, so that nobody reads "no events" as
     "PostHog has none"."""
-    frame.attrs.update(
-        after=pd.Timestamp(flt.after), before=pd.Timestamp(flt.before), default_window=default
-    )
+    # ISO text, not Timestamps: df.to_parquet() writes attrs as JSON and refuses a Timestamp.
+    frame.attrs.update(after=iso(flt.after), before=iso(flt.before), default_window=default)
     if default and len(frame) == 0:
         note = window_note(frame, "after=/before=")
         warnings.warn(note or "", EmptyWindowWarning, stacklevel=4)

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from posthog_pandas._core import Connection
-from posthog_pandas._dates import hogql_literal
+from posthog_pandas._dates import hogql_literal, iso
 from posthog_pandas._gc import paused_gc
 from posthog_pandas._polling import await_completion, cancelled_on_interrupt, incomplete_status
 from posthog_pandas.exceptions import (
@@ -311,13 +311,15 @@ def may_continue(page: QueryPage, wanted: int | None) -> bool:
 
 def cache_attrs(pages: Sequence[QueryPage]) -> dict[str, Any]:
     """What PostHog said about its cache, for `df.attrs`: whether any page came from it, when
-    the oldest page was computed (UTC), and the first page's cache key."""
+    the oldest page was computed (ISO-8601 text in UTC), and the first page's cache key."""
     refreshed = [_utc_timestamp(page.raw.get("last_refresh")) for page in pages]
     known = [stamp for stamp in refreshed if stamp is not None]
     key = pages[0].raw.get("cache_key")
     return {
         "is_cached": any(page.raw.get("is_cached") is True for page in pages),
-        "last_refresh": min(known) if known else None,
+        # Text, as every value in attrs: df.to_parquet() writes attrs as JSON, and refuses
+        # a frame whose attrs hold a Timestamp.
+        "last_refresh": iso(min(known)) if known else None,
         "cache_key": key if isinstance(key, str) else None,
     }
 

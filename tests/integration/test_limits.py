@@ -129,7 +129,7 @@ def test_an_empty_default_window_says_why(
     with pytest.warns(EmptyWindowWarning) as caught:
         empty = ph.events()
     assert empty.empty
-    after, before = empty.attrs["after"], empty.attrs["before"]
+    after, before = pd.Timestamp(empty.attrs["after"]), pd.Timestamp(empty.attrs["before"])
     assert empty.attrs["default_window"] is True
     assert abs(before - after - pd.Timedelta(days=30)) < pd.Timedelta(minutes=1)
     window = f"between {after:%Y-%m-%d %H:%M} and {before:%Y-%m-%d %H:%M} UTC"
@@ -143,7 +143,7 @@ def test_an_empty_default_window_says_why(
     capsys.readouterr()
     frame = ip.run_line_magic("posthog", "events --limit 5")
     assert frame.empty
-    after, before = frame.attrs["after"], frame.attrs["before"]  # `after` moved with the clock
+    after, before = pd.Timestamp(frame.attrs["after"]), pd.Timestamp(frame.attrs["before"])
     window = f"between {after:%Y-%m-%d %H:%M} and {before:%Y-%m-%d %H:%M} UTC"
     assert capsys.readouterr().out == (
         f"no events {window} (the default window: the last 30 days); pass --after/--before "
@@ -158,6 +158,26 @@ def test_an_empty_default_window_says_why(
     assert capsys.readouterr().out == ""  # a window of the user's with rows: nothing to say
 
 
+def test_frames_keep_their_attrs_through_to_parquet(
+    tmp_path: Path, connect: Callable[..., php.PostHog], server: LocalPostHog
+) -> None:
+    """pandas writes `df.attrs` into the Parquet file as JSON: a Timestamp there made
+    `df.to_parquet()` fail. Events, query and insight frames all keep their attrs."""
+    ph = connect()
+    start, _ = server.time_range()
+    events = ph.events(after=start.date(), before=start.date() + timedelta(days=1), limit=20)
+    assert events.attrs["after"] == f"{start.date()}T00:00:00.000000Z"
+    query = ph.query("select count() as n from events")
+    assert isinstance(query.attrs["last_refresh"], str)
+    trend = ph.trends("$pageview", after=start.date(), before=start.date() + timedelta(days=3))
+    for name, frame in [("events", events), ("query", query), ("trends", trend)]:
+        path = tmp_path / f"{name}.parquet"
+        frame.to_parquet(path)
+        back = pd.read_parquet(path)
+        assert back.attrs == frame.attrs, name
+        assert len(back) == len(frame), name
+
+
 def test_the_default_window_is_named_when_it_holds_events(
     tmp_path: Path, ip: RaisingShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -169,7 +189,7 @@ def test_the_default_window_is_named_when_it_holds_events(
         _session.set_connection(ph)
         frame = ip.run_line_magic("posthog", "events --limit 5")
         assert len(frame) == 5
-        after, before = frame.attrs["after"], frame.attrs["before"]
+        after, before = pd.Timestamp(frame.attrs["after"]), pd.Timestamp(frame.attrs["before"])
         assert capsys.readouterr().out == (
             f"events between {after:%Y-%m-%d %H:%M} and {before:%Y-%m-%d %H:%M} UTC (the default "
             "window: the last 30 days; pass --after/--before for another range).\n"

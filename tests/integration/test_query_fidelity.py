@@ -83,7 +83,7 @@ def test_blocking_serves_a_stale_answer_and_refresh_a_fresh_one(
     fresh = ph.query("select count() as n from events", refresh=True)
     assert fresh["n"].tolist() == [301] and fresh.attrs["is_cached"] is False
     assert fresh.attrs["last_refresh"] > first.attrs["last_refresh"]
-    assert isinstance(fresh.attrs["last_refresh"], pd.Timestamp)
+    assert pd.Timestamp(fresh.attrs["last_refresh"]).tz is not None  # ISO text in UTC
 
 
 def test_refresh_also_replaces_the_local_copy(small: LocalPostHog, tmp_path: Path) -> None:

@@ -126,7 +126,7 @@ def test_trends_sends_a_trends_query_and_returns_one_row_per_series_and_day(mock
     )
     pd.testing.assert_frame_equal(df, expected)
     assert df.attrs["timezone"] == LA and df.attrs["cache_key"] == "cache_trends"
-    assert df.attrs["last_refresh"] == pd.Timestamp("2024-01-04T10:00:00Z")
+    assert df.attrs["last_refresh"] == "2024-01-04T10:00:00.000000Z"
     # The time zone came with the user: one GET (@me) and the query, nothing else.
     assert [r.method for r in mocked.request_history] == ["GET", "POST"]
 

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 import requests_mock
 
@@ -237,13 +236,13 @@ def test_refresh_sends_force_blocking_and_replaces_our_copy(tmp_path: Path) -> N
     assert "refresh" not in route.request_history[0].json()  # PostHog's default: blocking
     assert stale.attrs == {
         "is_cached": True,
-        "last_refresh": pd.Timestamp("2024-01-05T10:00:00Z"),
+        "last_refresh": "2024-01-05T10:00:00.000000Z",
         "cache_key": "cache_3_abc",
     }
     fresh = ph.query("select count() from events", refresh=True)
     assert route.request_history[1].json()["refresh"] == "force_blocking"
     assert fresh.iloc[0, 0] == 9 and fresh.attrs["is_cached"] is False
-    assert fresh.attrs["last_refresh"] == pd.Timestamp("2024-01-05T12:30:00.25Z")
+    assert fresh.attrs["last_refresh"] == "2024-01-05T12:30:00.250000Z"
     again = ph.query("select count() from events")  # our cache now holds the refreshed answer
     assert again.iloc[0, 0] == 9 and route.call_count == 2
 
@@ -255,7 +254,7 @@ def test_refresh_applies_to_every_keyset_page_and_attrs_cover_them(tmp_path: Pat
     assert [body.get("refresh") for body in api.bodies] == ["force_blocking"] * 2
     assert frame.attrs == {
         "is_cached": True,  # the first page came from PostHog's cache
-        "last_refresh": pd.Timestamp("2024-02-01T00:00:01Z"),  # the oldest page
+        "last_refresh": "2024-02-01T00:00:01.000000Z",  # the oldest page
         "cache_key": "cache_3_1",
     }
     plain = FakeQueryApi(250)
