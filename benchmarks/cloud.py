@@ -16,7 +16,10 @@ process (benchmarks/systems/*.py), one after another:
 - the sequential hand-written HogQL keyset loop (handwritten_hogql.py --encoding gzip);
 - `ph.events()` then events per day per event name in pandas, against the Dask reader
   (`posthog_pandas.dask.read_events(partition="1D")`) on a LocalCluster of 2 worker processes
-  computing the same group-by (dask_sys.py).
+  computing the same group-by (dask_sys.py);
+- for the workers' memory, the Dask reader again with the workers on Arrow's system allocator
+  (ARROW_DEFAULT_MEMORY_POOL=system, as docs/dask.md suggests), and the floor of any Dask
+  reader: the same partitions as local Parquet files read by dd.from_map on the same cluster.
 
 It checks every row (uuids against the server's; the group-bys against each other and their
 total against the server's count), prints the table and the targets of issue 25 (ratios are
@@ -51,7 +54,10 @@ FLOOR = "raw transfer, 3 at a time (floor)"
 LOOP = "hand-written HogQL loop (gzip)"
 PANDAS_FIRST = "ph.events(), then the group-by in pandas"
 DASK = "Dask reader, LocalCluster of 2 processes"
-SYSTEM_ORDER = (PP_COLD, FLOOR, PP_ONE, LOOP, PANDAS_FIRST, DASK)
+DASK_SYSTEM_POOL = "Dask reader, workers on Arrow's system allocator"
+DASK_PARQUET = "Dask over the same partitions as local Parquet (memory floor)"
+DASK_SYSTEMS = (DASK, DASK_SYSTEM_POOL, DASK_PARQUET)
+SYSTEM_ORDER = (PP_COLD, FLOOR, PP_ONE, LOOP, PANDAS_FIRST, *DASK_SYSTEMS)
 SLOTS = 3  # PostHog's concurrent queries per project
 
 
@@ -81,6 +87,12 @@ def round_plan(out: Path, round_: int, skip: set[str]) -> list[run.Spec]:
                      ["--mode", "pandas", "--cache-dir", str(cache / f"pandas-{round_}")]),
             run.Spec(DASK, "W2", python, "dask_sys.py",
                      ["--mode", "dask", "--cache-dir", str(cache / f"dask-{round_}")]),
+            run.Spec(DASK_SYSTEM_POOL, "W2", python, "dask_sys.py",
+                     ["--mode", "dask", "--cache-dir", str(cache / f"dask-system-{round_}"),
+                      "--arrow-pool", "system"]),
+            # reads the partitions the Dask reader cached above: no query reaches the server
+            run.Spec(DASK_PARQUET, "W2", python, "dask_sys.py",
+                     ["--mode", "parquet", "--cache-dir", str(cache / f"dask-{round_}")]),
         ]  # fmt: skip
     skipped = {LOOP} if "loop" in skip else set()
     if "sequential" in skip or not connect_takes("max_concurrent_queries"):
@@ -148,12 +160,14 @@ def count_rows(result: Any, expected: int) -> None:
 
 
 def compare_groupbys(results: list[Any]) -> None:
-    """Mark the Dask run of a round equal or not to the pandas group-by of the same round."""
+    """Mark each Dask run of a round equal or not to the pandas group-by of the same round."""
     files = {r.system: r.data.get("groupby_file") for r in results if r.wall is not None}
-    if files.get(DASK) is None or files.get(PANDAS_FIRST) is None:
+    if files.get(PANDAS_FIRST) is None:
         return
-    dask_run = next(r for r in results if r.system == DASK)
-    dask_run.data["groupby_equal"] = read_groupby(files[DASK]) == read_groupby(files[PANDAS_FIRST])
+    pandas = read_groupby(files[PANDAS_FIRST])
+    for result in results:
+        if result.system in DASK_SYSTEMS and files.get(result.system) is not None:
+            result.data["groupby_equal"] = read_groupby(files[result.system]) == pandas
 
 
 def read_groupby(path: str) -> dict[tuple[str, str], int]:
@@ -245,7 +259,11 @@ def targets(rows: list[run.Row]) -> list[run.Target]:
         )
         out.append(Target("Dask reader vs pull into pandas first (wall)", "report, same result",
                           text, bool(equal) and all(e is True for e in equal)))  # fmt: skip
-        out.append(worker_memory(dask))
+        out.append(worker_memory(dask, "<= its partitions"))
+    for system in (DASK_SYSTEM_POOL, DASK_PARQUET):
+        row = find(rows, system)
+        if row is not None and row.ok_runs:
+            out.append(worker_memory(row, "report"))
     peaks = [p for p in (peak_queries(r) for r in rows) if p is not None]
     if peaks:
         by_system = ", ".join(f"{r.system}: {peak_queries(r)}" for r in rows)
@@ -257,8 +275,9 @@ def targets(rows: list[run.Row]) -> list[run.Target]:
 Target = run.Target
 
 
-def worker_memory(dask: run.Row) -> run.Target:
-    """Each worker's peak RSS growth over the pull against the partitions it pulled."""
+def worker_memory(dask: run.Row, goal: str) -> run.Target:
+    """Each worker's peak RSS growth over the pull against the partitions it pulled: a target
+    for the Dask reader as users run it, a report for the other Dask rows."""
     worst: dict[str, Any] | None = None
     held_more = False
     for result in dask.ok_runs:
@@ -270,15 +289,16 @@ def worker_memory(dask: run.Row) -> run.Target:
             held_more = held_more or growth > worker["partitions_mb"]
             if worst is None or growth > worst["growth_mb"]:
                 worst = worker
+    name = "Dask workers' peak memory" + ("" if dask.system == DASK else f": {dask.system}")
     if worst is None:
-        return Target("Dask workers' peak memory", "<= its partitions", "not measured", None)
+        return Target(name, goal, "not measured", None)
     text = (
         f"largest growth {worst['growth_mb']:.0f} MB (peak {worst['rss_mb']:.0f} MB from "
         f"{worst['start_rss_mb']:.0f} MB; {worst['kept_mb']:.0f} MB still resident after the "
         f"pull) for {worst['partitions']} partitions of {worst['partitions_mb']:.0f} MB "
         f"together, the largest {worst['largest_partition_mb']:.1f} MB"
     )
-    return Target("Dask workers' peak memory", "<= its partitions", text, not held_more)
+    return Target(name, goal, text, None if goal == "report" else not held_more)
 
 
 # -- the report ----------------------------------------------------------------------------------

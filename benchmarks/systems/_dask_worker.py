@@ -7,6 +7,7 @@ HTTP requests: the benchmark checks that no worker held much more than its parti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import _common
@@ -25,6 +26,17 @@ def events_per_day(frame: Any) -> Any:
     """The benchmark's group-by: events per day per event name, for a pandas or Dask frame."""
     day = frame["timestamp"].dt.floor("D")
     return frame.assign(day=day).groupby(["day", "event"]).size()
+
+
+def read_partition(path: str, meta: Any) -> Any:
+    """One partition from its local Parquet file, shaped as read_events' (dask_sys --mode
+    parquet)."""
+    import pandas as pd
+
+    from posthog_pandas.dask import conform
+
+    frame = pd.read_parquet(path)
+    return frame if meta is None else conform(frame, meta)
 
 
 def worker_compression(source: Any) -> str:
@@ -50,12 +62,15 @@ def report() -> dict[str, Any]:
     }
 
 
-def start(source: Any) -> dict[str, Any]:
+def start(source: Any, warm_files: Sequence[str] = ()) -> dict[str, Any]:
     """This worker's resident and CPU figures before the pull, once it has pulled an empty
-    window (so the modules a pull imports are loaded) and its peak RSS restarts from there:
-    the growth measured afterwards is what the pull held, not the worker's own code."""
+    window (so the modules a pull imports are loaded) and read `warm_files` (the Parquet
+    reader's), and its peak RSS restarts from there: the growth measured afterwards is what
+    the pull held, not the worker's own code."""
     ph = source.connection()
     ph.events(after="1970-01-01", before="1970-01-01T00:00:01Z")
+    for path in warm_files:
+        read_partition(path, None)
     try:
         with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
             refs.write("5")  # Linux: reset this process's peak RSS (VmHWM) to its current RSS

@@ -8,6 +8,12 @@ read_events (its schema probe included) and compute. The workers find the key in
 environment they inherit, as the Dask page says; each reports its peak RSS, CPU, requests and
 the sizes of the partitions it pulled.
 `--mode pandas`: `ph.events(after, before)`, then the same group-by in this process.
+`--mode parquet`: the floor of the workers' memory, not a way to pull: the same partitions
+(read untimed from the cache a `--mode dask` run left in `--cache-dir`) written as one local
+Parquet file each, then read by `dd.from_map` on the same cluster and the same group-by:
+what any Dask reader of these partitions would hold, with no JSON to decode.
+`--arrow-pool system` starts the workers with ARROW_DEFAULT_MEMORY_POOL=system (the setting
+docs/dask.md gives), where Arrow's default allocator (mimalloc) keeps freed memory per thread.
 
 Both read gzip bodies from an empty cache directory. The group-by is written as CSV (day,
 event, n) for the runner to compare; `rows` is the sum of its counts. `cpu` is the CPU of the
@@ -16,6 +22,7 @@ whole client side: this process, plus the workers' in Dask mode.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -31,8 +38,9 @@ WORKERS, THREADS = 2, 2
 
 def main() -> None:
     p = _common.parser(__doc__ or "")
-    p.add_argument("--mode", choices=["dask", "pandas"], required=True)
+    p.add_argument("--mode", choices=["dask", "pandas", "parquet"], required=True)
     p.add_argument("--cache-dir", required=True)
+    p.add_argument("--arrow-pool", choices=["default", "system"], default="default")
     args = p.parse_args()
     import posthog_pandas as php
 
@@ -56,7 +64,7 @@ def main() -> None:
         system = "ph.events(), then the group-by in pandas"
     else:
         counts, extra = on_cluster(args, ph)
-        system = f"Dask reader, LocalCluster of {WORKERS} processes"
+        system = f"Dask {args.mode}, LocalCluster of {WORKERS} processes, {args.arrow_pool} pool"
     rss = _common.peak_rss_mb()
     path = Path(args.out).parent / "groupby" / f"{args.mode}-{args.tag}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,10 +78,14 @@ def main() -> None:
 
 
 def on_cluster(args: Any, ph: Any) -> tuple[Any, dict[str, Any]]:
-    """The group-by over read_events on a fresh LocalCluster, and what its workers report."""
+    """The group-by over read_events (or the same partitions' Parquet files) on a fresh
+    LocalCluster, and what its workers report."""
     import distributed
 
     from posthog_pandas.dask import Source, read_events
+
+    files = partition_files(args) if args.mode == "parquet" else []
+    env = {"ARROW_DEFAULT_MEMORY_POOL": "system"} if args.arrow_pool == "system" else {}
 
     # What the worker processes inherit: the key (never in the task graph) and this folder,
     # so that they import _dask_worker by name and keep its state per process.
@@ -82,16 +94,21 @@ def on_cluster(args: Any, ph: Any) -> tuple[Any, dict[str, Any]]:
     with (
         distributed.LocalCluster(
             n_workers=WORKERS, threads_per_worker=THREADS, processes=True,
-            dashboard_address=None, silence_logs=40,
+            dashboard_address=None, silence_logs=40, env=env,
         ) as cluster,
         distributed.Client(cluster) as client,
     ):  # fmt: skip
         compression = client.run(_dask_worker.worker_compression, Source.of(ph))
         if set(compression.values()) != {"gzip"}:
             sys.exit(f"the workers' connections do not ask for gzip: {compression}")
-        before = client.run(_dask_worker.start, Source.of(ph))
+        before = client.run(_dask_worker.start, Source.of(ph), files[:1])
         clock = _common.Clock()
         frame = read_events(args.after, args.before, partition=PARTITION, ph=ph)
+        if files:  # the same meta and partitions, from local files
+            import dask.dataframe as dd
+
+            reader = functools.partial(_dask_worker.read_partition, meta=frame._meta)
+            frame = dd.from_map(reader, files, meta=frame._meta, enforce_metadata=False)
         sized = frame.map_partitions(_dask_worker.note_size, meta=frame._meta)
         counts = _dask_worker.events_per_day(sized).compute()
         clock.stop()
@@ -101,7 +118,7 @@ def on_cluster(args: Any, ph: Any) -> tuple[Any, dict[str, Any]]:
         report["start_rss_mb"] = before[address]["rss_mb"]
         report["cpu"] -= before[address]["cpu"]
         workers.append(report)
-    if sum(w["requests"] for w in workers) == 0:
+    if not files and sum(w["requests"] for w in workers) == 0:
         sys.exit("the workers sent no request: posthog_pandas.dask did not use their connections")
     extra = {
         "partitions": frame.npartitions,
@@ -109,6 +126,26 @@ def on_cluster(args: Any, ph: Any) -> tuple[Any, dict[str, Any]]:
         "workers_cpu": sum(w["cpu"] for w in workers),
     }
     return counts, extra
+
+
+def partition_files(args: Any) -> list[str]:
+    """Each partition of read_events as a Parquet file, from the frames a `--mode dask` run
+    cached in --cache-dir (so no query reaches the server)."""
+    import posthog_pandas as php
+    from posthog_pandas.dask import time_windows
+
+    cached = php.connect(
+        args.key, host=args.url, project_id=args.project_id, cache_dir=args.cache_dir,
+        offline=True, progress=False, dotenv=False, prompt=False,
+    )  # fmt: skip
+    folder = Path(args.out).parent / "parquet-partitions" / args.tag
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for index, (start, end) in enumerate(time_windows(args.after, args.before, PARTITION)):
+        path = folder / f"{index:03d}.parquet"
+        cached.events(after=start, before=end).to_parquet(path)
+        files.append(str(path))
+    return files
 
 
 if __name__ == "__main__":
