@@ -170,8 +170,12 @@ def test_a_dask_worker_holding_more_than_its_partitions_misses(
         return r
 
     held = run.Row(cloud.DASK, "W2", [dask_run(1, 320.0), dask_run(2, 300.0)])
-    target = cloud.worker_memory(held)
+    target = cloud.worker_memory(held, "<= its partitions")
     assert target.met is True
     assert target.measured.startswith("largest growth 120 MB (peak 320 MB from 200 MB; ")
     held.runs.append(dask_run(3, 351.0))  # 151 MB more than at the start: all 15 and then some
-    assert cloud.worker_memory(held).met is False
+    assert cloud.worker_memory(held, "<= its partitions").met is False
+    # the reference rows are reported, never judged
+    reference = run.Row(cloud.DASK_PARQUET, "W2", [dask_run(1, 400.0)])
+    assert cloud.worker_memory(reference, "report").met is None
+    assert cloud.worker_memory(reference, "report").name.endswith(cloud.DASK_PARQUET)

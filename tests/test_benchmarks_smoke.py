@@ -159,7 +159,7 @@ def test_quick_cloud_benchmark_checks_rows_groupbys_and_query_slots(tmp_path: Pa
     done = _run_quick("cloud.py", "--out", str(tmp_path))
     lines = done.stdout.splitlines()
     assert lines[0].split()[:3] == ["system", "median", "wall"]
-    systems = {line[:40].strip(): line for line in lines[2:8]}
+    systems = {line[:40].strip(): line for line in lines[2:10]}
     assert list(systems) == [
         "posthog-pandas cold",
         "raw transfer, 3 at a time (floor)",
@@ -167,17 +167,23 @@ def test_quick_cloud_benchmark_checks_rows_groupbys_and_query_slots(tmp_path: Pa
         "hand-written HogQL loop (gzip)",
         "ph.events(), then the group-by in pandas",
         "Dask reader, LocalCluster of 2 processes",
+        "Dask reader, Arrow's system allocator",
+        "Dask over local Parquet (memory floor)",
     ]
     for name, line in systems.items():
         cells = line[40:].split()
         # queries in flight at the server, at most, then "vs pp cold", then rows correct?
-        assert int(cells[5]) <= 3, line
+        # (none for the Parquet floor, which reads the partitions from local files)
+        assert cells[5] == "-" if "Parquet" in name else int(cells[5]) <= 3, line
         expected = "n/a (no rows built)" if name.startswith("raw") else "yes"
         assert line.rstrip().endswith(expected), line
     # the floor replays the pull's requests three at a time; one query at a time is one
     assert int(systems["raw transfer, 3 at a time (floor)"][40:].split()[5]) == 3
     assert int(systems["posthog-pandas cold, 1 query at a time"][40:].split()[5]) == 1
     assert "group-by equal to pandas' in 1 of 1 rounds" in done.stdout
+    for reference in ("Arrow's system allocator", "local Parquet (memory floor)"):
+        assert re.search(rf"^n/a +Dask workers' peak memory: .*{re.escape(reference)}: largest "
+                         r"growth \d+ MB", done.stdout, re.MULTILINE), reference  # fmt: skip
     assert re.search(r"^met +queries in flight at the server", done.stdout, re.MULTILINE)
     report = (tmp_path / "cloud-results.md").read_text()
     assert "## What bounds the cold pull" in report and "## Commands" in report
