@@ -228,11 +228,13 @@ class Fetcher:
             waiting = self.writer.pending(key) if self.writer is not None else None
             if waiting is not None:
                 self.stats.add("hits")
-                return _json.loads(waiting, exact_if=exact_if)
+                with self.http.parse_gate:
+                    return _json.loads(waiting, exact_if=exact_if)
             entry = store.get(key)
             if entry is not None:
                 self.stats.add("hits")
-                return _json.loads(entry.body, exact_if=exact_if)
+                with self.http.parse_gate:
+                    return _json.loads(entry.body, exact_if=exact_if)
         if self.offline:
             return self._offline_answer(store, key, what)
         self.stats.add("misses")

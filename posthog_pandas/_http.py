@@ -19,6 +19,7 @@ Everything that touches the network goes through `HttpClient.send`. It:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import re
 import socket
@@ -27,6 +28,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
@@ -209,6 +211,9 @@ class HttpClient:
         encoding = _config.accept_encoding(settings.compression, hostname)
         self._extra_headers = {"Accept-Encoding": encoding}
         pacing = settings.pacing
+        # Held while a body is decoded (and, by the events part, while its frame is built):
+        # nothing by default; a Dask worker's connections share one process-wide lock here.
+        self.parse_gate: AbstractContextManager[Any] = contextlib.nullcontext()
         self._analytics = RateLimiter(pacing.analytics_per_minute, clock=clock, sleep=sleep)
         self._other = RateLimiter(pacing.other_per_minute, clock=clock, sleep=sleep)
         self._persons = RequestWindow(pacing.persons_per_minute, clock=clock, sleep=sleep)
@@ -509,7 +514,8 @@ class HttpClient:
         url = redact_url(raw.url)
         if 300 <= raw.status_code < 400:
             return self._follow_redirect(method, raw)
-        data = _decode_json(content, exact_if if raw.status_code < 300 else None)
+        with self.parse_gate:
+            data = _decode_json(content, exact_if if raw.status_code < 300 else None)
         if raw.status_code >= 400:
             raise error_from_response(
                 method, url, raw.status_code, data, content, raw.headers, self.credentials

@@ -40,6 +40,12 @@ _connections: dict[tuple[Source, int], PostHog] = {}
 _connections_lock = threading.Lock()
 # Outside a distributed cluster, the partitions this process runs share PostHog's slots here.
 _local_slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+# The partitions' connections decode a page, or build its frame, one at a time in this process
+# (HttpClient.parse_gate). Both hold the GIL, so a worker's threads gain no speed from doing
+# them at once, only the memory of two pages at their largest; their network waits still
+# overlap. Re-entrant: a frame build never decodes through the connection, but if it did, it
+# would not wait on itself.
+_PARSE_GATE = threading.RLock()
 
 
 def _require_dask() -> Any:
@@ -81,7 +87,8 @@ class Source:
         It runs one query at a time: a partition holds one of the project's query slots
         (`query_slot`), so its pull must not read several windows at once inside it. One per
         thread, since that limit is connection-wide and a worker runs partitions on several
-        threads, each holding its own slot.
+        threads, each holding its own slot. Its pages are decoded and built into frames under
+        the process-wide `_PARSE_GATE`.
         """
         import posthog_pandas as php
 
@@ -100,6 +107,7 @@ class Source:
                     progress=False,
                     prompt=False,
                 )
+                _connections[key]._conn.http.parse_gate = _PARSE_GATE
             return _connections[key]
 
 

@@ -520,10 +520,13 @@ class Events:
         fopts: FrameOptions | None = None
         # Windows read ahead already: a prefetch on top would only hold more pages in memory.
         ahead = ahead and not self.windowed(cap)
+        gate = self._conn.http.parse_gate  # see posthog_pandas.dask: one page at a time there
         for page in prefetch(pages) if ahead else pages:
             if fopts is None:  # after the first page: a query PostHog refuses costs nothing more
                 fopts = self._frames.options(options, EVENTS.definitions if typed else None)
-            yield page_frame(flt, page.columns, page.types, page.results, fopts)
+            with gate:
+                frame = page_frame(flt, page.columns, page.types, page.results, fopts)
+            yield frame
 
     def pages(
         self,

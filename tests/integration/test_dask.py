@@ -4,9 +4,12 @@ than PostHog's 3 queries at once across the workers."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -185,3 +188,67 @@ def test_partitions_connect_with_the_drivers_settings_one_query_at_a_time(
     # each partition holds one of PostHog's 3 slots, so its pull reads one window at a time
     assert worker.settings.pacing.max_concurrent_queries == 1
     assert driver.settings.pacing.query_slots == 3
+
+
+class RecordingGate:
+    """A re-entrant lock that says whether the calling thread holds it, and how often it was
+    taken."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._owner: int | None = None
+        self._depth = 0
+        self.entered = 0
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self._owner, self._depth = threading.get_ident(), self._depth + 1
+        self.entered += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+        self._lock.release()
+
+    def held_here(self) -> bool:
+        return self._owner == threading.get_ident()
+
+
+def test_partitions_decode_and_build_their_pages_one_at_a_time(
+    server: LocalPostHog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's threads decode a page, or build its frame, under one process-wide gate (the
+    memory of one page at a time); a connection of your own takes no gate."""
+    from posthog_pandas import _http, events
+    from posthog_pandas import dask as ph_dask
+
+    gate = RecordingGate()
+    monkeypatch.setenv("POSTHOG_PERSONAL_API_KEY", server.api_key)
+    monkeypatch.setattr(ph_dask, "_connections", {})
+    monkeypatch.setattr(ph_dask, "_PARSE_GATE", gate)
+    seen: dict[str, list[bool]] = {"decode": [], "build": []}
+    recording = threading.Event()
+
+    def spy(kind: str, real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if recording.is_set():
+                seen[kind].append(gate.held_here())
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(_http, "_decode_json", spy("decode", _http._decode_json))
+    monkeypatch.setattr(events, "page_frame", spy("build", events.page_frame))
+    driver = local_connection(server, tmp_path / "cache")
+    assert isinstance(driver._conn.http.parse_gate, contextlib.nullcontext)
+    frame = read_events(AFTER, BEFORE, ph=driver)
+    recording.set()
+    got = frame.compute(scheduler="threads", num_workers=3).reset_index(drop=True)
+    recording.clear()
+    assert len(got) == len(driver.events(after=AFTER, before=BEFORE)) > 0
+    assert len(seen["build"]) >= frame.npartitions and all(seen["build"]), seen
+    assert seen["decode"] and all(seen["decode"]), seen
+    # and more: answers the workers find in the shared cache are decoded under it too
+    assert gate.entered >= len(seen["build"]) + len(seen["decode"])
+    assert all(w._conn.http.parse_gate is gate for w in ph_dask._connections.values())
