@@ -228,13 +228,11 @@ class Fetcher:
             waiting = self.writer.pending(key) if self.writer is not None else None
             if waiting is not None:
                 self.stats.add("hits")
-                with self.http.parse_gate:
-                    return _json.loads(waiting, exact_if=exact_if)
+                return self._decode(waiting, exact_if)
             entry = store.get(key)
             if entry is not None:
                 self.stats.add("hits")
-                with self.http.parse_gate:
-                    return _json.loads(entry.body, exact_if=exact_if)
+                return self._decode(entry.body, exact_if)
         if self.offline:
             return self._offline_answer(store, key, what)
         self.stats.add("misses")
@@ -268,7 +266,7 @@ class Fetcher:
                 "same call once while online (connect(offline=False)) to cache it."
             )
         self.stats.add("hits")
-        return _json.loads(entry.body)
+        return self._decode(entry.body)
 
     def _stale_answer(self, entry: Entry, exc: Exception, what: str) -> Any:
         self.stats.add("stale")
@@ -278,7 +276,12 @@ class Fetcher:
             UserWarning,
             stacklevel=5,
         )
-        return _json.loads(entry.body)
+        return self._decode(entry.body)
+
+    def _decode(self, body: bytes, exact_if: Callable[[Any], bool] | None = None) -> Any:
+        """A cached body's JSON, decoded under the HTTP client's parse gate as a fresh one is."""
+        with self.http.parse_gate:
+            return _json.loads(body, exact_if=exact_if)
 
 
 def describe_age(seconds: float) -> str:
