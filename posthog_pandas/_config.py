@@ -123,9 +123,8 @@ def windows_at_once(settings: Settings) -> int:
     """How many time windows an events pull reads at once: `max_concurrent_queries` when
     given; by default PostHog's 3 from a remote host and 1 from a loopback one. A server on
     this machine shares its cores with the client, so windows at once only contend there
-    (200,000 events on 2 cores: 1.20-1.27x the time of the code before windows, one window at
-    a time 1.04-1.10x; docs/design/performance.md), while a remote PostHog spends seconds per
-    page that windows overlap."""
+    (measured in docs/design/performance.md, "Loopback reads one window at a time"), while a
+    remote PostHog spends seconds per page that windows overlap."""
     chosen = settings.pacing.max_concurrent_queries
     if chosen is not None:
         return chosen

@@ -1,9 +1,9 @@
 """The SQLite storage: one table in WAL mode, safe for many threads and processes at once.
 
-Each thread has its own connection; writes run inside ``BEGIN IMMEDIATE`` (a single statement
-as its own transaction) with busy/locked retried under backoff. A forked child never touches
-the parent's connections (it opens its own), and a corrupt or replaced database file is moved
-aside once and started afresh.
+Each thread has its own connection; writes run inside ``BEGIN IMMEDIATE`` (a write of one
+statement is its own transaction) with busy/locked retried under backoff. A forked child never
+touches the parent's connections (it opens its own), and a corrupt or replaced database file is
+moved aside once and started afresh.
 """
 
 from __future__ import annotations
@@ -242,8 +242,8 @@ class SQLiteStorage:
 
         A write of `one_statement` runs without BEGIN/COMMIT: SQLite makes a lone statement
         its own transaction, just as atomic, and each statement less is one wait less for the
-        GIL, which the threads building frames hold (a page's commit, which the next page
-        request waits for, took 30-40 ms of GIL waits for its three statements)."""
+        GIL, which the threads building frames hold; the next page request waits for a page's
+        commit (docs/design/performance.md)."""
         delay, recovered = 0.005, False
         for attempt in range(WRITE_ATTEMPTS):
             conn: sqlite3.Connection | None = None
