@@ -137,3 +137,15 @@ def mock_connect(tmp_path: Path) -> MockConnect:
         return mocked_connection(tmp_path, **overrides)
 
     return factory
+
+
+def open_files_of(path: Path) -> int:
+    """How many of this process's file descriptors are `path` or its WAL and shared memory."""
+    names = {str(path), f"{path}-wal", f"{path}-shm"}
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") in names
+        except OSError:  # closed meanwhile
+            pass
+    return count

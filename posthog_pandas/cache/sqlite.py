@@ -88,7 +88,10 @@ class SQLiteStorage:
         self._local = _Local()
         self._lock = threading.Lock()
         self._generation = 0
-        self._conns: list[tuple[int, sqlite3.Connection]] = []
+        # Every connection opened, with its process and thread: close() closes them all, and a
+        # new connection closes those whose thread has ended (a pull's short-lived threads would
+        # otherwise leave one open connection, its page cache and its files behind per pull).
+        self._conns: list[tuple[int, threading.Thread, sqlite3.Connection]] = []
         reset_after_fork(self)
         try:
             private_file(self.path)
@@ -197,7 +200,7 @@ class SQLiteStorage:
     def close(self) -> None:
         with self._lock:
             self._generation += 1
-            mine = [c for pid, c in self._conns if pid == os.getpid()]
+            mine = [c for pid, _, c in self._conns if pid == os.getpid()]
             self._conns = []
         for conn in mine:
             with contextlib.suppress(sqlite3.Error):
@@ -278,7 +281,7 @@ class SQLiteStorage:
     def _adopt_after_fork(self) -> None:
         """In a forked child: park the parent's connections; a fresh lock (the parent's may have
         been held by another thread at fork time)."""
-        _FORK_ORPHANS.extend(conn for _, conn in self._conns)
+        _FORK_ORPHANS.extend(conn for _, _, conn in self._conns)
         self._conns = []
         self._lock = threading.Lock()
         self._generation += 1
@@ -300,7 +303,12 @@ class SQLiteStorage:
         conn = self._connect()
         local.conn, local.pid, local.generation = conn, pid, generation
         with self._lock:
-            self._conns.append((pid, conn))
+            ended = [e for e in self._conns if e[0] == pid and not e[1].is_alive()]
+            self._conns = [e for e in self._conns if e not in ended]
+            self._conns.append((pid, threading.current_thread(), conn))
+        for _, _, orphan in ended:  # its thread has ended, so nothing can be using it
+            with contextlib.suppress(sqlite3.Error):
+                orphan.close()
         return conn
 
     def _connect(self) -> sqlite3.Connection:

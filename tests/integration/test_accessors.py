@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -9,7 +11,9 @@ import pandas as pd
 import pytest
 
 import posthog_pandas as php
+from posthog_pandas import events as events_module
 from posthog_pandas.server import LocalPostHog
+from tests.conftest import open_files_of
 
 pytestmark = pytest.mark.integration
 
@@ -121,3 +125,27 @@ def test_pulls_run_with_the_collector_paused_and_restore_it(
     assert gc.isenabled()
     assert len(ph.query("SELECT event FROM events LIMIT 5")) == 5
     assert gc.isenabled()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
+@pytest.mark.parametrize("slots", [1, 3])
+def test_many_pulls_keep_the_same_open_files(
+    server: LocalPostHog, connect: Connect, slots: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each pull reads the cache from threads of its own (a page prefetch, or its windows'):
+    a notebook that pulls all day must not gather an open database connection (two files)
+    per thread and pull until the OS refuses more."""
+    start, _ = server.time_range()
+    monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", 40)  # several pages, and windows
+    ph = connect(max_concurrent_queries=slots)
+    db = ph.cache.directory / "cache.sqlite3"
+    opened = []
+    for day in range(8):
+        after = start + timedelta(days=day)
+        ph.events(after=after, before=after + timedelta(days=1))
+        for thread in threading.enumerate():  # the pull's threads end soon after it returns
+            if thread.name.startswith(("posthog-pandas-prefetch", "posthog-pandas-window")):
+                thread.join()
+        opened.append(open_files_of(db))
+    assert opened[0] > 0
+    assert max(opened) == opened[2], opened  # what pulls hold by the third: no more after

@@ -36,6 +36,7 @@ from posthog_pandas.cache import (
 from posthog_pandas.cache.files import prepare_dir
 from posthog_pandas.cache.writer import BackgroundWriter
 from posthog_pandas.exceptions import CacheError
+from tests.conftest import open_files_of
 
 T0 = 1_750_000_000.0
 URL = "https://us.posthog.com/api/projects/1/persons/"
@@ -276,6 +277,43 @@ def test_threads_write_and_read_at_once(storage: Storage) -> None:
 
     assert errors == []
     assert sum(info.entries for info in storage.summary(T0).values()) == 8 * 50 + 1
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
+def test_connections_of_ended_threads_are_closed(tmp_path: Path) -> None:
+    # Every pull reads the cache from a short-lived thread of its own (its page prefetch), so a
+    # connection left open per ended thread meant files and memory lost per pull, for good.
+    storage = _sqlite(tmp_path / "c")
+    storage.write(row())
+
+    def read_once() -> None:
+        assert storage.read("page", "k") == row()
+
+    blocker = threading.Event()
+    alive_read = threading.Event()
+
+    def long_lived() -> None:  # opens its connection, then outlives all the others
+        read_once()
+        alive_read.set()
+        blocker.wait()
+        read_once()  # its connection was not closed under it
+
+    survivor = threading.Thread(target=long_lived)
+    survivor.start()
+    alive_read.wait()
+    opened = []
+    for _ in range(12):
+        t = threading.Thread(target=read_once)
+        t.start()
+        t.join()
+        opened.append(open_files_of(storage.path))  # type: ignore[attr-defined]
+    blocker.set()
+    survivor.join()
+
+    assert opened[-1] == opened[1], opened  # not one more file per ended thread
+    assert len(set(opened[1:])) == 1, opened
+    storage.close()
+    assert open_files_of(storage.path) == 0  # type: ignore[attr-defined]
 
 
 def test_close_then_reuse(storage: Storage) -> None:
