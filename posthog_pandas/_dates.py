@@ -10,7 +10,7 @@ import pandas as pd
 from posthog_pandas.exceptions import ConfigurationError
 
 _RELATIVE = re.compile(r"^\s*-\s*(\d+)\s*([smhdwy]|mo|min)\s*$", re.I)
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdwy]|mo|min)\s*$", re.I)
+_DURATION = re.compile(r"^\s*(-?\d+)\s*([smhdwy]|mo|min)\s*$", re.I)
 _UNITS = {
     "s": timedelta(seconds=1),
     "min": timedelta(minutes=1),
@@ -67,17 +67,20 @@ def _parse_text(text: str, *, name: str, now: datetime | None) -> datetime:
 def to_duration(value: timedelta | pd.Timedelta | str, *, name: str) -> timedelta:
     """A length of time: a timedelta, or text like "1d", "6h", "30min", "2w". Raises naming
     the argument when it is anything else, or negative."""
+    given = value
     if isinstance(value, pd.Timedelta):
         value = value.to_pytimedelta()
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
             value = int(match.group(1)) * _UNITS[match.group(2).lower()]
-    if not isinstance(value, timedelta) or value < timedelta(0):
+    if not isinstance(value, timedelta):
         raise ConfigurationError(
-            f"{name} must be a length of time such as '1d', '6h', '30min' or "
-            f"datetime.timedelta(hours=6), not negative; got {value!r}."
+            f"{name} must be a length of time: a whole number and a unit such as '1d', '6h', "
+            f"'30min', or a datetime.timedelta; got {given!r}."
         )
+    if value < timedelta(0):
+        raise ConfigurationError(f"{name} must not be negative; got {given!r}.")
     return value
 
 

@@ -146,6 +146,23 @@ def test_time_windows_cover_the_range_once() -> None:
         time_windows("2024-01-02", "2024-01-01", "1d")
 
 
+@pytest.mark.parametrize(
+    ("partition", "message"),
+    [
+        ("banana", "partition must be a length of time: a whole number and a unit such as "
+         "'1d', '6h', '30min', or a datetime.timedelta; got 'banana'."),
+        ("-1d", "partition must not be negative; got '-1d'."),
+        ("0D", "partition must be longer than zero; got '0D'."),
+    ],
+)  # fmt: skip
+def test_a_partition_that_is_no_length_of_time_is_refused_saying_why(
+    partition: str, message: str
+) -> None:
+    with pytest.raises(php.ConfigurationError) as info:
+        time_windows("2024-01-01", "2024-01-02", partition)
+    assert str(info.value) == message
+
+
 def test_without_the_dask_extra_the_error_names_it(
     ph: php.PostHog, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import posthog_pandas as php
@@ -208,14 +209,21 @@ def test_lookback_takes_a_timedelta_or_text(value: Any, expected: timedelta) -> 
     assert to_duration(value, name="lookback") == expected
 
 
-@pytest.mark.parametrize("value", ["a day", "-1d", timedelta(hours=-1), 3600, "1.5d"])
+@pytest.mark.parametrize("value", ["a day", "banana", 3600, "1.5d", "d"])
 def test_a_lookback_that_is_not_a_length_of_time_is_refused(value: Any) -> None:
     with pytest.raises(php.ConfigurationError) as info:
         to_duration(value, name="lookback")
     assert str(info.value) == (
-        "lookback must be a length of time such as '1d', '6h', '30min' or "
-        f"datetime.timedelta(hours=6), not negative; got {value!r}."
+        "lookback must be a length of time: a whole number and a unit such as '1d', '6h', "
+        f"'30min', or a datetime.timedelta; got {value!r}."
     )
+
+
+@pytest.mark.parametrize("value", ["-1d", " -6h", timedelta(hours=-1), pd.Timedelta("-1min")])
+def test_a_negative_lookback_is_refused_as_negative(value: Any) -> None:
+    with pytest.raises(php.ConfigurationError) as info:
+        to_duration(value, name="lookback")
+    assert str(info.value) == f"lookback must not be negative; got {value!r}."
 
 
 def test_lookback_without_incremental_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
