@@ -12,6 +12,7 @@ import atexit
 import logging
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 
 from posthog_pandas.cache.codec import CompressedBody
@@ -25,6 +26,21 @@ log = logging.getLogger("posthog_pandas.cache")
 # How long `stage` waits for an idle worker to start compressing: a thread switch takes
 # milliseconds; past this, something else has the CPU and the parse goes ahead regardless.
 _HANDOFF_TIMEOUT = 0.05
+# How long an idle worker waits for more before it ends (the next page starts another): a
+# worker that never ended would keep its writer, the cache and its database connections
+# alive after their connection is gone, one set per connect() (a notebook cell run again).
+_IDLE_SECONDS = 2.0
+
+# The writers alive, flushed at interpreter exit. Weak, for the same reason.
+_LIVE: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()
+
+
+def _flush_live_writers() -> None:
+    for writer in list(_LIVE):
+        writer.flush()
+
+
+atexit.register(_flush_live_writers)
 
 
 class BackgroundWriter:
@@ -50,7 +66,7 @@ class BackgroundWriter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._tasks = 0  # queued or running
-        atexit.register(self.flush)
+        _LIVE.add(self)
 
     def stage(self, key: str, body: bytes, *, resource: str, ttl: float) -> StagedPage:
         """Start compressing `body` for `key`; it is written once kept, never if dropped.
@@ -139,8 +155,22 @@ class BackgroundWriter:
             del self._pending[page.key]
 
     def _run(self) -> None:
-        while True:
-            self._run_task(self._queue.get())
+        while self._run_next():
+            pass
+
+    def _run_next(self) -> bool:
+        """Run the next task; False when the worker has been idle for `_IDLE_SECONDS` and
+        ends (under the lock, so `_submit` starts another for a task queued after that)."""
+        try:
+            task = self._queue.get(timeout=_IDLE_SECONDS)
+        except queue.Empty:
+            with self._lock:
+                if self._tasks:  # being queued right now: wait for it
+                    return True
+                self._thread = None
+                return False
+        self._run_task(task)
+        return True
 
     def _run_task(self, task: Callable[[], None]) -> None:
         # A function of its own so that nothing refers to the task (its page's body and

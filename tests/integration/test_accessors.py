@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -12,6 +14,8 @@ import pytest
 
 import posthog_pandas as php
 from posthog_pandas import events as events_module
+from posthog_pandas.cache import writer as writer_module
+from posthog_pandas.cache.sqlite import SQLiteStorage
 from posthog_pandas.server import LocalPostHog
 from tests.conftest import open_files_of
 
@@ -149,3 +153,30 @@ def test_many_pulls_keep_the_same_open_files(
         opened.append(open_files_of(db))
     assert opened[0] > 0
     assert max(opened) == opened[2], opened  # what pulls hold by the third: no more after
+
+
+def test_connecting_again_leaves_nothing_of_the_old_connection(
+    server: LocalPostHog, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notebook cell that runs `ph = connect()` again drops the old connection: its cache
+    writers' threads end and its database connections go with it, instead of one set more
+    per run until the OS refuses threads or files."""
+    monkeypatch.setattr(writer_module, "_IDLE_SECONDS", 0.05, raising=False)
+    start, _ = server.time_range()
+    for _ in range(4):
+        ph = connect()
+        ph.events(after=start, before=start + timedelta(days=1), refresh=True)
+        ph.persons(refresh=True)
+    directory = ph.cache.directory
+    del ph
+
+    def ours() -> list[object]:
+        gc.collect()
+        threads = [t for t in threading.enumerate() if t.name.startswith("posthog-pandas")]
+        stores = [o for o in gc.get_objects() if type(o) is SQLiteStorage]
+        return threads + [s for s in stores if s.directory == directory]
+
+    deadline = time.monotonic() + 10
+    while ours() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ours() == []

@@ -7,12 +7,14 @@ crash test, how to make its next write fail half-way).
 
 from __future__ import annotations
 
+import gc
 import os
 import sqlite3
 import stat
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from posthog_pandas.cache import (
     Storage,
     compress_body,
 )
+from posthog_pandas.cache import writer as writer_module
 from posthog_pandas.cache.files import prepare_dir
 from posthog_pandas.cache.writer import BackgroundWriter
 from posthog_pandas.exceptions import CacheError
@@ -484,6 +487,35 @@ def test_the_page_writer_lets_go_of_a_page_once_written(cache: CacheStore) -> No
         time.sleep(0.01)  # the worker returns from the task just after flush() wakes up
     assert sys.getrefcount(body) == alone
     assert cache.get("k") is not None
+
+
+def _wait_until(condition: Callable[[], bool], seconds: float = 5) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_an_idle_page_writer_ends_and_lets_its_cache_go(
+    cache: CacheStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its worker thread used to wait for work forever, and interpreter exit held it too:
+    every connection, once it had cached a page, kept its writer, cache and database
+    connections alive for good (a notebook cell running connect() again leaked all three)."""
+    monkeypatch.setattr(writer_module, "_IDLE_SECONDS", 0.05, raising=False)
+    writer = BackgroundWriter(cache)
+    writer.put("first", b"1", resource="events", url=URL, ttl=60)
+    writer.flush()
+    worker = writer._thread
+    assert worker is not None
+    assert _wait_until(lambda: not worker.is_alive())  # idle: it ended
+    writer.put("second", b"2", resource="events", url=URL, ttl=60)  # starts another
+    writer.flush()
+    assert cache.get("first") is not None and cache.get("second") is not None
+
+    gone = weakref.ref(writer)
+    del writer
+    assert _wait_until(lambda: gc.collect() >= 0 and gone() is None)
 
 
 def test_memory_storage_leaves_no_database(tmp_path: Path) -> None:
