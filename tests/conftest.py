@@ -12,6 +12,7 @@ one such run). It is read here, before `isolate` clears POSTHOG_* variables.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -149,3 +150,11 @@ def open_files_of(path: Path) -> int:
         except OSError:  # closed meanwhile
             pass
     return count
+
+
+def wait_until(condition: Callable[[], object], seconds: float = 5) -> None:
+    """Poll `condition` until it holds or `seconds` pass, for what another thread finishes
+    just after the call that waited for it returns; the test then asserts it."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)

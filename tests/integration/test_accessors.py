@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import os
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -17,7 +16,7 @@ from posthog_pandas import events as events_module
 from posthog_pandas.cache import writer as writer_module
 from posthog_pandas.cache.sqlite import SQLiteStorage
 from posthog_pandas.server import LocalPostHog
-from tests.conftest import open_files_of
+from tests.conftest import open_files_of, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -176,7 +175,5 @@ def test_connecting_again_leaves_nothing_of_the_old_connection(
         stores = [o for o in gc.get_objects() if type(o) is SQLiteStorage]
         return threads + [s for s in stores if s.directory == directory]
 
-    deadline = time.monotonic() + 10
-    while ours() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: ours() == [], seconds=10)
     assert ours() == []

@@ -13,7 +13,6 @@ import sqlite3
 import stat
 import sys
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -39,7 +38,7 @@ from posthog_pandas.cache import writer as writer_module
 from posthog_pandas.cache.files import prepare_dir
 from posthog_pandas.cache.writer import BackgroundWriter
 from posthog_pandas.exceptions import CacheError
-from tests.conftest import open_files_of
+from tests.conftest import open_files_of, wait_until
 
 T0 = 1_750_000_000.0
 URL = "https://us.posthog.com/api/projects/1/persons/"
@@ -482,18 +481,10 @@ def test_the_page_writer_lets_go_of_a_page_once_written(cache: CacheStore) -> No
     alone = sys.getrefcount(body)
     writer.put("k", body, resource="events", url=URL, ttl=60)
     writer.flush()
-    deadline = time.monotonic() + 5
-    while sys.getrefcount(body) > alone and time.monotonic() < deadline:
-        time.sleep(0.01)  # the worker returns from the task just after flush() wakes up
+    # the worker returns from the task just after flush() wakes up
+    wait_until(lambda: sys.getrefcount(body) <= alone)
     assert sys.getrefcount(body) == alone
     assert cache.get("k") is not None
-
-
-def _wait_until(condition: Callable[[], bool], seconds: float = 5) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return condition()
 
 
 def test_an_idle_page_writer_ends_and_lets_its_cache_go(
@@ -508,14 +499,16 @@ def test_an_idle_page_writer_ends_and_lets_its_cache_go(
     writer.flush()
     worker = writer._thread
     assert worker is not None
-    assert _wait_until(lambda: not worker.is_alive())  # idle: it ended
+    wait_until(lambda: not worker.is_alive())
+    assert not worker.is_alive()  # idle: it ended
     writer.put("second", b"2", resource="events", url=URL, ttl=60)  # starts another
     writer.flush()
     assert cache.get("first") is not None and cache.get("second") is not None
 
     gone = weakref.ref(writer)
     del writer
-    assert _wait_until(lambda: gc.collect() >= 0 and gone() is None)
+    wait_until(lambda: gc.collect() >= 0 and gone() is None)
+    assert gone() is None
 
 
 def test_memory_storage_leaves_no_database(tmp_path: Path) -> None:
