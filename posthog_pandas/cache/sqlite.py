@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from posthog_pandas.cache._fork import reset_after_fork
 from posthog_pandas.cache.files import cache_error, chmod_private, private_file
@@ -68,6 +68,14 @@ def _errcode(exc: sqlite3.Error) -> int:
     return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
 
 
+class _Opened(NamedTuple):
+    """A connection this storage opened, with the process and thread that opened it."""
+
+    pid: int
+    thread: threading.Thread
+    conn: sqlite3.Connection
+
+
 class _Local(threading.local):
     conn: sqlite3.Connection | None = None
     pid: int = 0
@@ -91,7 +99,7 @@ class SQLiteStorage:
         # Every connection opened, with its process and thread: close() closes them all, and a
         # new connection closes those whose thread has ended (a pull's short-lived threads would
         # otherwise leave one open connection, its page cache and its files behind per pull).
-        self._conns: list[tuple[int, threading.Thread, sqlite3.Connection]] = []
+        self._conns: list[_Opened] = []
         reset_after_fork(self)
         try:
             private_file(self.path)
@@ -200,7 +208,7 @@ class SQLiteStorage:
     def close(self) -> None:
         with self._lock:
             self._generation += 1
-            mine = [c for pid, _, c in self._conns if pid == os.getpid()]
+            mine = [o.conn for o in self._conns if o.pid == os.getpid()]
             self._conns = []
         for conn in mine:
             with contextlib.suppress(sqlite3.Error):
@@ -281,7 +289,7 @@ class SQLiteStorage:
     def _adopt_after_fork(self) -> None:
         """In a forked child: park the parent's connections; a fresh lock (the parent's may have
         been held by another thread at fork time)."""
-        _FORK_ORPHANS.extend(conn for _, _, conn in self._conns)
+        _FORK_ORPHANS.extend(o.conn for o in self._conns)
         self._conns = []
         self._lock = threading.Lock()
         self._generation += 1
@@ -303,10 +311,15 @@ class SQLiteStorage:
         conn = self._connect()
         local.conn, local.pid, local.generation = conn, pid, generation
         with self._lock:
-            ended = [e for e in self._conns if e[0] == pid and not e[1].is_alive()]
-            self._conns = [e for e in self._conns if e not in ended]
-            self._conns.append((pid, threading.current_thread(), conn))
-        for _, _, orphan in ended:  # its thread has ended, so nothing can be using it
+            kept: list[_Opened] = []
+            ended: list[sqlite3.Connection] = []
+            for opened in self._conns:
+                if opened.pid == pid and not opened.thread.is_alive():
+                    ended.append(opened.conn)
+                else:
+                    kept.append(opened)
+            self._conns = [*kept, _Opened(pid, threading.current_thread(), conn)]
+        for orphan in ended:  # its thread has ended, so nothing can be using it
             with contextlib.suppress(sqlite3.Error):
                 orphan.close()
         return conn
