@@ -19,11 +19,11 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -514,19 +514,26 @@ class Events:
         ahead: bool = False,
     ) -> Iterator[pd.DataFrame]:
         """One typed frame per keyset page; `ahead` fetches the next page while the caller
-        works on this one (one page ahead, bounded)."""
+        works on this one (one page ahead, bounded).
+
+        Windows read at once build their own pages' frames, in their threads: a page waiting
+        for its turn waits as its frame, a fraction of its rows as Python objects.
+        """
         typed = flt.columns is None or "properties" in flt.columns  # else none to type
-        pages = self.pages(flt, cap, options, page_rows=page_rows)
-        fopts: FrameOptions | None = None
+        gate = self._conn.http.parse_gate  # see posthog_pandas.dask: one page at a time there
+        fopts: list[FrameOptions] = []  # set by the first page, before any window starts
+
+        def build(page: QueryPage) -> pd.DataFrame:
+            if not fopts:  # after the first page: a query PostHog refuses costs nothing more
+                fopts.append(self._frames.options(options, EVENTS.definitions if typed else None))
+            with gate:
+                return page_frame(flt, page.columns, page.types, page.results, fopts[0])
+
+        items = self.pages(flt, cap, options, page_rows=page_rows, build=build)
         # Windows read ahead already: a prefetch on top would only hold more pages in memory.
         ahead = ahead and not self.windowed(cap)
-        gate = self._conn.http.parse_gate  # see posthog_pandas.dask: one page at a time there
-        for page in prefetch(pages) if ahead else pages:
-            if fopts is None:  # after the first page: a query PostHog refuses costs nothing more
-                fopts = self._frames.options(options, EVENTS.definitions if typed else None)
-            with gate:
-                frame = page_frame(flt, page.columns, page.types, page.results, fopts)
-            yield frame
+        for item in prefetch(items) if ahead else items:
+            yield item if isinstance(item, pd.DataFrame) else build(item)
 
     def pages(
         self,
@@ -535,16 +542,18 @@ class Events:
         options: Mapping[str, Any],
         *,
         page_rows: int | None = None,
-    ) -> Iterator[QueryPage]:
+        build: Callable[[QueryPage], pd.DataFrame] | None = None,
+    ) -> Iterator[QueryPage | pd.DataFrame]:
         """The keyset pages of `flt` (see _keyset_pages), counted on a progress bar whose
-        total is the limit, or the events counted to plan the windows."""
+        total is the limit, or the events counted to plan the windows. With `build`, the
+        pages of windows read at once come as their frames, built in the windows' threads."""
         show = options.get("progress")
         expected: list[int] = []  # filled by _keyset_pages once it has counted
         return counted(
-            self._keyset_pages(flt, cap, options, page_rows, expected),
+            self._keyset_pages(flt, cap, options, page_rows, expected, build),
             show=self._conn.progress if show is None else show,
             desc="events",
-            rows=lambda page: len(page.results),
+            rows=_rows_of,
             total=lambda _page: cap if cap is not None else (expected[0] if expected else None),
         )
 
@@ -583,9 +592,11 @@ class Events:
         options: Mapping[str, Any],
         page_rows: int | None = None,
         expected: list[int] | None = None,
-    ) -> Iterator[QueryPage]:
+        build: Callable[[QueryPage], pd.DataFrame] | None = None,
+    ) -> Iterator[QueryPage | pd.DataFrame]:
         """Keyset pages of events of `page_rows` rows (at most MAX_PAGE_ROWS, PostHog's cap),
-        oldest first; `expected` receives the number of events once they are counted.
+        oldest first; `expected` receives the number of events once they are counted, and
+        `build` turns the pages of windows read at once into frames in their threads.
 
         The first page is read alone: a pull it finishes costs nothing more. When it comes
         back full, the rest of the range is cut into windows of at most one page each, from a
@@ -605,32 +616,52 @@ class Events:
         if page is None:  # PostHog stopped the whole range at its time limit: halve it
             yield from self._window_pages(flt, None, None, options, rows)
             return
-        yield page
         cursor = _cursor_after(page, rows)
+        # Counted before the first page is handed out: the windows' queries start as soon as
+        # the page arrives, not after the caller has built its frame.
+        plan = None if cursor is None else self._plan_windows(flt, cursor, rows, options)
+        if cursor is not None and plan is not None and expected is not None:
+            # The count starts at the cursor's instant: its ties are read again.
+            expected.append(_before_instant(page, cursor[0]) + plan.counted)
+        handed = [page]
+        del page  # held no longer than the caller holds it, not for the whole pull
+        yield handed.pop()
         if cursor is None:
             return  # one page held the whole range
-        try:
-            windows, counted_rows = self._plan_windows(flt, cursor, rows, options)
-        except QueryTimeoutError as exc:  # no count, no windows: the rest one page at a time
-            log.info("reading the events one page at a time: %s", exc.detail or exc)
+        if plan is None:  # no count, no windows: the rest one page at a time
             yield from self._window_pages(flt, cursor, None, options, rows)
             return
-        if expected is not None:  # the count starts at the cursor's instant: its ties are read
-            ts = page.columns.index("timestamp")
-            read = sum(1 for row in page.results if row[ts] != cursor[0])
-            expected.append(read + counted_rows)
         pulls = [
             partial(
-                self._window_pages,
+                self._window_items,
+                build,
                 replace(flt, after=start, before=end),
                 cursor if index == 0 else None,
-                None,
                 options,
                 rows,
             )
-            for index, (start, end) in enumerate(windows)
+            for index, (start, end) in enumerate(plan.windows)
         ]
-        yield from in_window_order(pulls, workers, ahead=workers - 1, held=1)
+        threads = workers + SPARE_WINDOW_THREADS
+        yield from in_window_order(pulls, threads, ahead=threads, held=2)
+
+    def _window_items(
+        self,
+        build: Callable[[QueryPage], pd.DataFrame] | None,
+        flt: EventFilter,
+        start: EventCursor | None,
+        options: Mapping[str, Any],
+        rows: int,
+    ) -> Iterator[QueryPage | pd.DataFrame]:
+        """A window's pages (see _window_pages), as frames when there is `build`."""
+        pages = self._window_pages(flt, start, None, options, rows)
+        if build is None:
+            yield from pages
+            return
+        for page in pages:
+            frame = build(page)
+            del page  # its rows go before the frame waits for its turn
+            yield frame
 
     def windowed(self, cap: int | None) -> bool:
         """Whether a pull reads windows at once: not with a limit (it stops early), nor with
@@ -639,22 +670,27 @@ class Events:
 
     def _plan_windows(
         self, flt: EventFilter, cursor: EventCursor, rows: int, options: Mapping[str, Any]
-    ) -> tuple[list[tuple[datetime, datetime]], int]:
+    ) -> WindowPlan | None:
         """The rest of the range after `cursor`, cut by a count of its events per bucket into
-        windows of fewer than `rows` events (one page each), and the events counted. The
-        count is cached like a page, so a rerun plans the same windows and finds their pages
-        in the cache."""
+        windows of fewer than `rows` events (one page each); None when PostHog stopped the
+        count at its time limit. The count is cached like a page, so a rerun plans the same
+        windows and finds their pages in the cache."""
         start = result_timestamp(cursor[0])
         sql, values = window_count_query(replace(flt, after=start))
-        counted_page = self._queries.run(
-            sql,
-            values,
-            cache=options.get("cache", True),
-            refresh=options.get("refresh", False),
-            name="posthog-pandas events count",
-        )
+        try:
+            counted_page = self._queries.run(
+                sql,
+                values,
+                cache=options.get("cache", True),
+                refresh=options.get("refresh", False),
+                name="posthog-pandas events count",
+            )
+        except QueryTimeoutError as exc:
+            log.info("reading the events one page at a time: %s", exc.detail or exc)
+            return None
         buckets = [(result_timestamp(b), int(n)) for b, n in counted_page.results]
-        return plan_windows(start, flt.before, buckets, rows - 1), sum(n for _, n in buckets)
+        windows = plan_windows(start, flt.before, buckets, rows - 1)
+        return WindowPlan(windows, sum(n for _, n in buckets))
 
     def _window_pages(
         self,
@@ -687,10 +723,12 @@ class Events:
                 continue
             refresh = refresh_after(page, asked_refresh)
             got += len(page.results)
-            yield page
             if len(page.results) == size:  # a full page: the window may hold more
                 ts, uuid = page.columns.index("timestamp"), page.columns.index("uuid")
                 windows.append((window, (page.results[-1][ts], page.results[-1][uuid])))
+            handed = [page]
+            del page  # held no longer than the caller holds it
+            yield handed.pop()
 
     def _page(
         self,
@@ -769,6 +807,17 @@ def page_frame(
     return hogql_events_to_frame(columns, types, rows, options)
 
 
+def _rows_of(item: QueryPage | pd.DataFrame) -> int:
+    """Events in a page, or in the frame built from one (for the progress bar)."""
+    return len(item) if isinstance(item, pd.DataFrame) else len(item.results)
+
+
+def _before_instant(page: QueryPage, instant: Any) -> int:
+    """The page's events whose timestamp is not `instant` (its last row's)."""
+    ts = page.columns.index("timestamp")
+    return sum(1 for row in page.results if row[ts] != instant)
+
+
 def _cursor_after(page: QueryPage, rows: int) -> EventCursor | None:
     """The (timestamp, uuid) of a full page's last row; None when the page was not full."""
     if len(page.results) < rows:
@@ -780,6 +829,20 @@ def _cursor_after(page: QueryPage, rows: int) -> EventCursor | None:
 # The count's buckets at most: PostHog's row cap, whatever the page size (a test may shrink
 # pages); the buckets below stay far under it (4,320 minutes in 3 days, 2,160 hours in 90).
 MAX_COUNT_BUCKETS = 50_000
+
+# Threads reading windows beyond one per query slot. A window's thread builds its page's frame
+# once the query is answered; the spare starts the next window's query meanwhile. As many
+# windows run beyond the one being handed out, their pages waiting as frames (a fraction of
+# their rows as Python objects), so a thread whose window is done takes the next one instead
+# of waiting for its turn. More spares keep more decoded pages waiting for the GIL at once.
+SPARE_WINDOW_THREADS = 1
+
+
+class WindowPlan(NamedTuple):
+    """The windows left after the first page, and the events the count found in them."""
+
+    windows: list[tuple[datetime, datetime]]
+    counted: int
 
 
 def window_count_query(flt: EventFilter) -> tuple[str, dict[str, Any]]:

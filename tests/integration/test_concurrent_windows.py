@@ -4,6 +4,7 @@ concurrency limit that slows a connection down instead of failing it."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import threading
 import time
@@ -20,9 +21,10 @@ from hypothesis import strategies as st
 
 import posthog_pandas as php
 from posthog_pandas import events as events_module
+from posthog_pandas.query import QueryPage
 from posthog_pandas.server import Faults, LocalPostHog
 from posthog_pandas.server.latency import Latency
-from tests.conftest import local_connection
+from tests.conftest import local_connection, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -192,4 +194,54 @@ def test_closing_iter_events_early_stops_the_windows(
     time.sleep(0.5)
     assert len(first) == 300 and 0 < len(second) < 300
     assert len([r for r in quick.requests if r.path.endswith("/query/")]) == sent  # no more
-    assert 3 <= sent <= 2 + 3  # the first page, the count, and the windows that were running
+    # The first page, the count, and the windows started: the one handed out and as many
+    # beyond it as there are threads (a slot each, and the spare).
+    threads = 3 + events_module.SPARE_WINDOW_THREADS
+    assert 3 <= sent <= 2 + 1 + threads
+
+
+def test_the_windows_are_planned_before_the_first_page_is_handed_out(
+    quick: LocalPostHog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The windows' queries need not wait while the caller builds the first page's frame.
+    monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", 300)
+    ph = local_connection(quick, None)
+    quick.clear_log()
+    after = datetime(2024, 1, 7, tzinfo=UTC)  # a range no other test reads
+    stream = ph.iter_events(after=after, before=datetime(2024, 2, 1, tzinfo=UTC))
+    first = next(stream)
+    queries = [r.hogql or "" for r in quick.requests if r.path.endswith("/query/")]
+    stream.close()
+    assert len(first) == 300
+    assert len(queries) == 2 and "count() AS events" in queries[1]
+
+
+def test_windows_waiting_for_their_turn_hold_frames_not_rows(
+    quick: LocalPostHog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A page's rows as Python objects take several times its frame's memory: the windows
+    # read ahead build their frames in their own threads and keep no page while they wait.
+    monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", 300)
+    ph = local_connection(quick, None)
+    quick.clear_log()
+    after = datetime(2024, 1, 8, tzinfo=UTC)  # a range no other test reads
+    stream = ph.iter_events(after=after, before=datetime(2024, 2, 1, tzinfo=UTC))
+    first, second = next(stream), next(stream)  # the first page, then the first window's
+
+    def live_pages() -> int:
+        gc.collect()
+        return sum(isinstance(o, QueryPage) for o in gc.get_objects())
+
+    def queries() -> int:
+        return len([r for r in quick.requests if r.path.endswith("/query/")])
+
+    threads = 3 + events_module.SPARE_WINDOW_THREADS
+    wait_until(lambda: queries() == 2 + 1 + threads and live_pages() == 0)
+    sent, waiting = queries(), live_pages()
+    rest = list(stream)
+    assert sent == 2 + 1 + threads  # the windows ahead were read while the caller waited
+    assert waiting == 0  # ... and wait as frames
+    events = quick.dataset().events.sort_values(["timestamp", "uuid"])
+    events = events[events["timestamp"] >= after]
+    got = pd.concat([first, second, *rest])["uuid"].tolist()
+    assert got == events["uuid"].tolist()
