@@ -8,6 +8,7 @@ import gc
 import itertools
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -222,15 +223,25 @@ def test_windows_waiting_for_their_turn_hold_frames_not_rows(
     # A page's rows as Python objects take several times its frame's memory: the windows
     # read ahead build their frames in their own threads and keep no page while they wait.
     monkeypatch.setattr(events_module, "MAX_PAGE_ROWS", 300)
+    pages: list[weakref.ref[QueryPage]] = []  # every page this pull receives
+    read_page = events_module.Events._page
+
+    def recorded(*args: Any, **kwargs: Any) -> QueryPage | None:
+        page = read_page(*args, **kwargs)
+        if page is not None:
+            pages.append(weakref.ref(page))
+        return page
+
+    monkeypatch.setattr(events_module.Events, "_page", recorded)
     ph = local_connection(quick, None)
     quick.clear_log()
-    after = datetime(2024, 1, 8, tzinfo=UTC)  # a range no other test reads
-    stream = ph.iter_events(after=after, before=datetime(2024, 2, 1, tzinfo=UTC))
+    after, before = datetime(2024, 1, 8, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)
+    stream = ph.iter_events(after=after, before=before)  # a range no other test reads
     first, second = next(stream), next(stream)  # the first page, then the first window's
 
     def live_pages() -> int:
         gc.collect()
-        return sum(isinstance(o, QueryPage) for o in gc.get_objects())
+        return sum(page() is not None for page in pages)
 
     def queries() -> int:
         return len([r for r in quick.requests if r.path.endswith("/query/")])
@@ -242,6 +253,6 @@ def test_windows_waiting_for_their_turn_hold_frames_not_rows(
     assert sent == 2 + 1 + threads  # the windows ahead were read while the caller waited
     assert waiting == 0  # ... and wait as frames
     events = quick.dataset().events.sort_values(["timestamp", "uuid"])
-    events = events[events["timestamp"] >= after]
+    events = events[(events["timestamp"] >= after) & (events["timestamp"] < before)]
     got = pd.concat([first, second, *rest])["uuid"].tolist()
     assert got == events["uuid"].tolist()
