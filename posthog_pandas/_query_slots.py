@@ -11,8 +11,9 @@ a run of answered queries it raises the limit again, one at a time, up to what w
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
 
 __all__ = ["CONCURRENCY_LIMIT_TEXT", "QuerySlots"]
 
@@ -23,13 +24,18 @@ RECOVER_AFTER = 3
 
 
 class QuerySlots:
-    """A semaphore whose size follows PostHog's answers: `ceiling` at most, 1 at least."""
+    """A semaphore whose size follows PostHog's answers: `ceiling` at most, 1 at least.
+
+    `shared`, when set, is a further limit each slot also holds while its query runs, shared
+    with other connections (posthog_pandas.dask: the project's 3 slots across a cluster).
+    """
 
     def __init__(self, ceiling: int) -> None:
         self.ceiling = ceiling
         self.limit = ceiling
         self.in_use = 0
         self.lowest = ceiling  # the lowest limit ever reached (tests and benchmarks read it)
+        self.shared: Callable[[], AbstractContextManager[Any]] | None = None
         self._answered = 0
         self._ready = threading.Condition()
 
@@ -40,7 +46,8 @@ class QuerySlots:
             self._ready.wait_for(lambda: self.in_use < self.limit)
             self.in_use += 1
         try:
-            yield
+            with self.shared() if self.shared is not None else nullcontext():
+                yield
         finally:
             with self._ready:
                 self.in_use -= 1

@@ -12,8 +12,8 @@ does. Needs the `dask` extra:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -84,11 +84,12 @@ class Source:
     def connection(self) -> PostHog:
         """This thread's connection for the source, opened once (key from the environment).
 
-        It runs one query at a time: a partition holds one of the project's query slots
-        (`query_slot`), so its pull must not read several windows at once inside it. One per
-        thread, since that limit is connection-wide and a worker runs partitions on several
-        threads, each holding its own slot. Its pages are decoded and built into frames under
-        the process-wide `_PARSE_GATE`.
+        Each of its queries holds one of the project's query slots (`project_slots`) while it
+        runs, and only then: building the frame, caching it and handing the partition back
+        leave the slot to another partition. It runs one query at a time, so a partition
+        holds at most one slot; one connection per thread, since a worker runs partitions on
+        several threads. Its pages are decoded and built into frames under the process-wide
+        `_PARSE_GATE`.
         """
         import posthog_pandas as php
 
@@ -107,24 +108,25 @@ class Source:
                     progress=False,
                     prompt=False,
                 )
-                _connections[key]._conn.http.parse_gate = _PARSE_GATE
+                http = _connections[key]._conn.http
+                http.parse_gate = _PARSE_GATE
+                http.query_slots.shared = project_slots(self)
             return _connections[key]
 
 
-@contextmanager
-def query_slot(source: Source) -> Iterator[None]:
-    """Hold one of the project's query slots: cluster-wide on a distributed worker, else
-    process-wide."""
+def project_slots(source: Source) -> Callable[[], AbstractContextManager[Any]]:
+    """What one query takes to hold one of the project's query slots: a lease of a
+    cluster-wide semaphore on a distributed worker, else the process-wide semaphore.
+
+    Looked up once, on the task's thread, where the worker is known: the connection's queries
+    may run on its prefetch thread."""
     lease = _cluster_semaphore(source)
     if lease is not None:
-        with lease:
-            yield
-        return
-    slots = _local_slots.setdefault(
+        return lambda: lease
+    slots = _local_slots.setdefault(  # one step under the GIL: no two semaphores for a project
         (source.host, source.project_id), threading.BoundedSemaphore(QUERY_SLOTS)
     )
-    with slots:
-        yield
+    return lambda: slots
 
 
 def _cluster_semaphore(source: Source) -> Any:
@@ -152,15 +154,13 @@ class EventsWindow:
     meta: pd.DataFrame
 
     def __call__(self, window: tuple[datetime, datetime]) -> pd.DataFrame:
-        ph = self.source.connection()
-        with query_slot(self.source):
-            frame = ph.events(
-                after=window[0],
-                before=window[1],
-                columns=list(self.columns) if self.columns else None,
-                event=list(self.event) if self.event else None,
-                where=self.where,
-            )
+        frame = self.source.connection().events(
+            after=window[0],
+            before=window[1],
+            columns=list(self.columns) if self.columns else None,
+            event=list(self.event) if self.event else None,
+            where=self.where,
+        )
         return conform(frame, self.meta)
 
 
@@ -174,10 +174,8 @@ class HogQLWindow:
     meta: pd.DataFrame
 
     def __call__(self, window: tuple[datetime, datetime]) -> pd.DataFrame:
-        ph = self.source.connection()
         bound = {**dict(self.values), **_window_values(window)}
-        with query_slot(self.source):
-            frame = ph.query(self.hogql, bound)
+        frame = self.source.connection().query(self.hogql, bound)
         return conform(frame, self.meta)
 
 

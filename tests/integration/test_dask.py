@@ -269,3 +269,55 @@ def test_partitions_decode_and_build_their_pages_one_at_a_time(
     # and more: answers the workers find in the shared cache are decoded under it too
     assert gate.entered >= len(seen["build"]) + len(seen["decode"])
     assert all(w._conn.http.parse_gate is gate for w in ph_dask._connections.values())
+
+
+def test_a_partition_holds_a_query_slot_only_while_its_query_runs(
+    server: LocalPostHog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project's 3 slots are shared by every partition: one is held while a query runs,
+    not while its frame is built, cached and handed back, when another partition can use it."""
+    from posthog_pandas import _http, events
+    from posthog_pandas import dask as ph_dask
+
+    monkeypatch.setenv("POSTHOG_PERSONAL_API_KEY", server.api_key)
+    monkeypatch.setattr(ph_dask, "_connections", {})
+    holding: set[int] = set()  # the threads holding a slot
+    real_slots = ph_dask.project_slots
+
+    def recorded_slots(source: Any) -> Any:
+        take = real_slots(source)
+
+        @contextlib.contextmanager
+        def slot() -> Iterator[None]:
+            with take():
+                holding.add(threading.get_ident())
+                try:
+                    yield
+                finally:
+                    holding.discard(threading.get_ident())
+
+        return slot
+
+    monkeypatch.setattr(ph_dask, "project_slots", recorded_slots)
+    seen: dict[str, list[bool]] = {"query": [], "build": []}
+    send_once, page_frame = _http.HttpClient._send_once, events.page_frame
+
+    def sending(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if url.rstrip("/").endswith("/query"):
+            seen["query"].append(threading.get_ident() in holding)
+        return send_once(self, method, url, *args, **kwargs)
+
+    def building(*args: Any, **kwargs: Any) -> Any:
+        seen["build"].append(threading.get_ident() in holding)
+        return page_frame(*args, **kwargs)
+
+    driver = local_connection(server, tmp_path / "cache")
+    frame = read_events(AFTER, BEFORE, columns=["event", "timestamp"], ph=driver)
+    monkeypatch.setattr(_http.HttpClient, "_send_once", sending)
+    monkeypatch.setattr(events, "page_frame", building)
+    got = frame.compute(scheduler="threads", num_workers=3).reset_index(drop=True)
+    assert len(seen["query"]) >= frame.npartitions and all(seen["query"]), seen
+    assert len(seen["build"]) >= frame.npartitions and not any(seen["build"]), seen
+    monkeypatch.undo()
+    expected = driver.events(after=AFTER, before=BEFORE, columns=["event", "timestamp"])
+    pd.testing.assert_frame_equal(got, expected)
