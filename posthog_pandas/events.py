@@ -36,7 +36,7 @@ from posthog_pandas._gc import paused_gc
 from posthog_pandas._pagination import prefetch
 from posthog_pandas._progress import counted
 from posthog_pandas._registry import EVENTS
-from posthog_pandas._windows import in_window_order, plan_windows
+from posthog_pandas._windows import Window, in_window_order, plan_windows
 from posthog_pandas.exceptions import ConfigurationError, NotFoundError, QueryTimeoutError
 from posthog_pandas.frames import FrameOptions, concat_frames, hogql_events_to_frame, hogql_to_frame
 from posthog_pandas.query import (
@@ -643,7 +643,7 @@ class Events:
             for index, (start, end) in enumerate(plan.windows)
         ]
         threads = workers + SPARE_WINDOW_THREADS
-        yield from in_window_order(pulls, threads, ahead=threads, held=2)
+        yield from in_window_order(pulls, threads, held=2)  # as many windows ahead
 
     def _window_items(
         self,
@@ -841,7 +841,7 @@ SPARE_WINDOW_THREADS = 1
 class WindowPlan(NamedTuple):
     """The windows left after the first page, and the events the count found in them."""
 
-    windows: list[tuple[datetime, datetime]]
+    windows: list[Window]
     counted: int
 
 
