@@ -95,6 +95,8 @@ def on_cluster(args: Any, ph: Any) -> tuple[Any, dict[str, Any]]:
         distributed.LocalCluster(
             n_workers=WORKERS, threads_per_worker=THREADS, processes=True,
             dashboard_address=None, silence_logs=40, env=env,
+            # Dask's HTTP routes listen even without a dashboard, by default on 8787.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         ) as cluster,
         distributed.Client(cluster) as client,
     ):  # fmt: skip

@@ -41,7 +41,14 @@ def cluster(server: LocalPostHog) -> Iterator[distributed.Client]:
         patch.setenv("POSTHOG_PERSONAL_API_KEY", server.api_key)
         with (
             distributed.LocalCluster(
-                n_workers=2, threads_per_worker=3, processes=True, dashboard_address=None
+                n_workers=2,
+                threads_per_worker=3,
+                processes=True,
+                dashboard_address=None,
+                # Dask's HTTP routes (health, metrics) listen even without a dashboard, by
+                # default on 8787: a free port keeps a user's own cluster, or a second run
+                # on the machine, from failing this one.
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             ) as local,
             distributed.Client(local) as client,
         ):
