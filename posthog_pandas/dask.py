@@ -24,6 +24,7 @@ from posthog_pandas._config import Settings
 from posthog_pandas._dates import DateLike, to_duration, to_utc
 from posthog_pandas._extras import MissingExtraError
 from posthog_pandas.exceptions import ConfigurationError
+from posthog_pandas.query import QUERIES_PER_HOUR
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -34,6 +35,11 @@ __all__ = ["read_events", "read_hogql"]
 
 DASK_INSTALL = 'pip install "posthog-pandas[dask]"'
 QUERY_SLOTS = 3  # PostHog's concurrent queries per project (posthog-api.md, docs/posthog-compat.md)
+# Every partition costs at least one query: more partitions than PostHog answers a team in an
+# hour is a slip (a partition of minutes over months), not a plan.
+MAX_PARTITIONS = QUERIES_PER_HOUR
+# Lengths suggested when `partition` cuts the range too fine: the first that fits.
+_SUGGESTED_PARTITIONS = ("1h", "6h", "1d", "7d", "30d")
 
 # Connections opened on this process (a worker's), one per source and thread.
 _connections: dict[tuple[Source, int], PostHog] = {}
@@ -188,9 +194,12 @@ def read_events(
     event: str | Sequence[str] | None = None,
     where: str | None = None,
     ph: PostHog | None = None,
+    max_partitions: int | None = MAX_PARTITIONS,
 ) -> dd.DataFrame:
     """Events in [after, before) as a Dask DataFrame, one partition per `partition` window
     ("1d", "6h", a timedelta), in time order; each partition is `ph.events()` over its window.
+    More windows than `max_partitions` (default 2,400: PostHog's queries an hour, one query
+    a partition at least) is refused with a longer partition to use; None lifts the bound.
 
     The partitions' columns and dtypes (Dask's `meta`) come from the events schema, not from
     data: with `columns=`, those columns (plus `uuid` and `timestamp`) as `ph.events(columns=...)`
@@ -202,8 +211,8 @@ def read_events(
     and cache the workers use (default: `connect()`); its key is not sent to them.
     """
     dd_module = _require_dask()
+    windows = time_windows(after, before, partition, max_partitions)
     ph = ph or _driver_connection()
-    windows = time_windows(after, before, partition)
     picked = tuple(columns) if columns else None
     events = (event,) if isinstance(event, str) else tuple(event) if event else None
     meta = _events_meta(ph, picked)
@@ -219,6 +228,7 @@ def read_hogql(
     partition: str | timedelta = "1d",
     values: Mapping[str, Any] | None = None,
     ph: PostHog | None = None,
+    max_partitions: int | None = MAX_PARTITIONS,
 ) -> dd.DataFrame:
     """A HogQL query run once per time window, as a Dask DataFrame of one partition each.
 
@@ -229,6 +239,7 @@ def read_hogql(
     string compared with a DateTime is read in the project's time zone. Each window's
     result is `ph.query()`'s, so a large one is pageable the same way (ORDER BY ..., uuid).
     The columns and types are read once from the query over an empty window (no rows).
+    `max_partitions` bounds the windows as in `read_events`.
     """
     dd_module = _require_dask()
     for name in ("{after}", "{before}"):
@@ -238,8 +249,8 @@ def read_hogql(
                 "partition's window (UTC text): ... where timestamp >= toDateTime64({after}, 6, "
                 "'UTC') and timestamp < toDateTime64({before}, 6, 'UTC')"
             )
+    windows = time_windows(after, before, partition, max_partitions)
     ph = ph or _driver_connection()
-    windows = time_windows(after, before, partition)
     extra = tuple(sorted((values or {}).items()))
     empty = (windows[0][0], windows[0][0])
     meta = ph.query(hogql, {**dict(extra), **_window_values(empty)}).iloc[:0]
@@ -261,9 +272,13 @@ def _from_map(
 
 
 def time_windows(
-    after: DateLike, before: DateLike, partition: str | timedelta
+    after: DateLike,
+    before: DateLike,
+    partition: str | timedelta,
+    max_partitions: int | None = MAX_PARTITIONS,
 ) -> list[tuple[datetime, datetime]]:
-    """[after, before) cut into consecutive windows of `partition` (the last may be shorter)."""
+    """[after, before) cut into consecutive windows of `partition` (the last may be shorter),
+    refused when there would be more than `max_partitions` (None: no bound)."""
     start = to_utc(after, name="after")
     end = to_utc(before, name="before")
     assert start is not None and end is not None
@@ -274,11 +289,44 @@ def time_windows(
         raise ConfigurationError(
             f"after ({start.isoformat()}) must be before before ({end.isoformat()})."
         )
+    _check_partition_count(-((start - end) // step), max_partitions, partition, end - start)
     windows = []
     while start < end:
         windows.append((start, min(start + step, end)))
         start += step
     return windows
+
+
+def _check_partition_count(
+    count: int, max_partitions: int | None, partition: str | timedelta, span: timedelta
+) -> None:
+    """Refuse more windows than `max_partitions`, naming a partition length that fits."""
+    if max_partitions is None:
+        return
+    if isinstance(max_partitions, bool) or not isinstance(max_partitions, int):
+        raise ConfigurationError(
+            f"max_partitions must be a whole number or None; got {max_partitions!r}."
+        )
+    if max_partitions < 1:
+        raise ConfigurationError(f"max_partitions must be at least 1; got {max_partitions!r}.")
+    if count <= max_partitions:
+        return
+    fits = (
+        text
+        for text in _SUGGESTED_PARTITIONS
+        if -(-span // to_duration(text, name="partition")) <= max_partitions
+    )
+    longer = next(fits, _SUGGESTED_PARTITIONS[-1])
+    bound = (
+        f"more than the {QUERIES_PER_HOUR:,} queries an hour PostHog answers a team"
+        if max_partitions == QUERIES_PER_HOUR
+        else f"more than max_partitions={max_partitions:,}"
+    )
+    raise ConfigurationError(
+        f"partition={partition!r} cuts [after, before) into {count:,} partitions, each at least "
+        f"one PostHog query: {bound}. Use a longer partition, such as partition={longer!r}, or "
+        "pass max_partitions=None to read them all."
+    )
 
 
 def conform(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:

@@ -170,6 +170,49 @@ def test_a_partition_that_is_no_length_of_time_is_refused_saying_why(
     assert str(info.value) == message
 
 
+def test_more_partitions_than_posthog_answers_queries_an_hour_are_refused_naming_one_that_fits(
+    server: LocalPostHog, ph: php.PostHog
+) -> None:
+    # A year of one-minute windows: 527,040 partitions, each at least one query.
+    sent = len(server.requests)
+    with pytest.raises(php.ConfigurationError) as info:
+        read_events("2024-01-01", "2025-01-01", partition="1min", ph=ph)
+    assert str(info.value) == (
+        "partition='1min' cuts [after, before) into 527,040 partitions, each at least one "
+        "PostHog query: more than the 2,400 queries an hour PostHog answers a team. Use a "
+        "longer partition, such as partition='6h', or pass max_partitions=None to read them all."
+    )
+    with pytest.raises(
+        php.ConfigurationError,
+        match=r"into 8 partitions.*more than max_partitions=3\. .*partition='7d'",
+    ):
+        read_hogql(
+            "select count() from events where timestamp >= toDateTime64({after}, 6, 'UTC') "
+            "and timestamp < toDateTime64({before}, 6, 'UTC')",
+            after=AFTER,
+            before=BEFORE,
+            partition="12h",
+            max_partitions=3,
+            ph=ph,
+        )
+    assert len(server.requests) == sent  # refused before anything was asked of PostHog
+
+
+def test_max_partitions_bounds_the_windows_and_none_lifts_it() -> None:
+    assert len(time_windows("2024-01-01", "2024-04-10", "1h")) == 2_400  # exactly the bound
+    assert len(time_windows("2024-01-01", "2024-04-11", "1h", max_partitions=None)) == 2_424
+    with pytest.raises(php.ConfigurationError, match="into 2,424 partitions"):
+        time_windows("2024-01-01", "2024-04-11", "1h")
+    for wrong, message in [
+        (0, "max_partitions must be at least 1; got 0."),
+        (2.5, "max_partitions must be a whole number or None; got 2.5."),
+        (True, "max_partitions must be a whole number or None; got True."),
+    ]:
+        with pytest.raises(php.ConfigurationError) as info:
+            time_windows("2024-01-01", "2024-01-02", "1h", max_partitions=wrong)  # type: ignore[arg-type]
+        assert str(info.value) == message
+
+
 def test_without_the_dask_extra_the_error_names_it(
     ph: php.PostHog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
