@@ -5,7 +5,7 @@ A wrong value raises ConfigurationError naming the argument, before any request 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +40,23 @@ def opt_bool(value: Any, name: str) -> str | None:
 def opt_iso(value: DateLike | None, name: str) -> str | None:
     parsed = _dates.to_utc(value, name=name)
     return None if parsed is None else _dates.iso(parsed)
+
+
+def opt_names(value: Any, name: str) -> list[str] | None:
+    """A name or names (a list, a tuple, a pandas Index...) as a list: columns=, like event=,
+    takes either."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    names = None
+    if isinstance(value, Iterable) and not isinstance(value, (bytes, Mapping)):
+        names = list(value)
+    if names is None or not all(isinstance(n, str) for n in names):
+        raise ConfigurationError(
+            f"{name} must be a name or a list of names like ['event', 'timestamp'], got {value!r}."
+        )
+    return names
 
 
 def opt_filter_list(value: Any) -> list[Mapping[str, Any]] | None:

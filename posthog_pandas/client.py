@@ -650,8 +650,9 @@ class PostHog:
 
         Pulled through the query API by keyset on (timestamp, uuid), 50,000 rows a page.
         `after` defaults to 30 days ago ("-30d"); `before` to now, pinned at the first call so
-        that an interrupted pull resumes from the cached pages. `columns` and `where` (a HogQL
-        condition) are evaluated by PostHog, so only what you need crosses the network.
+        that an interrupted pull resumes from the cached pages. `columns` (a name or a list of
+        names) and `where` (a HogQL condition) are evaluated by PostHog, so only what you need
+        crosses the network.
         `properties` are PostHog property filters ({"key", "value", "operator", "type"}),
         compared as PostHog compares them (True matches a JSON true, 10 matches 10 and 10.0).
         When PostHog stops a page at its query time limit, the rest of the range is read in

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from posthog_pandas._checks import opt_names
 from posthog_pandas._config import Settings
 from posthog_pandas._dates import DateLike, to_duration, to_utc
 from posthog_pandas._extras import MissingExtraError
@@ -213,7 +214,8 @@ def read_events(
     dd_module = _require_dask()
     windows = time_windows(after, before, partition, max_partitions)
     ph = ph or _driver_connection()
-    picked = tuple(columns) if columns else None
+    names = opt_names(columns, "columns")
+    picked = tuple(names) if names else None
     events = (event,) if isinstance(event, str) else tuple(event) if event else None
     meta = _events_meta(ph, picked)
     reader = EventsWindow(Source.of(ph), picked, events, where, meta)

@@ -501,7 +501,7 @@ class Events:
             person_id=_checks.opt_str(person_id, "person_id"),
             properties=_checks.opt_filter_list(properties),
             where=where,
-            columns=list(columns) if columns is not None else None,
+            columns=_checks.opt_names(columns, "columns"),
         )
 
     def frames(

@@ -58,6 +58,21 @@ def test_incremental_events_fetch_only_what_is_new(server: LocalPostHog, connect
     assert sent and all("timestamp >=" in (q or "") for q in sent)
 
 
+def test_columns_takes_one_name_or_any_list_of_names(
+    server: LocalPostHog, connect: Connect
+) -> None:
+    start, end = server.time_range()
+    ph = connect(cache=False)
+    want = ph.events(after=start, before=end, columns=["event", "distinct_id"])
+    assert list(want.columns) == ["uuid", "timestamp", "event", "distinct_id"]
+    for given in (("event", "distinct_id"), pd.Index(["event", "distinct_id"])):
+        got = ph.events(after=start, before=end, columns=given)
+        pd.testing.assert_frame_equal(got, want)
+    # A single name is that column, not its letters (once "Unable to resolve field: e").
+    one = ph.events(after=start, before=end, columns="event")
+    pd.testing.assert_frame_equal(one, want.drop(columns="distinct_id"))
+
+
 def test_open_ended_pull_pins_its_upper_bound(server: LocalPostHog, connect: Connect) -> None:
     start, _ = server.time_range()
     ph = connect()

@@ -24,6 +24,7 @@ import requests_mock
 import posthog_pandas as php
 from posthog_pandas import export
 from posthog_pandas.cache import SQLiteStorage
+from posthog_pandas.dask import read_events
 from posthog_pandas.server import ApiKey, Faults, LocalPostHog
 
 LIMITED = ApiKey("phx_limited_scope_" + "l" * 28, scopes=("user:read", "cohort:read"))
@@ -441,6 +442,21 @@ CASES: list[Case] = [
         php.ConfigurationError,
         "columns: 'drop table' is not an events column; use names like 'event', 'timestamp', "
         "'distinct_id' or 'properties.$browser'.",
+    ),
+    Case(
+        "columns-not-names", "filters", "`ph.events(columns=5)`",
+        lambda env: env.connect().events(columns=5, **EVENTS_WINDOW),
+        php.ConfigurationError,
+        "columns must be a name or a list of names like ['event', 'timestamp'], got 5.",
+    ),
+    Case(
+        "dask-partitions-too-many", "filters",
+        "`read_events('2024-01-01', '2025-01-01', partition='1min')` (posthog_pandas.dask)",
+        lambda env: read_events("2024-01-01", "2025-01-01", partition="1min", ph=env.connect()),
+        php.ConfigurationError,
+        "partition='1min' cuts [after, before) into 527,040 partitions, each at least one "
+        "PostHog query: more than the 2,400 queries an hour PostHog answers a team. Use a "
+        "longer partition, such as partition='6h', or pass max_partitions=None to read them all.",
     ),
     Case(
         "limit-zero", "filters", "`ph.events(limit=0)`",
