@@ -216,8 +216,8 @@ def read_events(
     ph = ph or _driver_connection()
     names = opt_names(columns, "columns")
     picked = tuple(names) if names else None
+    meta = _events_meta(ph, picked, event, where)
     events = (event,) if isinstance(event, str) else tuple(event) if event else None
-    meta = _events_meta(ph, picked)
     reader = EventsWindow(Source.of(ph), picked, events, where, meta)
     return _from_map(dd_module, reader, windows, meta)
 
@@ -337,11 +337,22 @@ def conform(frame: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
     return shaped.astype(meta.dtypes.to_dict())
 
 
-def _events_meta(ph: PostHog, columns: tuple[str, ...] | None) -> pd.DataFrame:
+def _events_meta(
+    ph: PostHog,
+    columns: tuple[str, ...] | None,
+    event: str | Sequence[str] | None,
+    where: str | None,
+) -> pd.DataFrame:
     """The partitions' empty frame: `ph.events()` over one microsecond of 1970 (no rows, the
-    real types), plus, for all columns, one text column per defined event property."""
+    real types), plus, for all columns, one text column per defined event property. The probe
+    carries the partitions' own filters, so a `where=` PostHog rejects fails here, not on the
+    workers once the graph runs."""
     probe = ph.events(
-        after=_EPOCH, before=_EPOCH + timedelta(microseconds=1), columns=list(columns or ()) or None
+        after=_EPOCH,
+        before=_EPOCH + timedelta(microseconds=1),
+        columns=list(columns or ()) or None,
+        event=event,
+        where=where,
     )
     meta = probe.iloc[:0]
     if columns is None:

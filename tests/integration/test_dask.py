@@ -198,6 +198,20 @@ def test_more_partitions_than_posthog_answers_queries_an_hour_are_refused_naming
     assert len(server.requests) == sent  # refused before anything was asked of PostHog
 
 
+def test_filters_posthog_or_the_client_reject_fail_when_the_graph_is_built(
+    ph: php.PostHog,
+) -> None:
+    # Not later, on the workers, once the graph runs: nothing is computed here.
+    with pytest.raises(php.QueryError, match="Unable to resolve field: nope_col"):
+        read_events(AFTER, BEFORE, where="nope_col = 1", ph=ph)
+    with pytest.raises(php.ConfigurationError) as info:
+        read_events(AFTER, BEFORE, event=5, ph=ph)  # type: ignore[arg-type]
+    assert str(info.value) == "event must be a name or a list of names, got 5."
+    with pytest.raises(php.ConfigurationError) as info:
+        read_events(AFTER, BEFORE, where=5, ph=ph)  # type: ignore[arg-type]
+    assert str(info.value) == "where must be a HogQL condition string."
+
+
 def test_max_partitions_bounds_the_windows_and_none_lifts_it() -> None:
     assert len(time_windows("2024-01-01", "2024-04-10", "1h")) == 2_400  # exactly the bound
     assert len(time_windows("2024-01-01", "2024-04-11", "1h", max_partitions=None)) == 2_424
