@@ -24,7 +24,7 @@ from posthog_pandas._checks import opt_names
 from posthog_pandas._config import Settings
 from posthog_pandas._dates import DateLike, to_duration, to_utc
 from posthog_pandas._extras import MissingExtraError
-from posthog_pandas.exceptions import ConfigurationError
+from posthog_pandas.exceptions import ConfigurationError, CredentialsError
 from posthog_pandas.query import QUERIES_PER_HOUR
 
 if TYPE_CHECKING:
@@ -98,27 +98,42 @@ class Source:
         several threads. Its pages are decoded and built into frames under the process-wide
         `_PARSE_GATE`.
         """
-        import posthog_pandas as php
-
         key = (self, threading.get_ident())
         with _connections_lock:
             if key not in _connections:
-                _connections[key] = php.connect(
-                    host=self.host,
-                    project_id=self.project_id,
-                    cache_dir=self.cache_dir,
-                    timeout=self.settings.timeout,
-                    retry=self.settings.retry,
-                    pacing=replace(self.settings.pacing, max_concurrent_queries=1),
-                    verify=self.settings.verify,
-                    compression=self.settings.compression,
-                    progress=False,
-                    prompt=False,
-                )
+                _connections[key] = self._connect()
                 http = _connections[key]._conn.http
                 http.parse_gate = _PARSE_GATE
                 http.query_slots.shared = project_slots(self)
             return _connections[key]
+
+    def _connect(self) -> PostHog:
+        """connect() with the driver's settings and the worker's own key, saying where the
+        key is looked for when the worker has none."""
+        import posthog_pandas as php
+
+        try:
+            ph: PostHog = php.connect(
+                host=self.host,
+                project_id=self.project_id,
+                cache_dir=self.cache_dir,
+                timeout=self.settings.timeout,
+                retry=self.settings.retry,
+                pacing=replace(self.settings.pacing, max_concurrent_queries=1),
+                verify=self.settings.verify,
+                compression=self.settings.compression,
+                progress=False,
+                prompt=False,
+            )
+        except CredentialsError as exc:
+            raise CredentialsError(
+                "posthog_pandas.dask: a worker found no usable key of its own. The driver's "
+                "key is never sent to the workers: each finds one as connect() does, in its "
+                "environment (POSTHOG_PERSONAL_API_KEY; a LocalCluster's workers inherit the "
+                "driver's environment when the cluster starts, or take LocalCluster(env=...)) "
+                f"or in a .env file in its working directory. On the worker: {exc}"
+            ) from None
+        return ph
 
 
 def project_slots(source: Source) -> Callable[[], AbstractContextManager[Any]]:

@@ -20,7 +20,13 @@ distributed = pytest.importorskip("distributed")
 import cloudpickle  # noqa: E402  (a dask dependency)
 
 import posthog_pandas as php  # noqa: E402
-from posthog_pandas.dask import conform, read_events, read_hogql, time_windows  # noqa: E402
+from posthog_pandas.dask import (  # noqa: E402
+    Source,
+    conform,
+    read_events,
+    read_hogql,
+    time_windows,
+)
 from posthog_pandas.server import LocalPostHog  # noqa: E402
 from posthog_pandas.server.latency import Latency  # noqa: E402
 from tests.conftest import local_connection  # noqa: E402
@@ -210,6 +216,25 @@ def test_filters_posthog_or_the_client_reject_fail_when_the_graph_is_built(
     with pytest.raises(php.ConfigurationError) as info:
         read_events(AFTER, BEFORE, where=5, ph=ph)  # type: ignore[arg-type]
     assert str(info.value) == "where must be a HogQL condition string."
+
+
+def test_a_worker_without_a_key_says_where_workers_look_for_one(
+    server: LocalPostHog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    driver = local_connection(server, tmp_path / "driver-cache")  # the key given as an argument
+    monkeypatch.delenv("POSTHOG_PERSONAL_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env here or above
+    with pytest.raises(php.CredentialsError) as info:
+        Source.of(driver).connection()  # what a partition does first, on its worker
+    message = str(info.value)
+    assert message.startswith(
+        "posthog_pandas.dask: a worker found no usable key of its own. The driver's key is "
+        "never sent to the workers: each finds one as connect() does, in its environment "
+        "(POSTHOG_PERSONAL_API_KEY; a LocalCluster's workers inherit the driver's environment "
+        "when the cluster starts, or take LocalCluster(env=...)) or in a .env file in its "
+        "working directory. On the worker: No PostHog personal API key found."
+    )
+    assert server.api_key not in message
 
 
 def test_max_partitions_bounds_the_windows_and_none_lifts_it() -> None:
