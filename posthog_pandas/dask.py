@@ -368,6 +368,7 @@ def _events_meta(
         columns=list(columns or ()) or None,
         event=event,
         where=where,
+        progress=False,  # a probe of no rows: no bar, no "0 rows" line in a notebook
     )
     meta = probe.iloc[:0]
     if columns is None:
@@ -402,7 +403,7 @@ def _event_properties(ph: PostHog) -> dict[str, str]:
     from posthog_pandas.exceptions import PostHogError
 
     try:
-        definitions = ph.property_definitions(type="event")
+        definitions = ph.property_definitions(type="event", progress=False)
     except PostHogError:
         return {}
     if "name" not in definitions.columns:
