@@ -38,7 +38,15 @@ def test_every_notebook_is_in_the_navigation(
     hook.on_config(config)
     pages = [{hook.title(p): f"notebooks/{p.name}"} for p in NOTEBOOKS]
     assert config.nav == ["index.md", {"Notebooks": pages}]
-    assert pages[-1] == {"posthog-pandas quickstart": "notebooks/quickstart.ipynb"}
+    assert [next(iter(page.values())) for page in pages] == [  # in file-name order
+        "notebooks/analytics.ipynb",
+        "notebooks/pushdown.ipynb",
+        "notebooks/quickstart.ipynb",
+        "notebooks/scale.ipynb",
+    ]
+    assert {"posthog-pandas quickstart": "notebooks/quickstart.ipynb"} in pages
+    title = "Past one machine: a Parquet dataset, and events as a Dask DataFrame"
+    assert {title: "notebooks/scale.ipynb"} in pages
     assert {"Push the work down to PostHog": "notebooks/pushdown.ipynb"} in pages
     title = "Product analytics: active users, a funnel, retention"
     assert {title: "notebooks/analytics.ipynb"} in pages
