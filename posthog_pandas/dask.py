@@ -306,7 +306,7 @@ def time_windows(
         raise ConfigurationError(
             f"after ({start.isoformat()}) must be before before ({end.isoformat()})."
         )
-    _check_partition_count(-((start - end) // step), max_partitions, partition, end - start)
+    _check_partition_count(end - start, step, max_partitions, partition)
     windows = []
     while start < end:
         windows.append((start, min(start + step, end)))
@@ -314,8 +314,12 @@ def time_windows(
     return windows
 
 
+def _window_count(span: timedelta, step: timedelta) -> int:
+    return -(-span // step)  # the last window may be shorter
+
+
 def _check_partition_count(
-    count: int, max_partitions: int | None, partition: str | timedelta, span: timedelta
+    span: timedelta, step: timedelta, max_partitions: int | None, partition: str | timedelta
 ) -> None:
     """Refuse more windows than `max_partitions`, naming a partition length that fits."""
     if max_partitions is None:
@@ -326,12 +330,13 @@ def _check_partition_count(
         )
     if max_partitions < 1:
         raise ConfigurationError(f"max_partitions must be at least 1; got {max_partitions!r}.")
+    count = _window_count(span, step)
     if count <= max_partitions:
         return
     fits = (
         text
         for text in _SUGGESTED_PARTITIONS
-        if -(-span // to_duration(text, name="partition")) <= max_partitions
+        if _window_count(span, to_duration(text, name="partition")) <= max_partitions
     )
     longer = next(fits, _SUGGESTED_PARTITIONS[-1])
     bound = (
