@@ -489,7 +489,10 @@ class Events:
             raise ConfigurationError(
                 f"after ({_dates.iso(start)}) must be earlier than before ({_dates.iso(end)})."
             )
-        if event is not None and not isinstance(event, (str, list, tuple)):
+        if event is not None and not (
+            isinstance(event, str)
+            or (isinstance(event, (list, tuple)) and all(isinstance(e, str) for e in event))
+        ):
             raise ConfigurationError(f"event must be a name or a list of names, got {event!r}.")
         if where is not None and not isinstance(where, str):
             raise ConfigurationError("where must be a HogQL condition string.")

@@ -444,6 +444,12 @@ CASES: list[Case] = [
         "'distinct_id' or 'properties.$browser'.",
     ),
     Case(
+        "event-list-not-names", "filters", "`ph.events(event=['$pageview', 5])`",
+        lambda env: env.connect().events(event=["$pageview", 5], **EVENTS_WINDOW),
+        php.ConfigurationError,
+        "event must be a name or a list of names, got ['$pageview', 5].",
+    ),
+    Case(
         "columns-not-names", "filters", "`ph.events(columns=5)`",
         lambda env: env.connect().events(columns=5, **EVENTS_WINDOW),
         php.ConfigurationError,
