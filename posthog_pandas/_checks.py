@@ -42,6 +42,13 @@ def opt_iso(value: DateLike | None, name: str) -> str | None:
     return None if parsed is None else _dates.iso(parsed)
 
 
+def hogql_text(value: Any, caller: str) -> str:
+    """A HogQL statement: text that is not blank."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{caller}() needs a HogQL SELECT statement as a string.")
+    return value
+
+
 def opt_names(value: Any, name: str) -> list[str] | None:
     """A name or names (a list, a tuple, a pandas Index...) as a list: columns=, like event=,
     takes either."""

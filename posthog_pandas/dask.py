@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from posthog_pandas._checks import opt_names
+from posthog_pandas._checks import hogql_text, opt_names
 from posthog_pandas._config import Settings
 from posthog_pandas._dates import DateLike, to_duration, to_utc
 from posthog_pandas._extras import MissingExtraError
@@ -259,6 +259,7 @@ def read_hogql(
     `max_partitions` bounds the windows as in `read_events`.
     """
     dd_module = _require_dask()
+    hogql_text(hogql, "read_hogql")
     for name in ("{after}", "{before}"):
         if name not in hogql:
             raise ConfigurationError(
@@ -266,6 +267,13 @@ def read_hogql(
                 "partition's window (UTC text): ... where timestamp >= toDateTime64({after}, 6, "
                 "'UTC') and timestamp < toDateTime64({before}, 6, 'UTC')"
             )
+    bound_by_windows = sorted({"after", "before"} & set(values or {}))
+    if bound_by_windows:
+        raise ConfigurationError(
+            f"read_hogql binds {{after}} and {{before}} to each partition's window itself; "
+            f"values cannot set {', '.join(bound_by_windows)}. Give the range as "
+            "read_hogql(..., after=..., before=...) and name other values differently."
+        )
     windows = time_windows(after, before, partition, max_partitions)
     ph = ph or _driver_connection()
     extra = tuple(sorted((values or {}).items()))

@@ -56,6 +56,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from posthog_pandas import _registry
+from posthog_pandas._checks import hogql_text
 from posthog_pandas._core import Connection
 from posthog_pandas._frame_cache import FrameCache
 from posthog_pandas._gc import paused_gc
@@ -240,8 +241,7 @@ class Exporter:
         progress: bool | None,
     ) -> ExportSummary:
         """Write a HogQL query's result, every page of it (see PostHog.export_query)."""
-        if not isinstance(hogql, str) or not hogql.strip():
-            raise ConfigurationError("export_query() needs a HogQL SELECT statement as a string.")
+        hogql_text(hogql, "export_query")
         target = resolve_target(path, format, partition_by)
         options = self._conn.frame_options
 

@@ -21,12 +21,12 @@ from typing import Any
 
 import pandas as pd
 
+from posthog_pandas._checks import hogql_text
 from posthog_pandas._core import Connection
 from posthog_pandas._dates import hogql_literal, iso
 from posthog_pandas._gc import paused_gc
 from posthog_pandas._polling import await_completion, cancelled_on_interrupt, incomplete_status
 from posthog_pandas.exceptions import (
-    ConfigurationError,
     ResponseFormatError,
     TruncationError,
 )
@@ -81,8 +81,7 @@ class QueryRunner:
         dtype_backend: str | None = None,
     ) -> pd.DataFrame:
         """Every row of a HogQL query as one typed DataFrame (see PostHog.query)."""
-        if not isinstance(hogql, str) or not hogql.strip():
-            raise ConfigurationError("query() needs a HogQL SELECT statement as a string.")
+        hogql_text(hogql, "query")
         with paused_gc():  # see _gc: the collector would re-scan every row many times
             try:
                 pages = list(self.pages(hogql, values, cache=cache, refresh=refresh, name=name))

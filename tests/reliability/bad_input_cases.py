@@ -24,7 +24,7 @@ import requests_mock
 import posthog_pandas as php
 from posthog_pandas import export
 from posthog_pandas.cache import SQLiteStorage
-from posthog_pandas.dask import read_events
+from posthog_pandas.dask import read_events, read_hogql
 from posthog_pandas.server import ApiKey, Faults, LocalPostHog
 
 LIMITED = ApiKey("phx_limited_scope_" + "l" * 28, scopes=("user:read", "cohort:read"))
@@ -463,6 +463,26 @@ CASES: list[Case] = [
         "partition='1min' cuts [after, before) into 527,040 partitions, each at least one "
         "PostHog query: more than the 2,400 queries an hour PostHog answers a team. Use a "
         "longer partition, such as partition='6h', or pass max_partitions=None to read them all.",
+    ),
+    Case(
+        "dask-hogql-values-set-the-window", "filters",
+        "`read_hogql(..., values={'after': '2024-01-01'})` (posthog_pandas.dask)",
+        lambda env: read_hogql(
+            "select count() from events where timestamp >= toDateTime64({after}, 6, 'UTC') "
+            "and timestamp < toDateTime64({before}, 6, 'UTC')",
+            after="2024-01-01", before="2024-01-05", values={"after": "2024-01-01"},
+            ph=env.connect(),
+        ),
+        php.ConfigurationError,
+        "read_hogql binds {after} and {before} to each partition's window itself; values "
+        "cannot set after. Give the range as read_hogql(..., after=..., before=...) and name "
+        "other values differently.",
+    ),
+    Case(
+        "dask-hogql-not-text", "filters", "`read_hogql(5, ...)` (posthog_pandas.dask)",
+        lambda env: read_hogql(5, after="2024-01-01", before="2024-01-05", ph=env.connect()),
+        php.ConfigurationError,
+        "read_hogql() needs a HogQL SELECT statement as a string.",
     ),
     Case(
         "limit-zero", "filters", "`ph.events(limit=0)`",
