@@ -40,7 +40,10 @@ WIDGET_SCRIPTS = re.compile(
 
 
 def notebook_paths() -> list[Path]:
-    return sorted(NOTEBOOKS.glob("*.ipynb"))
+    """The quickstart first, where a newcomer starts; the others by file name."""
+    return sorted(
+        NOTEBOOKS.glob("*.ipynb"), key=lambda path: (path.stem != "quickstart", path.name)
+    )
 
 
 def title(path: Path) -> str:
