@@ -267,7 +267,8 @@ def read_hogql(
                 "partition's window (UTC text): ... where timestamp >= toDateTime64({after}, 6, "
                 "'UTC') and timestamp < toDateTime64({before}, 6, 'UTC')"
             )
-    bound_by_windows = sorted({"after", "before"} & set(values or {}))
+    given = dict(values or {})
+    bound_by_windows = sorted({"after", "before"} & set(given))
     if bound_by_windows:
         raise ConfigurationError(
             f"read_hogql binds {{after}} and {{before}} to each partition's window itself; "
@@ -276,7 +277,7 @@ def read_hogql(
         )
     windows = time_windows(after, before, partition, max_partitions)
     ph = ph or _driver_connection()
-    extra = tuple(sorted((values or {}).items()))
+    extra = tuple(sorted(given.items()))
     empty = (windows[0][0], windows[0][0])
     meta = ph.query(hogql, {**dict(extra), **_window_values(empty)}).iloc[:0]
     reader = HogQLWindow(Source.of(ph), hogql, extra, meta)

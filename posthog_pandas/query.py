@@ -33,9 +33,8 @@ from posthog_pandas.exceptions import (
 from posthog_pandas.frames import FrameOptions, hogql_to_frame
 
 MAX_PAGE_ROWS = 50_000  # PostHog's MAX_SELECT_RETURNED_ROWS: any LIMIT above is lowered to it
-QUERIES_PER_HOUR = (
-    2_400  # PostHog's APIQueriesSustainedThrottle on /query/ (docs/posthog-compat.md)
-)
+# PostHog's APIQueriesSustainedThrottle on /query/ (docs/posthog-compat.md, rate.limits)
+QUERIES_PER_HOUR = 2_400
 FORCE_BLOCKING = "force_blocking"  # QueryRequest.refresh: compute even if PostHog has it cached
 ASYNC = "async"  # run in the background unless PostHog has a fresh answer cached
 FORCE_ASYNC = "force_async"  # run in the background even if PostHog has it cached
